@@ -1,0 +1,193 @@
+"""Accuracy benchmark: One-for-All vs DLinear, trained and scored in the same run on the same windows.
+
+    python bench/accuracy.py                       # reduced protocol, 5 datasets, horizon 96 (~1 h, 2 cores)
+    python bench/accuracy.py --full                # published protocol (seq_len 336 ETTh / 512 others, 10 epochs)
+    python bench/accuracy.py --datasets ETTh1 --models ofa,ofa-paper,dlinear --out bench/results/x.json
+
+Reduced protocol: at most REDUCED_TRAIN_WINDOWS evenly spaced training window starts (all channels of
+each), REDUCED_EPOCHS epochs, validation on at most REDUCED_VAL_SERIES evenly spaced series, bf16
+autocast for training only; scoring is always fp32 on every window of the standard test split.
+Records: {"dataset", "horizon", "model", "protocol", "mse", "mae", "train_seconds", "trainable_params"}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))  # run from a checkout too
+
+from ofa.checkpoint import atomic_write_json  # noqa: E402
+from ofa.data import load_series, make_splits  # noqa: E402
+from ofa.evaluate import predict_windows_torch, scores  # noqa: E402
+from ofa.model import ModelConfig, parameter_counts  # noqa: E402
+from ofa.train import PRESETS, TrainConfig, train  # noqa: E402
+
+DATA = os.environ.get("OFA_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+DATASETS = {"ETTh1": "ETT/ETTh1.csv", "ETTh2": "ETT/ETTh2.csv", "ETTm1": "ETT/ETTm1.csv",
+            "ETTm2": "ETT/ETTm2.csv", "Weather": "weather/weather.csv"}
+REDUCED_TRAIN_WINDOWS = 2000
+REDUCED_EPOCHS = 3
+REDUCED_VAL_SERIES = 4096
+
+# One-for-All variants: model-config overrides on top of a preset. "ofa" is the default preset.
+VARIANTS = {
+    "ofa": dict(preset="default"),
+    "ofa-paper": dict(preset="paper"),
+    "ofa-lora-zero": dict(preset="paper", head_base="zero"),
+    "ofa-b256": dict(preset="default", batch_size=256),
+    "ofa-lr3e-3": dict(preset="default", lr=3e-3),
+    "ofa-nodrop": dict(preset="default", backbone_dropout=False),
+    "ofa-3blocks": dict(preset="default", layers=3),
+    "ofa-fp32": dict(preset="default", precision="fp32"),
+}
+TRAIN_KEYS = ("lr", "precision", "batch_size")  # variant keys that belong to TrainConfig
+
+
+# ---- DLinear (Zeng et al. 2023): moving-average decomposition + two shared linear maps ----
+class DLinear(nn.Module):
+    def __init__(self, seq_len: int, horizon: int, kernel: int = 25):
+        super().__init__()
+        self.kernel = kernel
+        self.seasonal = nn.Linear(seq_len, horizon)
+        self.trend = nn.Linear(seq_len, horizon)
+        for layer in (self.seasonal, self.trend):  # the reference initialises both to a plain average
+            nn.init.constant_(layer.weight, 1.0 / seq_len)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (S, L) -> (S, H); replicate-padded moving average as in the reference code."""
+        pad = (self.kernel - 1) // 2
+        padded = torch.cat([x[:, :1].expand(-1, pad), x, x[:, -1:].expand(-1, pad)], dim=1)
+        trend = padded.unfold(1, self.kernel, 1).mean(-1)
+        return self.seasonal(x - trend) + self.trend(trend)
+
+
+def train_dlinear(splits, seq_len: int, horizon: int, epochs: int, seed: int, lr: float = 5e-3,
+                  batch: int = 256, patience: int = 3) -> tuple[nn.Module, float]:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = DLinear(seq_len, horizon)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    total = math.ceil(len(splits.train) / batch) * epochs
+    step, best, bad, best_state = 0, math.inf, 0, None
+    vx, vy = splits.val.batch(np.arange(len(splits.val))[:: max(1, len(splits.val) // REDUCED_VAL_SERIES)])
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        order = rng.permutation(len(splits.train))
+        for start in range(0, len(order), batch):
+            x, y = splits.train.batch(order[start:start + batch])
+            for g in opt.param_groups:
+                g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            loss = nn.functional.mse_loss(model(torch.from_numpy(x)), torch.from_numpy(y))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+        with torch.no_grad():
+            val = nn.functional.mse_loss(model(torch.from_numpy(vx)), torch.from_numpy(vy)).item()
+        if val < best:
+            best, bad, best_state = val, 0, {k: v.clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    model.load_state_dict(best_state)
+    return model, time.perf_counter() - t0
+
+
+def score_dlinear(model, splits, test_every: int = 1) -> dict:
+    x, y = splits.test.windows()  # (W, L, C)
+    x, y = x[::test_every], y[::test_every]
+    w, length, c = x.shape
+    with torch.no_grad():
+        flat = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1).reshape(w * c, length)))
+        pred = model(flat).numpy().reshape(w, c, -1).transpose(0, 2, 1)
+    return scores(pred, y)
+
+
+def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: int, workdir: str,
+            test_every: int = 1) -> dict:
+    from ofa import checkpoint
+
+    spec = dict(VARIANTS[name])
+    preset = PRESETS[spec.pop("preset")]
+    train_over = {k: spec.pop(k) for k in TRAIN_KEYS if k in spec}
+    mc = ModelConfig(seq_len=seq_len, horizon=horizon, train=preset["train"], head_base=preset["head_base"], **spec)
+    tc = TrainConfig(epochs=10 if full else REDUCED_EPOCHS, lr=preset["lr"], batch_size=preset["batch_size"],
+                     seed=seed, precision="fp32" if full else "bf16",
+                     max_train_windows=0 if full else REDUCED_TRAIN_WINDOWS,
+                     max_val_series=0 if full else REDUCED_VAL_SERIES, progress=False)
+    for key, value in train_over.items():
+        setattr(tc, key, value)
+    out = os.path.join(workdir, f"{os.path.basename(path)}-{horizon}-{name}")
+    meta = train(path, out, mc, tc, log=lambda s: print("   ", s, flush=True))
+    model, _ = checkpoint.load(out)
+    series = load_series(path)
+    splits = make_splits(series, seq_len, horizon)
+    x, y = splits.test.windows()
+    x, y = x[::test_every], y[::test_every]
+    result = scores(predict_windows_torch(model, x), y)
+    return result | {"train_seconds": meta["train_seconds"], "trainable_params": meta["sizes"]["trainable_params"],
+                     "epochs_run": len(meta["history"])}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true", help="published protocol instead of the reduced one")
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--models", default="ofa,ofa-paper,dlinear", help=f"dlinear and any of {', '.join(VARIANTS)}")
+    ap.add_argument("--horizon", type=int, default=96)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "accuracy.json"))
+    ap.add_argument("--workdir", default=os.path.join("runs", "bench"))
+    ap.add_argument("--screen", type=int, default=1, metavar="K",
+                    help="score every K-th test window only (quick screening of variants; not a published figure)")
+    args = ap.parse_args(argv)
+    protocol = ("full" if args.full else "reduced") + (f"-screen{args.screen}" if args.screen > 1 else "")
+    records = []
+    started = time.time()
+    for ds in args.datasets.split(","):
+        path = os.path.join(DATA, DATASETS[ds])
+        if not os.path.isfile(path):
+            print(f"skip {ds}: {path} not found (set OFA_DATA)")
+            continue
+        seq_len = (336 if ds.startswith("ETTh") else 512) if args.full else 336
+        for name in args.models.split(","):
+            t0 = time.time()
+            print(f"== {ds} h{args.horizon} {name} ({protocol})", flush=True)
+            if name == "dlinear":
+                splits = make_splits(load_series(path), seq_len, args.horizon)
+                if not args.full:
+                    every = math.ceil(len(splits.train.starts) / REDUCED_TRAIN_WINDOWS)
+                    splits = make_splits(load_series(path), seq_len, args.horizon, train_every=every)
+                model, seconds = train_dlinear(splits, seq_len, args.horizon, 10 if args.full else REDUCED_EPOCHS,
+                                               args.seed)
+                rec = score_dlinear(model, splits, args.screen) | {"train_seconds": seconds,
+                                                      "trainable_params": parameter_counts(model)["trainable_params"]}
+            else:
+                rec = run_ofa(name, path, args.horizon, seq_len, args.full, args.seed, args.workdir, args.screen)
+            rec = {"dataset": ds, "horizon": args.horizon, "model": name, "protocol": protocol, **rec,
+                   "seq_len": seq_len, "wall_seconds": time.time() - t0}
+            print(f"   mse {rec['mse']:.4f}  mae {rec['mae']:.4f}  train {rec['train_seconds']:.0f} s  "
+                  f"params {rec['trainable_params']:,}", flush=True)
+            records.append(rec)
+            atomic_write_json(args.out, records)  # after every record: a long run keeps what it finished
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    print(f"\n{'dataset':8} {'model':14} {'mse':>7} {'mae':>7}   ({protocol} protocol, {machine}, "
+          f"{(time.time() - started) / 60:.0f} min)")
+    for r in records:
+        print(f"{r['dataset']:8} {r['model']:14} {r['mse']:7.4f} {r['mae']:7.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+// Forward pass: tiles of series through patch embedding, the transformer
+// stack and the linear head, all inside the caller's arena.
+#include <stdint.h>
+
+#include "kernels/core_kernels.h"
+#include "ofa/ofa.h"
+#include "planner.h"
+
+namespace {
+
+struct Tile {
+  const ofa_model* m;
+  const ofa_kernels* k;
+  const ofa_arena_plan* plan;
+  float* base;
+  int32_t n_series;  // series in this tile
+  int32_t n_tokens;  // N
+  float* at(size_t off) const { return base + off; }
+};
+
+// C = A W^T + bias (+C when accumulate); the GEMM packing scratch is shared.
+void linear(const Tile& t, int32_t rows, const float* a, int32_t k,
+            const float* w, const float* bias, float* c, int32_t n,
+            int32_t accumulate) {
+  const ofa_gemm_dims dims = {rows, n, k, k, k, n, accumulate};
+  t.k->gemm(&dims, a, w, bias, c, t.at(t.plan->gemm_scratch));
+}
+
+void layer_norm(const Tile& t, int32_t rows, const float* x, const float* w,
+                const float* b, float* y) {
+  const ofa_config& c = t.m->config;
+  const ofa_layer_norm_dims dims = {rows, c.d_model, c.d_model, c.ln_eps};
+  t.k->layer_norm(&dims, x, w, b, y);
+}
+
+void attention(const Tile& t, const float* qkv, float* out) {
+  const ofa_config& c = t.m->config;
+  const ofa_attention_dims ad = {t.n_tokens, c.n_heads, c.d_model / c.n_heads,
+                                 c.layout == OFA_LAYOUT_GPT2};
+  const size_t series_qkv = (size_t)t.n_tokens * 3 * c.d_model;
+  const size_t series_out = (size_t)t.n_tokens * c.d_model;
+  for (int32_t s = 0; s < t.n_series; ++s) {
+    ofa_attention(t.k, &ad, qkv + s * series_qkv, out + s * series_out,
+                  t.at(t.plan->scores), t.at(t.plan->v_t),
+                  t.at(t.plan->gemm_scratch));
+  }
+}
+
+void feed_forward(const Tile& t, int32_t rows, const ofa_layer_weights& l,
+                  const float* x, float* hidden, float* residual) {
+  const ofa_config& c = t.m->config;
+  linear(t, rows, x, c.d_model, l.ff_in_w, l.ff_in_b, hidden, c.d_ff, 0);
+  t.k->gelu(hidden, (size_t)rows * c.d_ff, c.gelu);
+  linear(t, rows, hidden, c.d_ff, l.ff_out_w, l.ff_out_b, residual, c.d_model, 1);
+}
+
+// BERT: h = LN1(h + Attn(h)); h = LN2(h + FF(h)).
+// GPT-2: h = h + Attn(LN1(h)); h = h + FF(LN2(h)).
+// Residual adds are fused into the output GEMMs (accumulate into h).
+void transformer_layer(const Tile& t, const ofa_layer_weights& l) {
+  const ofa_config& c = t.m->config;
+  const int32_t rows = t.n_series * t.n_tokens;
+  const int32_t d = c.d_model;
+  float* h = t.at(t.plan->hidden);
+  float* normed = t.at(t.plan->normed);
+  float* wide = t.at(t.plan->wide);
+  const bool pre_ln = c.layout == OFA_LAYOUT_GPT2;
+
+  const float* attn_in = h;
+  if (pre_ln) {
+    layer_norm(t, rows, h, l.ln1_w, l.ln1_b, normed);
+    attn_in = normed;
+  }
+  linear(t, rows, attn_in, d, l.attn_qkv_w, l.attn_qkv_b, wide, 3 * d, 0);
+  attention(t, wide, normed);
+  linear(t, rows, normed, d, l.attn_out_w, l.attn_out_b, h, d, 1);
+  if (pre_ln) {
+    layer_norm(t, rows, h, l.ln2_w, l.ln2_b, normed);
+    feed_forward(t, rows, l, normed, wide, h);
+  } else {
+    layer_norm(t, rows, h, l.ln1_w, l.ln1_b, h);
+    feed_forward(t, rows, l, h, wide, h);
+    layer_norm(t, rows, h, l.ln2_w, l.ln2_b, h);
+  }
+}
+
+void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
+  const ofa_model& m = *t.m;
+  const ofa_config& c = m.config;
+  const int32_t n = t.n_tokens, d = c.d_model, C = c.n_channels;
+  const int32_t rows = t.n_series * n;
+  float* h = t.at(t.plan->hidden);
+  float* wide = t.at(t.plan->wide);
+  float* mu = t.at(t.plan->stats);
+  float* sd = mu + t.n_series;
+
+  const ofa_series_dims sdims = {c.seq_len, C, c.patch_len, c.stride, n, c.revin_eps};
+  for (int32_t s = 0; s < t.n_series; ++s) {
+    const int32_t g = first_series + s;
+    const int32_t b = g / C, ch = g % C;
+    ofa_series_to_patches(&sdims, x + (size_t)b * c.seq_len * C + ch,
+                          m.scaler_mean[ch], m.scaler_std[ch],
+                          wide + (size_t)s * n * c.patch_len, &mu[s], &sd[s]);
+  }
+  linear(t, rows, wide, c.patch_len, m.in_w, m.in_b, h, d, 0);
+  for (int32_t r = 0; r < rows; ++r) {
+    const float* p = m.pos + (size_t)(r % n) * d;
+    float* hr = h + (size_t)r * d;
+    for (int32_t j = 0; j < d; ++j) hr[j] += p[j];
+  }
+  if (c.layout == OFA_LAYOUT_BERT) layer_norm(t, rows, h, m.emb_ln_w, m.emb_ln_b, h);
+  for (int32_t i = 0; i < c.n_layers; ++i) transformer_layer(t, m.layers[i]);
+  const float* final_h = h;
+  if (c.layout == OFA_LAYOUT_GPT2) {
+    float* normed = t.at(t.plan->normed);
+    layer_norm(t, rows, h, m.final_ln_w, m.final_ln_b, normed);
+    final_h = normed;
+  }
+
+  // Head: each series' (N, d) block is already its flattened row of N*d.
+  const int32_t flat = n * d, H = c.horizon;
+  float* yh = t.at(t.plan->head_out);
+  const ofa_gemm_dims shape = {t.n_series, 0, flat, flat, flat, 0, 0};
+  if (c.head_rank == 0) {
+    ofa_gemm_dims dims = shape;
+    dims.n = H;
+    dims.ldc = H;
+    t.k->gemm(&dims, final_h, m.head_w, m.head_bias, yh, t.at(t.plan->gemm_scratch));
+  } else {
+    float* low = t.at(t.plan->head_low);
+    ofa_gemm_dims dims = shape;
+    dims.n = c.head_rank;
+    dims.ldc = c.head_rank;
+    t.k->gemm(&dims, final_h, m.head_a, nullptr, low, t.at(t.plan->gemm_scratch));
+    linear(t, t.n_series, low, c.head_rank, m.head_b_lr, m.head_bias, yh, H, 0);
+  }
+
+  for (int32_t s = 0; s < t.n_series; ++s) {
+    const int32_t g = first_series + s;
+    const int32_t b = g / C, ch = g % C;
+    const float mean = m.scaler_mean[ch], std = m.scaler_std[ch];
+    for (int32_t k = 0; k < H; ++k) {
+      const float v = yh[(size_t)s * H + k] * sd[s] + mu[s];
+      y[((size_t)b * H + k) * C + ch] = v * std + mean;
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" ofa_status ofa_forward(const ofa_model* model, const ofa_kernels* kernels,
+                                  int32_t tile_series, const float* x, int32_t batch,
+                                  float* y, void* arena, size_t arena_bytes) {
+  if (!model || !x || !y || !arena) return OFA_ERR_NULL_ARG;
+  const ofa_status vs = ofa_validate_model(model);
+  if (vs != OFA_OK) return vs;
+  if (batch <= 0 || tile_series <= 0) return OFA_ERR_BAD_BATCH;
+  const ofa_config& c = model->config;
+  if ((int64_t)batch * c.n_channels > INT32_MAX) return OFA_ERR_BAD_BATCH;
+  ofa_arena_plan plan;
+  const ofa_status ps = ofa_plan_arena(&c, tile_series, &plan);
+  if (ps != OFA_OK) return ps;
+  if (arena_bytes < plan.total_floats * sizeof(float)) return OFA_ERR_ARENA_TOO_SMALL;
+  if ((uintptr_t)arena % OFA_ARENA_ALIGN != 0) return OFA_ERR_ARENA_MISALIGNED;
+
+  Tile t;
+  t.m = model;
+  t.k = kernels ? kernels : &ofa_kernels_scalar;
+  t.plan = &plan;
+  t.base = static_cast<float*>(arena);
+  t.n_tokens = ofa_n_patches(&c);
+  const int32_t total = batch * c.n_channels;
+  for (int32_t g = 0; g < total; g += tile_series) {
+    t.n_series = total - g < tile_series ? total - g : tile_series;
+    run_tile(t, x, g, y);
+  }
+  return OFA_OK;
+}

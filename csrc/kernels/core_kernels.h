@@ -1,0 +1,38 @@
+// ISA-independent kernels the engine composes (they call the ISA-specific
+// ofa_kernels table for their inner GEMM/softmax work).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ofa/ofa_kernels.h"
+
+struct ofa_series_dims {
+  int32_t seq_len;    // L
+  int32_t x_stride;   // floats between consecutive time steps (C)
+  int32_t patch_len;  // P
+  int32_t stride;     // S
+  int32_t n_patches;  // N
+  float revin_eps;
+};
+
+// Scales one series, instance-normalises it and writes its (N, P) patches
+// (replication padded at the end). Returns the instance mean/std in *mu/*sd.
+void ofa_series_to_patches(const ofa_series_dims* d, const float* x,
+                           float scaler_mean, float scaler_std, float* patches,
+                           float* mu, float* sd);
+
+struct ofa_attention_dims {
+  int32_t n_tokens;
+  int32_t n_heads;
+  int32_t head_dim;
+  int32_t causal;
+};
+
+// One series: qkv (n_tokens, 3d) rows [q | k | v] -> out (n_tokens, d).
+// scores: n_tokens^2 floats, v_t: head_dim * n_tokens floats,
+// gemm_scratch: ofa_attention_gemm_scratch_floats(dims) floats.
+void ofa_attention(const ofa_kernels* kern, const ofa_attention_dims* d,
+                   const float* qkv, float* out, float* scores, float* v_t,
+                   float* gemm_scratch);
+
+size_t ofa_attention_gemm_scratch_floats(const ofa_attention_dims* d);

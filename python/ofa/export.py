@@ -1,0 +1,134 @@
+"""Export a checkpoint as one model file for the C++ engine: low-rank updates merged, layouts unified.
+
+The file is safetensors: float32 tensors named as the engine expects (see csrc/ofa/ofa.h) plus string
+metadata (format version, block layout, lengths, scaler, checksum). Merging uses PEFT's own
+merge_and_unload, so the file computes exactly what the adapters compute:
+- position table: the N rows the model uses, with scaling * (B @ A) added;
+- output layer: stored dense (base + update) or, when its frozen base is zero and r*(N*d + H) is
+  smaller than H*N*d, factored as head.a = A (r, N*d) and head.b = scaling * B (H, r);
+- BERT's token-type row 0 (added to every token) is folded into the input-layer bias;
+- GPT-2's Conv1D weights are transposed to the (out, in) layout of every other linear layer.
+"""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import torch
+
+from . import checkpoint
+from .backbone import BERT
+from .errors import OfaError
+from .model import REVIN_EPS, base_of
+from .modelfile import FORMAT, FORMAT_VERSION, checksum
+
+GELU_KINDS = {"gelu": "erf", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh"}
+
+
+def as_np(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().to(torch.float32).cpu().numpy())
+
+
+def block_tensors(layout: str, block, prefix: str) -> dict[str, torch.Tensor]:
+    """One frozen block in the engine's names, every weight (out, in)."""
+    if layout == BERT:
+        att = block.attention
+        return {
+            f"{prefix}.attn_qkv.weight": torch.cat([att.self.query.weight, att.self.key.weight, att.self.value.weight]),
+            f"{prefix}.attn_qkv.bias": torch.cat([att.self.query.bias, att.self.key.bias, att.self.value.bias]),
+            f"{prefix}.attn_out.weight": att.output.dense.weight, f"{prefix}.attn_out.bias": att.output.dense.bias,
+            f"{prefix}.ln1.weight": att.output.LayerNorm.weight, f"{prefix}.ln1.bias": att.output.LayerNorm.bias,
+            f"{prefix}.ff_in.weight": block.intermediate.dense.weight, f"{prefix}.ff_in.bias": block.intermediate.dense.bias,
+            f"{prefix}.ff_out.weight": block.output.dense.weight, f"{prefix}.ff_out.bias": block.output.dense.bias,
+            f"{prefix}.ln2.weight": block.output.LayerNorm.weight, f"{prefix}.ln2.bias": block.output.LayerNorm.bias,
+        }
+    return {  # GPT-2 Conv1D stores (in, out): transpose
+        f"{prefix}.attn_qkv.weight": block.attn.c_attn.weight.T, f"{prefix}.attn_qkv.bias": block.attn.c_attn.bias,
+        f"{prefix}.attn_out.weight": block.attn.c_proj.weight.T, f"{prefix}.attn_out.bias": block.attn.c_proj.bias,
+        f"{prefix}.ln1.weight": block.ln_1.weight, f"{prefix}.ln1.bias": block.ln_1.bias,
+        f"{prefix}.ff_in.weight": block.mlp.c_fc.weight.T, f"{prefix}.ff_in.bias": block.mlp.c_fc.bias,
+        f"{prefix}.ff_out.weight": block.mlp.c_proj.weight.T, f"{prefix}.ff_out.bias": block.mlp.c_proj.bias,
+        f"{prefix}.ln2.weight": block.ln_2.weight, f"{prefix}.ln2.bias": block.ln_2.bias,
+    }
+
+
+def model_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(tensors, metadata) of the exported model, from a loaded PEFT model and its checkpoint meta."""
+    peft_model = model
+    base = base_of(peft_model)
+    cfg = base.cfg
+    n = base.n_patches
+    # Factored head: read the adapter before merging (merging folds it into the dense weight).
+    head = base.out_layer
+    rank = cfg.rank
+    head_base_zero = bool(torch.count_nonzero(head.base_layer.weight) == 0)
+    d = base.backbone.config.hidden_size
+    factored = head_base_zero and rank * (n * d + cfg.horizon) < cfg.horizon * n * d
+    tensors: dict[str, torch.Tensor] = {}
+    if factored:
+        tensors["head.a"] = head.lora_A["default"].weight
+        tensors["head.b"] = head.lora_B["default"].weight * head.scaling["default"]
+        tensors["head.bias"] = head.base_layer.bias
+    merged = copy.deepcopy(peft_model).merge_and_unload()
+    bb = merged.backbone
+    bcfg = bb.config
+    act = getattr(bcfg, "hidden_act", None) or getattr(bcfg, "activation_function", None)
+    if act not in GELU_KINDS:
+        raise OfaError(f"backbone activation {act!r} is not supported by the engine (gelu, gelu_new)")
+    if base.layout == BERT:
+        emb = bb.embeddings
+        tensors["pos"] = emb.position_embeddings.weight[:n]
+        tensors["in_layer.weight"] = merged.in_layer.weight
+        tensors["in_layer.bias"] = merged.in_layer.bias + emb.token_type_embeddings.weight[0]
+        tensors["emb_ln.weight"], tensors["emb_ln.bias"] = emb.LayerNorm.weight, emb.LayerNorm.bias
+        blocks, ln_eps, n_heads = bb.encoder.layer, bcfg.layer_norm_eps, bcfg.num_attention_heads
+        d_ff = bcfg.intermediate_size
+    else:
+        tensors["pos"] = bb.wpe.weight[:n]
+        tensors["in_layer.weight"], tensors["in_layer.bias"] = merged.in_layer.weight, merged.in_layer.bias
+        tensors["final_ln.weight"], tensors["final_ln.bias"] = bb.ln_f.weight, bb.ln_f.bias
+        blocks, ln_eps, n_heads = bb.h, bcfg.layer_norm_epsilon, bcfg.n_head
+        d_ff = bcfg.n_inner or 4 * d
+    for i, block in enumerate(blocks):
+        tensors.update(block_tensors(base.layout, block, f"blocks.{i}"))
+    if not factored:
+        tensors["head.weight"], tensors["head.bias"] = merged.out_layer.weight, merged.out_layer.bias
+    scaler = checkpoint.scaler_from(meta)
+    arrays = {k: as_np(v) for k, v in tensors.items()}
+    arrays["scaler.mean"], arrays["scaler.std"] = scaler.mean.astype(np.float32), scaler.std.astype(np.float32)
+    for name, arr in arrays.items():
+        if not np.isfinite(arr).all():
+            raise OfaError(f"checkpoint has non-finite values in {name}; refusing to export")
+    config = {
+        "layout": base.layout, "d_model": d, "n_heads": n_heads, "d_ff": d_ff, "n_layers": len(blocks),
+        "seq_len": cfg.seq_len, "patch_len": cfg.patch, "stride": cfg.stride, "n_patches": n, "horizon": cfg.horizon,
+        "n_channels": len(scaler.mean), "head_rank": rank if factored else 0, "gelu": GELU_KINDS[act],
+        "ln_eps": float(ln_eps), "revin_eps": REVIN_EPS,
+    }
+    metadata = {
+        "format": FORMAT, "format_version": str(FORMAT_VERSION), "dtype": "fp32",
+        "config": json.dumps(config), "backbone": cfg.backbone,
+        "channels": json.dumps(meta["data"]["channels"]), "target": json.dumps(meta["data"].get("target")),
+        "dataset": meta["data"].get("name", ""), "model": json.dumps(cfg.to_dict()),
+    }
+    metadata["checksum"] = checksum(arrays, metadata)
+    return arrays, metadata
+
+
+def export(checkpoint_dir: str, out: str) -> dict:
+    """Write `out` atomically from a checkpoint; returns {"bytes", "head", "tensors"}."""
+    from safetensors.numpy import save_file
+
+    if not out or out.endswith("/"):
+        raise OfaError(f"--out must name a file, got {out!r}")
+    model, meta = checkpoint.load(checkpoint_dir)
+    arrays, metadata = model_arrays(model, meta)
+    try:
+        checkpoint.atomic_write(out, lambda tmp: save_file(arrays, tmp, metadata=metadata))
+    except OSError as exc:
+        raise OfaError(f"cannot write {out}: {exc.strerror or exc}") from None
+    import os
+
+    head = "factored rank %d" % json.loads(metadata["config"])["head_rank"] if "head.a" in arrays else "dense"
+    return {"bytes": os.path.getsize(out), "head": head, "tensors": len(arrays)}

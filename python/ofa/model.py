@@ -1,0 +1,156 @@
+"""The One-for-All forecaster: a frozen backbone between a patch embedding and a linear head.
+
+    x (B, L, C) -> instance norm -> replication pad + patches (N, P) -> in_layer -> + positions
+    -> first n_layers frozen blocks -> flatten (N*d) -> out_layer -> de-norm -> (B, H, C)
+
+Channels are independent: (B, L, C) is folded to B*C univariate series. Adapters are rsLoRA
+(PEFT) on the position table and the output layer; `ModelConfig.train` picks what else trains.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from . import backbone as backbones
+from .data import n_patches
+from .errors import OfaError
+
+REVIN_EPS = 1e-5
+TRAIN_MODES = ("lora", "lora+input")        # what trains besides nothing / the input layer
+HEAD_BASES = ("random", "zero")              # frozen base of the output layer
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "minilm"
+    layers: int | None = None     # None: all blocks of the backbone
+    seq_len: int = 336
+    horizon: int = 96
+    patch: int = 16
+    stride: int = 8
+    rank: int = 16
+    alpha: float = 16.0
+    lora_dropout: float = 0.01
+    train: str = "lora+input"
+    head_base: str = "zero"
+    backbone_dropout: bool = True  # keep the backbone's own dropout active while training (GPT4TS does)
+    extra: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        for label in ("seq_len", "horizon", "patch", "stride", "rank"):
+            value = getattr(self, label)
+            if not isinstance(value, int) or value <= 0:
+                raise OfaError(f"{label} must be a positive integer, got {value!r}")
+        if self.layers is not None and (not isinstance(self.layers, int) or self.layers <= 0):
+            raise OfaError(f"layers must be a positive integer, got {self.layers!r}")
+        if self.patch > self.seq_len:
+            raise OfaError(f"patch ({self.patch}) must not exceed seq_len ({self.seq_len})")
+        if self.train not in TRAIN_MODES:
+            raise OfaError(f"train mode must be one of {TRAIN_MODES}, got {self.train!r}")
+        if self.head_base not in HEAD_BASES:
+            raise OfaError(f"head base must be one of {HEAD_BASES}, got {self.head_base!r}")
+        if not self.alpha > 0:
+            raise OfaError(f"alpha must be positive, got {self.alpha}")
+
+    @property
+    def n_patches(self) -> int:
+        return n_patches(self.seq_len, self.patch, self.stride)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class OneForAll(nn.Module):
+    """The base model that PEFT wraps. Its own parameters: in_layer, out_layer; the rest is backbone."""
+
+    def __init__(self, cfg: ModelConfig, backbone: backbones.Backbone):
+        super().__init__()
+        cfg.check()
+        self.cfg = cfg
+        self.layout = backbone.layout
+        self.n_patches = cfg.n_patches
+        if self.n_patches > backbone.max_positions:
+            raise OfaError(f"{self.n_patches} patches exceed the {backbone.max_positions} positions of backbone "
+                           f"{cfg.backbone!r}; use a shorter --seq-len or a larger --stride")
+        d = backbone.d_model
+        self.backbone = backbone.model
+        self.in_layer = nn.Linear(cfg.patch, d)
+        self.out_layer = nn.Linear(d * self.n_patches, cfg.horizon)
+        if cfg.head_base == "zero":
+            nn.init.zeros_(self.out_layer.weight)
+            nn.init.zeros_(self.out_layer.bias)
+        self.register_buffer("position_ids", torch.arange(self.n_patches), persistent=False)
+
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(S, L) normalised series -> patch embeddings (S, N, d), plus the instance mean and std."""
+        mean = x.mean(dim=1, keepdim=True)
+        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + REVIN_EPS)
+        u = (x - mean) / std
+        u = torch.cat([u, u[:, -1:].expand(-1, self.cfg.stride)], dim=1)  # replication pad by one stride
+        patches = u.unfold(dimension=1, size=self.cfg.patch, step=self.cfg.stride)  # (S, N, P)
+        return self.in_layer(patches), mean, std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, L, C) in scaled units -> forecast (B, H, C) in the same units."""
+        batch, _, channels = x.shape
+        series = x.permute(0, 2, 1).reshape(batch * channels, -1)
+        tokens, mean, std = self.embed(series)
+        # The backbone adds its own position table (PEFT wraps it with the LoRA update) and, for BERT,
+        # the token-type row 0 and the embedding layer norm.
+        position_ids = self.position_ids.unsqueeze(0).expand(tokens.shape[0], -1)
+        hidden = self.backbone(inputs_embeds=tokens, position_ids=position_ids).last_hidden_state
+        forecast = self.out_layer(hidden.reshape(hidden.shape[0], -1))
+        forecast = forecast * std + mean
+        return forecast.reshape(batch, channels, -1).permute(0, 2, 1)
+
+
+def lora_config(cfg: ModelConfig, backbone: backbones.Backbone):
+    """Gaussian rank-stabilised LoRA on the position table and the output layer (the paper's setting)."""
+    from peft import LoraConfig
+
+    position_leaf = backbone.position_module.split(".")[-1]
+    return LoraConfig(
+        r=cfg.rank,
+        lora_alpha=cfg.alpha,
+        use_rslora=True,                 # scaling = alpha / sqrt(r)
+        init_lora_weights="gaussian",    # Linear: A ~ N(0, 1/r), B = 0; Embedding: A = 0, B ~ N(0, 1)
+        lora_dropout=cfg.lora_dropout,
+        target_modules=[position_leaf, "out_layer"],
+        modules_to_save=["in_layer"] if cfg.train == "lora+input" else None,
+    )
+
+
+def build(cfg: ModelConfig, seed: int = 0, backbone: backbones.Backbone | None = None):
+    """The PEFT-wrapped model with fresh adapters. Random initial values come from `seed`."""
+    import warnings
+
+    from peft import get_peft_model
+
+    cfg.check()
+    if backbone is None:
+        backbone = backbones.load(cfg.backbone, cfg.layers)
+    cfg.layers = len(backbone.blocks())
+    torch.manual_seed(seed)
+    base = OneForAll(cfg, backbone)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PEFT warns that embedding LoRA ignores dropout: intended
+        model = get_peft_model(base, lora_config(cfg, backbone))
+    if not cfg.backbone_dropout:
+        for module in base.backbone.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0
+    return model
+
+
+def base_of(model) -> OneForAll:
+    """The OneForAll inside a PEFT wrapper."""
+    return model.get_base_model()
+
+
+def parameter_counts(model) -> dict:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return {"trainable_params": trainable, "frozen_params": total - trainable,
+            "adapter_bytes": 4 * trainable}

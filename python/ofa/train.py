@@ -1,0 +1,203 @@
+"""Train the adapters: AdamW, per-step cosine schedule, early stopping on validation MSE.
+
+Only tensors PEFT marks trainable (LoRA, plus the input layer in "lora+input" mode) get gradients;
+the backbone is frozen. The best epoch's adapters are the checkpoint; resume.pt holds the loop
+state of the last finished epoch, so `resume=True` continues an interrupted run.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from . import backbone as backbones
+from . import checkpoint
+from .data import Splits, WindowSet, load_series, make_splits
+from .errors import OfaError
+from .evaluate import predict_windowset
+from .model import ModelConfig, base_of, build, parameter_counts
+
+PRESETS = {
+    # The paper's setting: only the LoRA tensors train; the output layer keeps a frozen random base.
+    "paper": dict(train="lora", head_base="random", lr=1e-3, batch_size=256),
+    # Our default (chosen by bench/accuracy.py, see README): the input layer trains too, zero head base.
+    "default": dict(train="lora+input", head_base="zero", lr=1e-3, batch_size=64),
+}
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 3
+    seed: int = 0
+    precision: str = "fp32"          # "bf16": autocast matmuls to bfloat16 (AMX / AVX512-BF16 CPUs)
+    max_train_windows: int = 0       # 0: all; else evenly spaced window starts (reduced protocol)
+    max_val_series: int = 0          # 0: all; else evenly spaced validation series
+    train_fraction: float = 1.0      # few-shot (TSLib percent rule)
+    threads: int = 0                 # 0: torch's default
+    progress: bool = True
+
+    def check(self) -> None:
+        for label in ("epochs", "batch_size"):
+            if not isinstance(getattr(self, label), int) or getattr(self, label) <= 0:
+                raise OfaError(f"{label} must be a positive integer, got {getattr(self, label)!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise OfaError(f"lr must be positive, got {self.lr}")
+        if self.precision not in ("fp32", "bf16"):
+            raise OfaError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.patience < 1:
+            raise OfaError(f"patience must be at least 1, got {self.patience}")
+
+
+def settings(train_config: dict) -> dict:
+    """The train settings that must match for a resume (progress bar and threads may differ)."""
+    return {k: v for k, v in train_config.items() if k not in ("progress", "threads")}
+
+
+def trainable_parameters(model) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def every_for(n_windows: int, cap: int) -> int:
+    return 1 if cap <= 0 or n_windows <= cap else math.ceil(n_windows / cap)
+
+
+def cosine_lr(base: float, step: int, total: int) -> float:
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def val_mse(model, windows: WindowSet, max_series: int, precision: str) -> float:
+    indices = np.arange(len(windows))
+    if max_series and len(indices) > max_series:
+        indices = indices[:: math.ceil(len(indices) / max_series)]
+    pred, truth = predict_windowset(model, windows, indices, precision=precision)
+    return float(np.mean((pred - truth) ** 2))
+
+
+def run_epoch(model, optimizer, windows: WindowSet, tc: TrainConfig, rng: np.random.Generator,
+              step: int, total_steps: int, epoch: int) -> tuple[float, int]:
+    from tqdm import tqdm
+
+    model.train()
+    order = rng.permutation(len(windows))
+    batches = range(0, len(order), tc.batch_size)
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not tc.progress, leave=False,
+               unit="batch", dynamic_ncols=True)
+    losses = []
+    for start in bar:
+        x, y = windows.batch(order[start:start + tc.batch_size])
+        x = torch.from_numpy(x).unsqueeze(-1)
+        y = torch.from_numpy(y).unsqueeze(-1)
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(tc.lr, step, total_steps)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=tc.precision == "bf16"):
+            pred = model(x)
+        loss = torch.nn.functional.mse_loss(pred.float(), y)
+        if not torch.isfinite(loss):
+            raise OfaError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1}; lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+    return float(np.mean(losses)), step
+
+
+def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: TrainConfig | None = None,
+          target: str | None = None, resume: bool = False, log=print, on_epoch=None) -> dict:
+    """Train on the train split of `data`, early-stop on its val split, write a checkpoint to `out`.
+
+    Returns the checkpoint's metadata (config, sizes, per-epoch history, best validation MSE).
+    `on_epoch(history_entry)` runs after each epoch's checkpoint and resume state are on disk.
+    """
+    mc = model_cfg or ModelConfig()
+    tc = train_cfg or TrainConfig()
+    mc.check()
+    tc.check()
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    series = load_series(data, target)
+    probe = make_splits(series, mc.seq_len, mc.horizon, tc.train_fraction)
+    every = every_for(len(probe.train.starts), tc.max_train_windows)
+    splits: Splits = make_splits(series, mc.seq_len, mc.horizon, tc.train_fraction, train_every=every)
+
+    backbone = backbones.load(mc.backbone, mc.layers)
+    fingerprint = backbones.fingerprint(backbone.model)  # before PEFT wraps the position table
+    model = build(mc, seed=tc.seed, backbone=backbone)
+    params = trainable_parameters(model)
+    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    counts = parameter_counts(model)
+    steps_per_epoch = math.ceil(len(splits.train) / tc.batch_size)
+    total_steps = steps_per_epoch * tc.epochs
+    rng = np.random.default_rng(tc.seed)
+    state = {"epoch": 0, "step": 0, "best_val": math.inf, "bad_epochs": 0, "history": [], "train_seconds": 0.0}
+    resume_path = os.path.join(out, "resume.pt")
+
+    if resume:
+        if not os.path.isfile(resume_path):
+            raise OfaError(f"--resume: no resume state in {out}")
+        saved = torch.load(resume_path, weights_only=False)
+        if saved["model_config"] != mc.to_dict() or settings(saved["train_config"]) != settings(asdict(tc)):
+            raise OfaError(f"--resume: {out} was started with different settings; start a new --out")
+        with torch.no_grad():
+            for p, v in zip(params, saved["trainable"]):
+                p.copy_(v)
+        optimizer.load_state_dict(saved["optimizer"])
+        rng.bit_generator.state = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        state = saved["state"]
+        log(f"resuming {out} after epoch {state['epoch']}")
+
+    meta = {
+        "model": mc.to_dict(),
+        "train": asdict(tc),
+        "data": {"path": data, "name": series.name, "channels": series.channels, "target": target,
+                 "train_windows_every": every, "train_series": len(splits.train)},
+        "scaler": {"mean": splits.scaler.mean.tolist(), "std": splits.scaler.std.tolist()},
+        "backbone_fingerprint": fingerprint,
+        "backbone_layout": backbone.layout,
+        "sizes": counts,
+    }
+    log(f"{mc.backbone} x{mc.layers} blocks, {mc.n_patches} patches, train={mc.train}, head base={mc.head_base}: "
+        f"{counts['trainable_params']:,} trainable / {counts['frozen_params']:,} frozen parameters, "
+        f"adapter {counts['adapter_bytes'] / 1024:.1f} KiB")
+    log(f"{len(splits.train):,} training series (every {every} window), {len(splits.val):,} validation series")
+
+    while state["epoch"] < tc.epochs and state["bad_epochs"] < tc.patience:
+        t0 = time.perf_counter()
+        loss, state["step"] = run_epoch(model, optimizer, splits.train, tc, rng, state["step"], total_steps,
+                                        state["epoch"])
+        seconds = time.perf_counter() - t0
+        val = val_mse(model, splits.val, tc.max_val_series, tc.precision)
+        state["train_seconds"] += seconds
+        state["epoch"] += 1
+        improved = val < state["best_val"]
+        state["history"].append({"epoch": state["epoch"], "train_mse": loss, "val_mse": val, "seconds": seconds})
+        log(f"epoch {state['epoch']}: train mse {loss:.4f}  val mse {val:.4f}  ({seconds:.0f} s)"
+            + ("  *" if improved else ""))
+        if improved:
+            state["best_val"], state["bad_epochs"] = val, 0
+            checkpoint.save(out, model, meta | {"best_val_mse": val, "history": state["history"],
+                                                "train_seconds": state["train_seconds"]})
+        else:
+            state["bad_epochs"] += 1
+        snapshot = {"model_config": mc.to_dict(), "train_config": asdict(tc), "state": state,
+                    "trainable": [p.detach().clone() for p in params], "optimizer": optimizer.state_dict(),
+                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
+        checkpoint.atomic_write(resume_path, lambda tmp: torch.save(snapshot, tmp))
+        if on_epoch is not None:
+            on_epoch(state["history"][-1])
+    # The best epoch's checkpoint records the final history too.
+    final = checkpoint.read_meta(out)
+    final.update({"history": state["history"], "train_seconds": state["train_seconds"]})
+    final.pop("format", None)
+    checkpoint.atomic_write_json(os.path.join(out, "ofa.json"), {"format": checkpoint.FORMAT, **final})
+    return final

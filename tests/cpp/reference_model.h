@@ -1,0 +1,182 @@
+// A small random ofa model (owning std::vector storage) and a naive
+// double-precision forward pass written straight from the spec.
+#pragma once
+#include <cmath>
+#include <vector>
+
+#include "test_util.h"
+
+struct TestModel {
+  ofa_config cfg{};
+  std::vector<std::vector<float>> store;
+  std::vector<ofa_layer_weights> layers;
+  ofa_model model{};
+
+  const float* make(size_t n, float lo, float hi) {
+    store.push_back(random_vec(n, (uint32_t)(1000 + store.size()), lo, hi));
+    return store.back().data();
+  }
+
+  explicit TestModel(const ofa_config& c) : cfg(c) {
+    store.reserve(64 + 16 * (size_t)c.n_layers);
+    const size_t d = c.d_model, f = c.d_ff, P = c.patch_len;
+    const size_t N = (size_t)ofa_n_patches(&c), H = c.horizon, r = c.head_rank;
+    const float wd = 1.f / std::sqrt((float)d);
+    model.config = c;
+    model.in_w = make(d * P, -0.5f, 0.5f);
+    model.in_b = make(d, -0.1f, 0.1f);
+    model.pos = make(N * d, -0.2f, 0.2f);
+    if (c.layout == OFA_LAYOUT_BERT) {
+      model.emb_ln_w = make(d, 0.8f, 1.2f);
+      model.emb_ln_b = make(d, -0.1f, 0.1f);
+    } else {
+      model.final_ln_w = make(d, 0.8f, 1.2f);
+      model.final_ln_b = make(d, -0.1f, 0.1f);
+    }
+    for (int i = 0; i < c.n_layers; ++i) {
+      ofa_layer_weights l{};
+      l.attn_qkv_w = make(3 * d * d, -wd, wd);
+      l.attn_qkv_b = make(3 * d, -0.1f, 0.1f);
+      l.attn_out_w = make(d * d, -wd, wd);
+      l.attn_out_b = make(d, -0.1f, 0.1f);
+      l.ln1_w = make(d, 0.8f, 1.2f);
+      l.ln1_b = make(d, -0.1f, 0.1f);
+      l.ln2_w = make(d, 0.8f, 1.2f);
+      l.ln2_b = make(d, -0.1f, 0.1f);
+      l.ff_in_w = make(f * d, -wd, wd);
+      l.ff_in_b = make(f, -0.1f, 0.1f);
+      l.ff_out_w = make(d * f, -1.f / std::sqrt((float)f), 1.f / std::sqrt((float)f));
+      l.ff_out_b = make(d, -0.1f, 0.1f);
+      layers.push_back(l);
+    }
+    model.layers = layers.data();
+    const float wh = 1.f / std::sqrt((float)(N * d));
+    if (r == 0) {
+      model.head_w = make(H * N * d, -wh, wh);
+    } else {
+      model.head_a = make(r * N * d, -wh, wh);
+      model.head_b_lr = make(H * r, -0.5f, 0.5f);
+    }
+    model.head_bias = make(H, -0.1f, 0.1f);
+    model.scaler_mean = make(c.n_channels, -2.f, 2.f);
+    model.scaler_std = make(c.n_channels, 0.5f, 3.f);
+  }
+};
+
+namespace refimpl {
+using Mat = std::vector<double>;  // row-major
+
+inline Mat linear(const Mat& x, int rows, int in, const float* w, const float* b, int out) {
+  Mat y((size_t)rows * out);
+  for (int i = 0; i < rows; ++i)
+    for (int o = 0; o < out; ++o) {
+      double s = b ? b[o] : 0.0;
+      for (int k = 0; k < in; ++k) s += x[(size_t)i * in + k] * w[(size_t)o * in + k];
+      y[(size_t)i * out + o] = s;
+    }
+  return y;
+}
+
+inline Mat layer_norm(const Mat& x, int rows, int d, const float* w, const float* b, double eps) {
+  Mat y(x.size());
+  for (int i = 0; i < rows; ++i) {
+    double m = 0, v = 0;
+    for (int j = 0; j < d; ++j) m += x[(size_t)i * d + j];
+    m /= d;
+    for (int j = 0; j < d; ++j) v += std::pow(x[(size_t)i * d + j] - m, 2);
+    v /= d;
+    for (int j = 0; j < d; ++j)
+      y[(size_t)i * d + j] = (x[(size_t)i * d + j] - m) / std::sqrt(v + eps) * w[j] + b[j];
+  }
+  return y;
+}
+
+inline Mat attention(const ofa_config& c, const ofa_layer_weights& l, const Mat& x, int n) {
+  const int d = c.d_model, hd = d / c.n_heads;
+  Mat qkv = linear(x, n, d, l.attn_qkv_w, l.attn_qkv_b, 3 * d);
+  Mat o((size_t)n * d, 0.0);
+  for (int h = 0; h < c.n_heads; ++h)
+    for (int i = 0; i < n; ++i) {
+      std::vector<double> s(n, -INFINITY);
+      const int used = c.layout == OFA_LAYOUT_GPT2 ? i + 1 : n;
+      double mx = -INFINITY, sum = 0;
+      for (int j = 0; j < used; ++j) {
+        double t = 0;
+        for (int e = 0; e < hd; ++e)
+          t += qkv[(size_t)i * 3 * d + h * hd + e] * qkv[(size_t)j * 3 * d + d + h * hd + e];
+        s[j] = t / std::sqrt((double)hd);
+        mx = std::max(mx, s[j]);
+      }
+      for (int j = 0; j < used; ++j) sum += (s[j] = std::exp(s[j] - mx));
+      for (int e = 0; e < hd; ++e) {
+        double t = 0;
+        for (int j = 0; j < used; ++j) t += s[j] / sum * qkv[(size_t)j * 3 * d + 2 * d + h * hd + e];
+        o[(size_t)i * d + h * hd + e] = t;
+      }
+    }
+  return linear(o, n, d, l.attn_out_w, l.attn_out_b, d);
+}
+
+inline Mat ff(const ofa_config& c, const ofa_layer_weights& l, const Mat& x, int n) {
+  Mat h = linear(x, n, c.d_model, l.ff_in_w, l.ff_in_b, c.d_ff);
+  for (double& v : h)
+    v = c.gelu == OFA_GELU_ERF
+            ? 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)))
+            : 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+  return linear(h, n, c.d_ff, l.ff_out_w, l.ff_out_b, c.d_model);
+}
+
+inline void add(Mat& a, const Mat& b) {
+  for (size_t i = 0; i < a.size(); ++i) a[i] += b[i];
+}
+
+// x: (B, L, C) -> (B, H, C)
+inline std::vector<double> forward(const ofa_model& m, const float* x, int batch) {
+  const ofa_config& c = m.config;
+  const int L = c.seq_len, C = c.n_channels, P = c.patch_len, S = c.stride;
+  const int N = ofa_n_patches(&c), d = c.d_model, H = c.horizon;
+  std::vector<double> y((size_t)batch * H * C);
+  for (int b = 0; b < batch; ++b)
+    for (int ch = 0; ch < C; ++ch) {
+      std::vector<double> z(L + S);
+      double mu = 0, var = 0;
+      for (int t = 0; t < L; ++t)
+        mu += (z[t] = (x[((size_t)b * L + t) * C + ch] - (double)m.scaler_mean[ch]) / m.scaler_std[ch]);
+      mu /= L;
+      for (int t = 0; t < L; ++t) var += (z[t] - mu) * (z[t] - mu);
+      var /= L;
+      const double sd = std::sqrt(var + c.revin_eps);
+      for (int t = 0; t < L; ++t) z[t] = (z[t] - mu) / sd;
+      for (int t = L; t < L + S; ++t) z[t] = z[L - 1];
+      Mat p((size_t)N * P);
+      for (int n = 0; n < N; ++n)
+        for (int i = 0; i < P; ++i) p[(size_t)n * P + i] = z[n * S + i];
+      Mat h = linear(p, N, P, m.in_w, m.in_b, d);
+      for (size_t i = 0; i < h.size(); ++i) h[i] += m.pos[i];
+      if (c.layout == OFA_LAYOUT_BERT) h = layer_norm(h, N, d, m.emb_ln_w, m.emb_ln_b, c.ln_eps);
+      for (int li = 0; li < c.n_layers; ++li) {
+        const ofa_layer_weights& l = m.layers[li];
+        if (c.layout == OFA_LAYOUT_BERT) {
+          add(h, attention(c, l, h, N));
+          h = layer_norm(h, N, d, l.ln1_w, l.ln1_b, c.ln_eps);
+          add(h, ff(c, l, h, N));
+          h = layer_norm(h, N, d, l.ln2_w, l.ln2_b, c.ln_eps);
+        } else {
+          add(h, attention(c, l, layer_norm(h, N, d, l.ln1_w, l.ln1_b, c.ln_eps), N));
+          add(h, ff(c, l, layer_norm(h, N, d, l.ln2_w, l.ln2_b, c.ln_eps), N));
+        }
+      }
+      if (c.layout == OFA_LAYOUT_GPT2) h = layer_norm(h, N, d, m.final_ln_w, m.final_ln_b, c.ln_eps);
+      Mat out;
+      if (c.head_rank == 0) {
+        out = linear(h, 1, N * d, m.head_w, m.head_bias, H);
+      } else {
+        Mat low = linear(h, 1, N * d, m.head_a, nullptr, c.head_rank);
+        out = linear(low, 1, c.head_rank, m.head_b_lr, m.head_bias, H);
+      }
+      for (int k = 0; k < H; ++k)
+        y[((size_t)b * H + k) * C + ch] = (out[k] * sd + mu) * m.scaler_std[ch] + m.scaler_mean[ch];
+    }
+  return y;
+}
+}  // namespace refimpl

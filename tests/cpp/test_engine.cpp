@@ -1,0 +1,210 @@
+// Engine-level tests: end-to-end vs the naive reference, arena exactness and
+// containment (guard bytes), and config/argument validation.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <tuple>
+
+#include "reference_model.h"
+
+namespace {
+
+ofa_config small_config(int layout, int head_rank) {
+  ofa_config c{};
+  c.layout = layout;
+  c.d_model = 20;
+  c.n_heads = 4;
+  c.d_ff = 36;
+  c.n_layers = 2;
+  c.seq_len = 23;
+  c.patch_len = 6;
+  c.stride = 4;  // N = 17/4 + 2 = 6
+  c.horizon = 7;
+  c.n_channels = 3;
+  c.head_rank = head_rank;
+  c.gelu = layout == OFA_LAYOUT_BERT ? OFA_GELU_ERF : OFA_GELU_TANH;
+  c.ln_eps = layout == OFA_LAYOUT_BERT ? 1e-12f : 1e-5f;
+  c.revin_eps = 1e-5f;
+  return c;
+}
+
+// Arena inside a larger buffer, with guard bytes on both sides.
+struct GuardedArena {
+  static constexpr size_t kGuard = 256;
+  static constexpr unsigned char kPattern = 0xA5;
+  std::vector<unsigned char> buf;
+  unsigned char* arena;
+  size_t bytes;
+  explicit GuardedArena(size_t n) : buf(n + 2 * kGuard + OFA_ARENA_ALIGN, kPattern), bytes(n) {
+    size_t off = kGuard;
+    while ((uintptr_t)(buf.data() + off) % OFA_ARENA_ALIGN) ++off;
+    arena = buf.data() + off;
+  }
+  bool guards_intact() const {
+    for (const unsigned char* p = buf.data(); p < arena; ++p)
+      if (*p != kPattern) return false;
+    for (const unsigned char* p = arena + bytes; p < buf.data() + buf.size(); ++p)
+      if (*p != kPattern) return false;
+    return true;
+  }
+  bool arena_untouched() const {
+    for (size_t i = 0; i < bytes; ++i)
+      if (arena[i] != kPattern) return false;
+    return true;
+  }
+};
+
+using EndToEndParam = std::tuple<std::string, int, int>;  // variant, layout, rank
+class EndToEnd : public ::testing::TestWithParam<EndToEndParam> {};
+
+TEST_P(EndToEnd, MatchesReferenceAndStaysInArena) {
+  const std::string variant = std::get<0>(GetParam());
+  OFA_REQUIRE_VARIANT(kern, variant);
+  const ofa_config cfg = small_config(std::get<1>(GetParam()), std::get<2>(GetParam()));
+  TestModel tm(cfg);
+  const int batch = 3;
+  auto x = random_vec((size_t)batch * cfg.seq_len * cfg.n_channels, 42u, -4.f, 6.f);
+  const auto ref = refimpl::forward(tm.model, x.data(), batch);
+  double scale = 0;
+  for (double v : ref) scale = std::max(scale, std::fabs(v));
+  // 9 series: tiles of 1, 4 (partial last tile) and all at once.
+  for (int tile : {1, 4, 9, 16}) {
+    size_t bytes = 0;
+    ASSERT_EQ(ofa_arena_bytes(&cfg, tile, &bytes), OFA_OK);
+    GuardedArena ga(bytes);
+    std::vector<float> y((size_t)batch * cfg.horizon * cfg.n_channels, NAN);
+    ASSERT_EQ(ofa_forward(&tm.model, kern, tile, x.data(), batch, y.data(), ga.arena, bytes),
+              OFA_OK);
+    EXPECT_TRUE(ga.guards_intact()) << "wrote outside the arena, tile=" << tile;
+    for (size_t i = 0; i < y.size(); ++i)
+      ASSERT_NEAR(y[i], ref[i], 2e-5 * scale) << "tile=" << tile << " i=" << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllVariants, EndToEnd,
+    ::testing::Combine(::testing::ValuesIn(all_variant_names()),
+                       ::testing::Values((int)OFA_LAYOUT_BERT, (int)OFA_LAYOUT_GPT2),
+                       ::testing::Values(0, 3)),
+    [](const auto& info) {
+      return std::get<0>(info.param) +
+             (std::get<1>(info.param) == OFA_LAYOUT_BERT ? "_bert" : "_gpt2") +
+             (std::get<2>(info.param) == 0 ? "_dense" : "_factored");
+    });
+
+TEST(Planner, SizeIsExact) {
+  const ofa_config cfg = small_config(OFA_LAYOUT_GPT2, 3);
+  TestModel tm(cfg);
+  auto x = random_vec((size_t)2 * cfg.seq_len * cfg.n_channels, 3u);
+  const ofa_kernels* kern = ofa_kernels_best();
+  for (int tile : {1, 5}) {
+    size_t bytes = 0;
+    ASSERT_EQ(ofa_arena_bytes(&cfg, tile, &bytes), OFA_OK);
+    ASSERT_GT(bytes, 0u);
+    {
+      GuardedArena ga(bytes - 1);
+      std::vector<float> y((size_t)2 * cfg.horizon * cfg.n_channels, 3.5f);
+      EXPECT_EQ(ofa_forward(&tm.model, kern, tile, x.data(), 2, y.data(), ga.arena, bytes - 1),
+                OFA_ERR_ARENA_TOO_SMALL);
+      EXPECT_TRUE(ga.arena_untouched());
+      EXPECT_TRUE(ga.guards_intact());
+      for (float v : y) EXPECT_EQ(v, 3.5f);
+    }
+    {
+      GuardedArena ga(bytes);
+      std::vector<float> y((size_t)2 * cfg.horizon * cfg.n_channels, 3.5f);
+      EXPECT_EQ(ofa_forward(&tm.model, kern, tile, x.data(), 2, y.data(), ga.arena, bytes),
+                OFA_OK);
+      EXPECT_TRUE(ga.guards_intact());
+    }
+  }
+}
+
+TEST(Planner, GrowsWithTileSeries) {
+  const ofa_config cfg = small_config(OFA_LAYOUT_BERT, 0);
+  size_t a = 0, b = 0;
+  ASSERT_EQ(ofa_arena_bytes(&cfg, 1, &a), OFA_OK);
+  ASSERT_EQ(ofa_arena_bytes(&cfg, 8, &b), OFA_OK);
+  EXPECT_LT(a, b);
+  EXPECT_EQ(ofa_arena_bytes(&cfg, 0, &a), OFA_ERR_BAD_BATCH);
+  EXPECT_EQ(ofa_arena_bytes(nullptr, 1, &a), OFA_ERR_NULL_ARG);
+}
+
+TEST(Config, RejectsBadDims) {
+  const ofa_config good = small_config(OFA_LAYOUT_BERT, 0);
+  EXPECT_EQ(ofa_validate_config(&good), OFA_OK);
+  EXPECT_EQ(ofa_n_patches(&good), 6);
+  auto bad = [&](auto mutate) {
+    ofa_config c = good;
+    mutate(c);
+    size_t bytes = 0;
+    EXPECT_EQ(ofa_arena_bytes(&c, 1, &bytes), OFA_ERR_BAD_CONFIG);
+    EXPECT_EQ(ofa_n_patches(&c), 0);
+    return ofa_validate_config(&c);
+  };
+  EXPECT_EQ(bad([](ofa_config& c) { c.n_heads = 3; }), OFA_ERR_BAD_CONFIG);  // 20 % 3
+  EXPECT_EQ(bad([](ofa_config& c) { c.patch_len = 24; }), OFA_ERR_BAD_CONFIG);
+  EXPECT_EQ(bad([](ofa_config& c) { c.stride = 0; }), OFA_ERR_BAD_CONFIG);
+  EXPECT_EQ(bad([](ofa_config& c) { c.d_model = 0; }), OFA_ERR_BAD_CONFIG);
+  EXPECT_EQ(bad([](ofa_config& c) { c.horizon = -1; }), OFA_ERR_BAD_CONFIG);
+  EXPECT_EQ(bad([](ofa_config& c) { c.n_channels = 0; }), OFA_ERR_BAD_CONFIG);
+  EXPECT_EQ(bad([](ofa_config& c) { c.head_rank = -2; }), OFA_ERR_BAD_CONFIG);
+  EXPECT_EQ(bad([](ofa_config& c) { c.layout = 7; }), OFA_ERR_BAD_CONFIG);
+  EXPECT_EQ(bad([](ofa_config& c) { c.gelu = 2; }), OFA_ERR_BAD_CONFIG);
+  EXPECT_EQ(bad([](ofa_config& c) { c.ln_eps = 0.f; }), OFA_ERR_BAD_CONFIG);
+  EXPECT_EQ(bad([](ofa_config& c) { c.revin_eps = NAN; }), OFA_ERR_BAD_CONFIG);
+  EXPECT_EQ(bad([](ofa_config& c) { c.d_model = 1 << 20; c.n_heads = 1; }), OFA_ERR_BAD_CONFIG);
+  EXPECT_EQ(ofa_validate_config(nullptr), OFA_ERR_NULL_ARG);
+}
+
+TEST(Forward, RejectsBadArgumentsWithoutWriting) {
+  const ofa_config cfg = small_config(OFA_LAYOUT_BERT, 0);
+  TestModel tm(cfg);
+  auto x = random_vec((size_t)cfg.seq_len * cfg.n_channels, 9u);
+  size_t bytes = 0;
+  ASSERT_EQ(ofa_arena_bytes(&cfg, 2, &bytes), OFA_OK);
+  GuardedArena ga(bytes + OFA_ARENA_ALIGN);
+  std::vector<float> y((size_t)cfg.horizon * cfg.n_channels, 1.25f);
+  const ofa_kernels* k = ofa_kernels_best();
+
+  EXPECT_EQ(ofa_forward(&tm.model, k, 2, x.data(), 0, y.data(), ga.arena, bytes), OFA_ERR_BAD_BATCH);
+  EXPECT_EQ(ofa_forward(&tm.model, k, 0, x.data(), 1, y.data(), ga.arena, bytes), OFA_ERR_BAD_BATCH);
+  EXPECT_EQ(ofa_forward(&tm.model, k, 2, nullptr, 1, y.data(), ga.arena, bytes), OFA_ERR_NULL_ARG);
+  EXPECT_EQ(ofa_forward(&tm.model, k, 2, x.data(), 1, y.data(), ga.arena + 4, bytes),
+            OFA_ERR_ARENA_MISALIGNED);
+  ofa_model missing = tm.model;
+  missing.emb_ln_w = nullptr;
+  EXPECT_EQ(ofa_forward(&missing, k, 2, x.data(), 1, y.data(), ga.arena, bytes),
+            OFA_ERR_MISSING_TENSOR);
+  std::vector<ofa_layer_weights> layers = tm.layers;
+  layers[1].ff_out_b = nullptr;
+  missing = tm.model;
+  missing.layers = layers.data();
+  EXPECT_EQ(ofa_validate_model(&missing), OFA_ERR_MISSING_TENSOR);
+  missing = tm.model;
+  missing.config.n_heads = 3;
+  EXPECT_EQ(ofa_forward(&missing, k, 2, x.data(), 1, y.data(), ga.arena, bytes), OFA_ERR_BAD_CONFIG);
+  EXPECT_TRUE(ga.arena_untouched());
+  EXPECT_TRUE(ga.guards_intact());
+  for (float v : y) EXPECT_EQ(v, 1.25f);
+}
+
+TEST(Forward, ScalarAndBestAgree) {
+  ofa_config cfg = small_config(OFA_LAYOUT_GPT2, 0);
+  cfg.d_model = 64;
+  cfg.n_heads = 4;
+  cfg.d_ff = 256;
+  TestModel tm(cfg);
+  const int batch = 2;
+  auto x = random_vec((size_t)batch * cfg.seq_len * cfg.n_channels, 11u, -3.f, 3.f);
+  size_t bytes = 0;
+  ASSERT_EQ(ofa_arena_bytes(&cfg, 3, &bytes), OFA_OK);
+  GuardedArena ga(bytes);
+  std::vector<float> a((size_t)batch * cfg.horizon * cfg.n_channels), b(a.size());
+  ASSERT_EQ(ofa_forward(&tm.model, nullptr, 3, x.data(), batch, a.data(), ga.arena, bytes), OFA_OK);
+  ASSERT_EQ(ofa_forward(&tm.model, ofa_kernels_best(), 3, x.data(), batch, b.data(), ga.arena, bytes),
+            OFA_OK);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4 * (1 + std::fabs(a[i])));
+}
+
+}  // namespace

@@ -1,0 +1,81 @@
+"""The `ofa` command line: bad input gives one line naming the problem, exit 2, nothing half-written."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import write_csv
+
+from ofa.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def train_args(data, out, *extra):
+    return ["train", "--data", data, "--out", str(out), "--seq-len", "64", "--horizon", "16", "--layers", "1",
+            "--epochs", "1", "--quiet", *extra]
+
+
+@pytest.mark.parametrize("content,needle", [
+    (None, "data file not found"),
+    ("date,a\n2020,1\n2021,x\n", "non-numeric column"),
+    ("date,a\n2020,1\n2021,nan\n", "non-finite value"),
+    ("date,a\n" + "".join(f"{i},{i}\n" for i in range(30)), "shorter than seq_len + horizon"),
+])
+def test_train_rejects_bad_data(tmp_path, capsys, content, needle):
+    data = tmp_path / "d.csv"
+    if content is not None:
+        data.write_text(content)
+    code, err = run(capsys, *train_args(str(data), tmp_path / "out"))
+    assert code == 2 and needle in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out" / "ofa.json").exists()
+
+
+def test_train_rejects_missing_target_and_unknown_backbone(tmp_path, capsys, small_csv):
+    code, err = run(capsys, *train_args(small_csv, tmp_path / "o1", "--target", "nope"))
+    assert code == 2 and "no column named 'nope'" in err
+    code, err = run(capsys, *train_args(small_csv, tmp_path / "o2", "--backbone", "nonexistent-model"))
+    assert code == 2 and "unknown backbone" in err
+    assert not os.path.exists(tmp_path / "o2" / "ofa.json")
+
+
+@pytest.mark.parametrize("flag,value", [("--horizon", "0"), ("--seq-len", "-5"), ("--layers", "0")])
+def test_nonpositive_lengths_exit_2(tmp_path, capsys, small_csv, flag, value):
+    with pytest.raises(SystemExit) as exc:
+        main([*train_args(small_csv, tmp_path / "o"), flag, value])
+    assert exc.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
+
+
+def test_train_then_eval_writes_json_and_plot(tmp_path, capsys, small_csv):
+    out = tmp_path / "run"
+    code, _ = run(capsys, *train_args(small_csv, out, "--target", "b"))
+    assert code == 0 and (out / "adapter_model.safetensors").exists() and (out / "adapter_config.json").exists()
+    code, err = run(capsys, "eval", "--checkpoint", str(out), "--data", small_csv, "--json", str(tmp_path / "s.json"),
+                    "--plot", str(tmp_path / "f.png"))
+    assert code == 0, err
+    import json
+    scores = json.loads((tmp_path / "s.json").read_text())
+    assert scores["channels"] == 1 and np.isfinite(scores["mse"]) and scores["mse"] > 0
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_rejects_bad_checkpoint_and_mismatched_data(tmp_path, capsys, small_csv):
+    code, err = run(capsys, "eval", "--checkpoint", str(tmp_path / "none"), "--data", small_csv)
+    assert code == 2 and "checkpoint directory not found" in err
+    out = tmp_path / "run"
+    assert run(capsys, *train_args(small_csv, out))[0] == 0
+    other = write_csv(tmp_path / "other.csv", np.random.default_rng(0).standard_normal((600, 3)))
+    code, err = run(capsys, "eval", "--checkpoint", str(out), "--data", other)
+    assert code == 2 and "channels" in err
+
+
+def test_installed_entry_point_reports_errors():
+    proc = subprocess.run([sys.executable, "-m", "ofa.cli", "eval", "--checkpoint", "/nonexistent", "--data", "x"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("ofa eval: error:")
