@@ -4,15 +4,15 @@
     python bench/accuracy.py --full                # published protocol (seq_len 336 ETTh / 512 others, 10 epochs)
     python bench/accuracy.py --datasets ETTh1 --models ofa,ofa-paper,dlinear --out bench/results/x.json
 
-Reduced protocol: at most REDUCED_TRAIN_WINDOWS evenly spaced training window starts (all channels of
-each), REDUCED_EPOCHS epochs, validation on at most REDUCED_VAL_SERIES evenly spaced series, bf16
-autocast for training only; scoring is always fp32 on every window of the standard test split.
+Reduced protocol: evenly spaced training window starts (all channels of each) up to about
+REDUCED_TRAIN_SERIES series, REDUCED_EPOCHS epochs, validation on at most REDUCED_VAL_SERIES evenly spaced series, bf16
+autocast for training only; scoring is always fp32 on every window of the standard test split, by the
+exported model in the C++ engine (identical to the PyTorch model within 1e-4, see bench/parity.py).
 Records: {"dataset", "horizon", "model", "protocol", "mse", "mae", "train_seconds", "trainable_params"}.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -27,14 +27,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))  # r
 
 from ofa.checkpoint import atomic_write_json  # noqa: E402
 from ofa.data import load_series, make_splits  # noqa: E402
-from ofa.evaluate import predict_windows_torch, scores  # noqa: E402
+from ofa.evaluate import scores  # noqa: E402
 from ofa.model import ModelConfig, parameter_counts  # noqa: E402
 from ofa.train import PRESETS, TrainConfig, train  # noqa: E402
 
 DATA = os.environ.get("OFA_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 DATASETS = {"ETTh1": "ETT/ETTh1.csv", "ETTh2": "ETT/ETTh2.csv", "ETTm1": "ETT/ETTm1.csv",
             "ETTm2": "ETT/ETTm2.csv", "Weather": "weather/weather.csv"}
-REDUCED_TRAIN_WINDOWS = 2000
+REDUCED_TRAIN_SERIES = 14000  # training series (window x channel) per epoch, evenly spaced window starts
 REDUCED_EPOCHS = 3
 REDUCED_VAL_SERIES = 4096
 
@@ -42,14 +42,16 @@ REDUCED_VAL_SERIES = 4096
 VARIANTS = {
     "ofa": dict(preset="default"),
     "ofa-paper": dict(preset="paper"),
-    "ofa-lora-zero": dict(preset="paper", head_base="zero"),
-    "ofa-b256": dict(preset="default", batch_size=256),
-    "ofa-lr3e-3": dict(preset="default", lr=3e-3),
-    "ofa-nodrop": dict(preset="default", backbone_dropout=False),
+    "ofa-paper-zero-head": dict(preset="paper", head_base="zero"),
+    "ofa-random-head": dict(preset="default", head_base="random"),
+    "ofa-6blocks": dict(preset="default", layers=6),
+    "ofa-6blocks-b256": dict(preset="default", layers=6, batch_size=256),
+    "ofa-6blocks-lr3e-3": dict(preset="default", layers=6, lr=3e-3),
     "ofa-3blocks": dict(preset="default", layers=3),
-    "ofa-fp32": dict(preset="default", precision="fp32"),
+    "ofa-1block": dict(preset="default", layers=1),
+    "ofa-5ep": dict(preset="default", epochs=5),
 }
-TRAIN_KEYS = ("lr", "precision", "batch_size")  # variant keys that belong to TrainConfig
+TRAIN_KEYS = ("lr", "precision", "batch_size", "epochs")  # variant keys that belong to TrainConfig
 
 
 # ---- DLinear (Zeng et al. 2023): moving-average decomposition + two shared linear maps ----
@@ -114,28 +116,45 @@ def score_dlinear(model, splits, test_every: int = 1) -> dict:
     return scores(pred, y)
 
 
-def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: int, workdir: str,
-            test_every: int = 1) -> dict:
-    from ofa import checkpoint
+def engine_forecast(checkpoint_dir: str, scaler, x: np.ndarray, threads: int) -> np.ndarray:
+    """Scaled forecasts of scaled windows x (W, L, C) by the exported model in the C++ engine.
 
+    Scoring goes through the product path (ofa export + ofa.infer), which matches the PyTorch model
+    to 1e-4 (bench/parity.py) and, unlike torch's OpenMP threads, does not stall when cores are shared.
+    """
+    import ofa
+    from ofa.export import export
+
+    path = os.path.join(checkpoint_dir, "model.ofa")
+    export(checkpoint_dir, path)
+    c = x.shape[2]
+    raw = scaler.inverse(x.reshape(-1, c)).reshape(x.shape)
+    forecast = ofa.infer(ofa.load(path, threads=max(1, threads or torch.get_num_threads())), raw)
+    return scaler.transform(forecast.reshape(-1, c)).reshape(forecast.shape)
+
+
+def reduced_window_cap(path: str, series: int = REDUCED_TRAIN_SERIES) -> int:
+    """Window starts that give about `series` training series for this file's channel count."""
+    return max(1, series // load_series(path).values.shape[1])
+
+
+def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: int, workdir: str,
+            test_every: int = 1, threads: int = 0, train_series: int = REDUCED_TRAIN_SERIES) -> dict:
     spec = dict(VARIANTS[name])
     preset = PRESETS[spec.pop("preset")]
-    train_over = {k: spec.pop(k) for k in TRAIN_KEYS if k in spec}
-    mc = ModelConfig(seq_len=seq_len, horizon=horizon, train=preset["train"], head_base=preset["head_base"], **spec)
-    tc = TrainConfig(epochs=10 if full else REDUCED_EPOCHS, lr=preset["lr"], batch_size=preset["batch_size"],
-                     seed=seed, precision="fp32" if full else "bf16",
-                     max_train_windows=0 if full else REDUCED_TRAIN_WINDOWS,
+    train_over = preset["train"] | {k: spec.pop(k) for k in TRAIN_KEYS if k in spec}
+    mc = ModelConfig(seq_len=seq_len, horizon=horizon, **(preset["model"] | spec))
+    tc = TrainConfig(epochs=10 if full else REDUCED_EPOCHS, seed=seed, precision="fp32" if full else "bf16",
+                     max_train_windows=0 if full else reduced_window_cap(path, train_series),
                      max_val_series=0 if full else REDUCED_VAL_SERIES, progress=False)
     for key, value in train_over.items():
         setattr(tc, key, value)
     out = os.path.join(workdir, f"{os.path.basename(path)}-{horizon}-{name}")
     meta = train(path, out, mc, tc, log=lambda s: print("   ", s, flush=True))
-    model, _ = checkpoint.load(out)
-    series = load_series(path)
-    splits = make_splits(series, seq_len, horizon)
+    splits = make_splits(load_series(path), seq_len, horizon)
     x, y = splits.test.windows()
     x, y = x[::test_every], y[::test_every]
-    result = scores(predict_windows_torch(model, x), y)
+    result = scores(engine_forecast(out, splits.scaler, x, threads), y)
     return result | {"train_seconds": meta["train_seconds"], "trainable_params": meta["sizes"]["trainable_params"],
                      "epochs_run": len(meta["history"])}
 
@@ -151,8 +170,16 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default=os.path.join("runs", "bench"))
     ap.add_argument("--screen", type=int, default=1, metavar="K",
                     help="score every K-th test window only (quick screening of variants; not a published figure)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads for training (0: torch's default)")
+    ap.add_argument("--train-series", type=int, default=REDUCED_TRAIN_SERIES,
+                    help="reduced protocol: training series (window x channel) per epoch")
+    ap.add_argument("--engine-threads", type=int, default=2, help="C++ engine threads for scoring")
     args = ap.parse_args(argv)
-    protocol = ("full" if args.full else "reduced") + (f"-screen{args.screen}" if args.screen > 1 else "")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    protocol = "full" if args.full else f"reduced-{args.train_series // 1000}k"
+    if args.screen > 1:
+        protocol += f"-screen{args.screen}"
     records = []
     started = time.time()
     for ds in args.datasets.split(","):
@@ -167,14 +194,15 @@ def main(argv=None) -> int:
             if name == "dlinear":
                 splits = make_splits(load_series(path), seq_len, args.horizon)
                 if not args.full:
-                    every = math.ceil(len(splits.train.starts) / REDUCED_TRAIN_WINDOWS)
+                    every = math.ceil(len(splits.train.starts) / reduced_window_cap(path, args.train_series))
                     splits = make_splits(load_series(path), seq_len, args.horizon, train_every=every)
                 model, seconds = train_dlinear(splits, seq_len, args.horizon, 10 if args.full else REDUCED_EPOCHS,
                                                args.seed)
                 rec = score_dlinear(model, splits, args.screen) | {"train_seconds": seconds,
                                                       "trainable_params": parameter_counts(model)["trainable_params"]}
             else:
-                rec = run_ofa(name, path, args.horizon, seq_len, args.full, args.seed, args.workdir, args.screen)
+                rec = run_ofa(name, path, args.horizon, seq_len, args.full, args.seed, args.workdir, args.screen,
+                              args.engine_threads, args.train_series)
             rec = {"dataset": ds, "horizon": args.horizon, "model": name, "protocol": protocol, **rec,
                    "seq_len": seq_len, "wall_seconds": time.time() - t0}
             print(f"   mse {rec['mse']:.4f}  mae {rec['mae']:.4f}  train {rec['train_seconds']:.0f} s  "

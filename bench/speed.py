@@ -1,6 +1,7 @@
 """Speed: ofa.infer (C++ engine) vs PyTorch eager on the same model and thread count.
 
     python bench/speed.py                      # MiniLM 6 blocks, seq_len 336, horizon 96, 7 channels
+    python bench/speed.py --layers 2           # the default 2-block model
     python bench/speed.py --checkpoint runs/etth1-96   # a trained checkpoint instead of fresh adapters
 
 The PyTorch side is the model `ofa eval` runs (PEFT-wrapped OneForAll, eval mode, inference_mode);
@@ -53,11 +54,11 @@ def sgemm_peak(threads: int) -> float:
     return 2 * 1024 ** 3 / (ms * 1e-3) * 1e-9
 
 
-def fresh_checkpoint(directory: str, seed: int) -> str:
-    """Default-preset MiniLM model with non-zero adapters (as after training), saved as a checkpoint."""
+def fresh_checkpoint(directory: str, seed: int, layers: int) -> str:
+    """MiniLM's first `layers` blocks, default preset otherwise, adapters non-zero (as after training)."""
     from ofa import backbone as backbones
 
-    mc = ModelConfig(seq_len=336, horizon=96)
+    mc = ModelConfig(seq_len=336, horizon=96, layers=layers)
     backbone = backbones.load(mc.backbone, mc.layers)
     fingerprint = backbones.fingerprint(backbone.model)
     model = build(mc, seed=seed, backbone=backbone)
@@ -74,6 +75,7 @@ def fresh_checkpoint(directory: str, seed: int) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", help="trained checkpoint (default: fresh MiniLM adapters, 7 channels)")
+    ap.add_argument("--layers", type=int, default=6, help="MiniLM blocks of the fresh model (default 6)")
     ap.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
     ap.add_argument("--batches", default="1,64")
     ap.add_argument("--repeats", type=int, default=10)
@@ -81,7 +83,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     work = tempfile.mkdtemp(prefix="ofa-speed-")
-    ckpt = args.checkpoint or fresh_checkpoint(os.path.join(work, "ckpt"), seed=0)
+    ckpt = args.checkpoint or fresh_checkpoint(os.path.join(work, "ckpt"), seed=0, layers=args.layers)
     model_file = os.path.join(work, "model.ofa")
     export(ckpt, model_file)
     torch_model, meta = checkpoint.load(ckpt)
@@ -108,7 +110,8 @@ def main(argv=None) -> int:
             flops = stats["flops"]
             for name, ms, gflops in (("pytorch-eager", torch_ms, flops / (torch_ms * 1e-3) * 1e-9),
                                      ("ofa-engine", engine_ms, gemm_gflops)):
-                records.append({"engine": name, "batch": batch, "threads": threads, "ms_per_call": ms,
+                records.append({"engine": name, "batch": batch, "threads": threads, "layers": meta["model"]["layers"],
+                                "ms_per_call": ms,
                                 "gflops": gflops, "peak_gflops": peak, "simd": engine.engine.simd})
             lines.append(f"threads {threads} batch {batch:3d}: pytorch {torch_ms:8.2f} ms  engine {engine_ms:8.2f} ms  "
                          f"speedup {torch_ms / engine_ms:4.2f}x  engine GEMMs {gemm_gflops:6.1f} GFLOP/s = "

@@ -1,5 +1,4 @@
 """The C++ engine through ofa.load / ofa.infer: parity with PyTorch, shapes, and bad input."""
-import json
 
 import numpy as np
 import pytest

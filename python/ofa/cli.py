@@ -27,7 +27,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch", type=positive_int, default=16)
     p.add_argument("--stride", type=positive_int, default=8)
     p.add_argument("--backbone", default="minilm", help="minilm (bundled), gpt2, or a local model directory")
-    p.add_argument("--layers", type=positive_int, help="keep the first N backbone blocks (default: all)")
+    p.add_argument("--layers", type=positive_int, help="keep the first N backbone blocks (default: the preset's)")
     p.add_argument("--preset", choices=["default", "paper"], default="default",
                    help="paper: only LoRA trains, frozen random head base (arXiv 2603.29756)")
     p.add_argument("--train-mode", choices=["lora", "lora+input"], help="override the preset's trainable set")
@@ -53,11 +53,13 @@ def cmd_train(args) -> int:
     from .train import PRESETS, TrainConfig, train
 
     preset = PRESETS[args.preset]
-    mc = ModelConfig(backbone=args.backbone, layers=args.layers, seq_len=args.seq_len, horizon=args.horizon,
-                     patch=args.patch, stride=args.stride, rank=args.rank, alpha=args.alpha,
-                     train=args.train_mode or preset["train"], head_base=args.head_base or preset["head_base"])
-    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size or preset["batch_size"],
-                     lr=args.lr or preset["lr"],
+    mc = ModelConfig(backbone=args.backbone, seq_len=args.seq_len, horizon=args.horizon, patch=args.patch,
+                     stride=args.stride, rank=args.rank, alpha=args.alpha, **preset["model"])
+    for key, value in (("layers", args.layers), ("train", args.train_mode), ("head_base", args.head_base)):
+        if value is not None:
+            setattr(mc, key, value)
+    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size or preset["train"]["batch_size"],
+                     lr=args.lr or preset["train"]["lr"],
                      patience=args.patience, seed=args.seed, precision=args.precision,
                      max_train_windows=args.max_train_windows, train_fraction=args.train_fraction,
                      threads=args.threads, progress=not args.quiet and sys.stderr.isatty())

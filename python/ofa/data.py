@@ -11,7 +11,6 @@ Unlike TSLib's test loader, every test window is scored (no dropped last batch).
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 

@@ -1,12 +1,11 @@
 """Load an exported model file and run it in the C++ engine: `ofa.load`, `ofa.infer`.
 
-Python reads and validates the file (ofa.modelfile); the C++ engine gets zero-copy views of the arrays and checks names, shapes and finiteness again.
-Any problem is an OfaError (a ValueError) that names it.
+Python reads and validates the file (ofa.modelfile); the C++ engine gets zero-copy views of the
+arrays and checks names, shapes and finiteness again. Any problem is an OfaError (a ValueError) that names it.
 """
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 
 import numpy as np

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 import numpy as np
 import torch
@@ -39,7 +40,8 @@ def block_tensors(layout: str, block, prefix: str) -> dict[str, torch.Tensor]:
             f"{prefix}.attn_qkv.bias": torch.cat([att.self.query.bias, att.self.key.bias, att.self.value.bias]),
             f"{prefix}.attn_out.weight": att.output.dense.weight, f"{prefix}.attn_out.bias": att.output.dense.bias,
             f"{prefix}.ln1.weight": att.output.LayerNorm.weight, f"{prefix}.ln1.bias": att.output.LayerNorm.bias,
-            f"{prefix}.ff_in.weight": block.intermediate.dense.weight, f"{prefix}.ff_in.bias": block.intermediate.dense.bias,
+            f"{prefix}.ff_in.weight": block.intermediate.dense.weight,
+            f"{prefix}.ff_in.bias": block.intermediate.dense.bias,
             f"{prefix}.ff_out.weight": block.output.dense.weight, f"{prefix}.ff_out.bias": block.output.dense.bias,
             f"{prefix}.ln2.weight": block.output.LayerNorm.weight, f"{prefix}.ln2.bias": block.output.LayerNorm.bias,
         }
@@ -128,7 +130,5 @@ def export(checkpoint_dir: str, out: str) -> dict:
         checkpoint.atomic_write(out, lambda tmp: save_file(arrays, tmp, metadata=metadata))
     except OSError as exc:
         raise OfaError(f"cannot write {out}: {exc.strerror or exc}") from None
-    import os
-
     head = "factored rank %d" % json.loads(metadata["config"])["head_rank"] if "head.a" in arrays else "dense"
     return {"bytes": os.path.getsize(out), "head": head, "tensors": len(arrays)}
