@@ -177,7 +177,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    protocol = "full" if args.full else f"reduced-{args.train_series // 1000}k"
+    protocol = "full" if args.full else "reduced"
+    if not args.full and args.train_series != REDUCED_TRAIN_SERIES:
+        protocol += f"-{args.train_series // 1000}k"
     if args.screen > 1:
         protocol += f"-screen{args.screen}"
     records = []
