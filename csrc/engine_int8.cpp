@@ -45,7 +45,7 @@ void layer_norm(const Tile& t, int32_t rows, const int32_t* x, const ofa_layer_n
                 int32_t* y, int8_t* narrow) {
   const int32_t d = t.m->config.d_model;
   const ofa_layer_norm_s32_dims dims = {rows, d, d};
-  ofa_layer_norm_s32(&dims, x, *ln.eps, ln.out.table, y);
+  t.k->layer_norm_s32(&dims, x, *ln.eps, ln.out.table, y);
   to_s8(t, rows, d, y, ln.narrow, narrow);
 }
 
@@ -68,7 +68,7 @@ void attention(const Tile& t, const ofa_layer_int8& l, const int8_t* qkv, int32_
       const int8_t* k = q + d;
       const int8_t* v = q + 2 * d;
       t.k->gemm_s8(&qk, q, k, nullptr, scores, scratch);
-      ofa_softmax_s8(&sm, scores, l.scores.table, probs);
+      t.k->softmax_s8(&sm, scores, l.scores.table, probs);
       for (int32_t tok = 0; tok < n; ++tok)
         for (int32_t j = 0; j < hd; ++j) v_t[(size_t)j * n + tok] = v[(size_t)tok * 3 * d + j];
       t.k->gemm_s8(&pv, probs, v_t, nullptr, cs + (size_t)h * hd, scratch);

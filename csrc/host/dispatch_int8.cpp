@@ -11,7 +11,7 @@ extern "C" const ofa_kernels_int8 ofa_kernels_int8_avx512vnni;
 static bool cpu_has_avx2() { return __builtin_cpu_supports("avx2"); }
 static bool cpu_has_avx512vnni() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vnni");
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
 }
 #endif
 

@@ -78,6 +78,7 @@ void gemm_s8_avx2(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
 
 }  // namespace
 
-// Requantisation stays portable here (AVX2 has no 64-bit signed multiply-high).
+// The elementwise ops stay portable here (AVX2 lacks 64-bit multiplies).
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_avx2 = {
-    "avx2", gemm_s8_avx2, ofa_requant_to_s8, ofa_requant_add_s32};
+    "avx2", gemm_s8_avx2, ofa_requant_to_s8, ofa_requant_add_s32,
+    ofa_layer_norm_s32, ofa_softmax_s8};

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "ofa/ofa_kernels_int8.h"
-#include "requant_avx512.h"
+#include "int8_ops_avx512.h"
 
 namespace {
 
@@ -115,4 +115,5 @@ void gemm_s8_avx512vnni(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t
 }  // namespace
 
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_avx512vnni = {
-    "avx512vnni", gemm_s8_avx512vnni, ofa_requant_to_s8_avx512, ofa_requant_add_s32_avx512};
+    "avx512vnni", gemm_s8_avx512vnni, ofa_requant_to_s8_avx512, ofa_requant_add_s32_avx512,
+    ofa_layer_norm_s32_avx512, ofa_softmax_s8_avx512};

@@ -35,9 +35,20 @@ typedef struct ofa_requant_dims {
   int32_t count;
 } ofa_requant_dims;
 
-/* The ISA-specific part of the int8 path: the GEMM and the elementwise
- * requantisations (with the same semantics as ofa_requant_to_s8 /
- * ofa_requant_add_s32 below). */
+typedef struct ofa_layer_norm_s32_dims {
+  int32_t rows, dim;
+  int32_t ld; /* row stride of x and y */
+} ofa_layer_norm_s32_dims;
+
+typedef struct ofa_softmax_s8_dims {
+  int32_t rows, cols;
+  int32_t ld_in, ld_out;
+  int32_t causal; /* row i uses columns 0..i; the rest become 0 */
+} ofa_softmax_s8_dims;
+
+/* The ISA-specific part of the int8 path: the GEMM and the elementwise ops,
+ * each with exactly the semantics (and bits) of the portable function of the
+ * same name below. */
 typedef struct ofa_kernels_int8 {
   const char* name;
   void (*gemm_s8)(const ofa_gemm_s8_dims* dims, const int8_t* a,
@@ -47,6 +58,10 @@ typedef struct ofa_kernels_int8 {
                         const int32_t* table, int8_t* out);
   void (*requant_add_s32)(const ofa_requant_dims* d, const int32_t* in,
                           const int32_t* table, int32_t* out);
+  void (*layer_norm_s32)(const ofa_layer_norm_s32_dims* d, const int32_t* x,
+                         int64_t eps, const int32_t* table, int32_t* y);
+  void (*softmax_s8)(const ofa_softmax_s8_dims* d, int32_t* scores,
+                     const int32_t* table, int8_t* probs);
 } ofa_kernels_int8;
 
 extern const ofa_kernels_int8 ofa_kernels_int8_scalar;
@@ -75,19 +90,10 @@ void ofa_requant_add_s32(const ofa_requant_dims* d, const int32_t* in,
 /* floor(sqrt(v)), v >= 0 */
 int64_t ofa_isqrt64(int64_t v);
 
-typedef struct ofa_layer_norm_s32_dims {
-  int32_t rows, dim;
-  int32_t ld; /* row stride of x and y */
-} ofa_layer_norm_s32_dims;
 /* In place allowed. table: (3, dim) gamma multipliers, shifts, beta. */
 void ofa_layer_norm_s32(const ofa_layer_norm_s32_dims* d, const int32_t* x,
                         int64_t eps, const int32_t* table, int32_t* y);
 
-typedef struct ofa_softmax_s8_dims {
-  int32_t rows, cols;
-  int32_t ld_in, ld_out;
-  int32_t causal; /* row i uses columns 0..i; the rest become 0 */
-} ofa_softmax_s8_dims;
 /* Scores int32 -> probabilities int8 in [0, 127] (scale 1/127). table (3, 1)
  * maps a score to Q10 logits (value * 1024). scores is used as scratch
  * (overwritten). */

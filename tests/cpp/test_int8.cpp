@@ -95,6 +95,51 @@ TEST_P(GemmS8, RequantMatchesPortableOnEdgeCases) {
   }
 }
 
+TEST_P(GemmS8, LayerNormAndSoftmaxMatchPortable) {
+  OFA_REQUIRE_INT8(kern, GetParam());
+  std::mt19937 rng(17);
+  for (int d : {5, 16, 37, 384}) {  // tails and whole vectors
+    std::vector<int32_t> table((size_t)3 * d);
+    for (int j = 0; j < d; ++j) {
+      table[j] = (int32_t)((1u << 30) + rng() % (1u << 30)) * (j % 3 ? 1 : -1);
+      table[d + j] = -(int32_t)(rng() % 14);
+      table[2 * d + j] = (int32_t)(rng() % 20001) - 10000;
+    }
+    const int rows = 6;
+    std::vector<int32_t> x((size_t)rows * d);
+    for (int r = 0; r < rows; ++r)
+      for (int j = 0; j < d; ++j) {
+        const int64_t span = r == 0 ? 0 : r == 1 ? 3 : r == 2 ? 100000 : r == 3 ? (1LL << 31) - 1 : 5000;
+        int64_t v = span ? (int64_t)(rng() % (2 * span + 1)) - span : 42;  // row 0 constant
+        if (r == 5 && j == 0) v = INT32_MIN;
+        x[(size_t)r * d + j] = (int32_t)v;
+      }
+    for (int64_t eps : {0LL, 1000LL, 1LL << 50}) {
+      std::vector<int32_t> ya(x.size()), yb(x.size());
+      const ofa_layer_norm_s32_dims dims = {rows, d, d};
+      ofa_layer_norm_s32(&dims, x.data(), eps, table.data(), ya.data());
+      kern->layer_norm_s32(&dims, x.data(), eps, table.data(), yb.data());
+      ASSERT_EQ(ya, yb) << "layer norm d=" << d << " eps=" << eps;
+    }
+  }
+  for (int n : {1, 7, 16, 43}) {
+    std::vector<int32_t> scores((size_t)n * n);
+    for (auto& v : scores) v = (int32_t)rng();
+    for (int i = 0; i < n; ++i) scores[(size_t)i * n] = INT32_MIN;  // extreme logits
+    for (const int32_t shift : {-20, -3, 5}) {
+      const int32_t table[3] = {(int32_t)((1u << 30) + rng() % (1u << 30)), shift, (int32_t)(rng() % 100) - 50};
+      for (int causal : {0, 1}) {
+        std::vector<int32_t> wa = scores, wb = scores;
+        std::vector<int8_t> pa((size_t)n * n, 9), pb((size_t)n * n, 9);
+        const ofa_softmax_s8_dims dims = {n, n, n, n, causal};
+        ofa_softmax_s8(&dims, wa.data(), table, pa.data());
+        kern->softmax_s8(&dims, wb.data(), table, pb.data());
+        ASSERT_EQ(pa, pb) << "softmax n=" << n << " shift=" << shift << " causal=" << causal;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, GemmS8, ::testing::ValuesIn(int8_variants()));
 
 TEST(Requant, GemmlowpEdgeCases) {
