@@ -77,23 +77,38 @@ def test_windows(data: str, seq_len: int, horizon: int, limit: int | None):
     return np.ascontiguousarray(raw, np.float32), x, y, splits.scaler
 
 
-def engine_record(path: str, raw, y, scaler, timing_x) -> dict:
+def engine_record(path: str, raw, y, scaler, timing_x, bit_exact: bool = False) -> dict:
     model = ofa.load(path)
     pred = np.concatenate([model.run(raw[i:i + 256]) for i in range(0, len(raw), 256)])
+    extra = {}
+    if bit_exact:  # the numpy reference over every scored window
+        from ofa.int8_reference import Int8Forward
+        from ofa.modelfile import read_model_file
+
+        tensors, meta = read_model_file(path, schemes=("int8",))
+        want = Int8Forward(json.loads(meta["config"]), tensors).run(raw)
+        extra["reference_bit_exact"] = bool(np.array_equal(want.view(np.int32), pred.view(np.int32)))
+        extra["reference_windows"] = int(len(raw))
     pred = scaler.transform(pred.reshape(-1, pred.shape[2])).reshape(pred.shape)
     rec = scores(pred, y)
     rec["ms_per_call_b1"] = best_ms(lambda: model.run(timing_x[:1]))
     rec["ms_per_call_b64"] = best_ms(lambda: model.run(timing_x[:64]), repeats=2, min_seconds=0.0)
     rec["model_bytes"] = os.path.getsize(path)
     rec["simd"] = model.engine.simd
-    return rec
+    return rec | extra
 
 
 def torch_dynamic_record(ckpt: str, x_scaled, y, threads: int) -> dict:
     torch.set_num_threads(threads)
+    import warnings
+
     model, _ = checkpoint.load(ckpt)
-    model.eval()
-    qmodel = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    # PEFT's LoRA wrappers read lora_A.weight.dtype, which a quantised Linear no longer has: merge the
+    # adapters first (the same function) so every layer is a plain nn.Linear.
+    model = model.merge_and_unload().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao deprecation notices
+        qmodel = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     pred = predict_windows_torch(qmodel, x_scaled)
     rec = scores(pred, y)
     xt = torch.from_numpy(np.ascontiguousarray(x_scaled[:64]))
@@ -142,6 +157,8 @@ def main() -> int:
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch dynamic int8")
     ap.add_argument("--report", action="store_true", help="per-block int8 vs fp32 error report")
     ap.add_argument("--report-windows", type=int, default=16)
+    ap.add_argument("--bit-exact", action="store_true",
+                    help="also run the numpy int8 reference on every scored window and compare bits")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "quant.json"))
     args = ap.parse_args()
     given = dict(item.split("=", 1) for item in args.checkpoint)
@@ -166,7 +183,8 @@ def main() -> int:
             common = {"dataset": name, "horizon": horizon, "test_windows": int(len(raw)), "checkpoint": ckpt,
                       "threads": args.threads}
             for scheme, path in (("fp32", f32), ("int8", i8)):
-                rec = common | {"scheme": scheme} | engine_record(path, raw, y, scaler, raw)
+                rec = common | {"scheme": scheme} | engine_record(path, raw, y, scaler, raw,
+                                                                  bit_exact=args.bit_exact and scheme == "int8")
                 if scheme == "int8":
                     rec["export_seconds"] = quant_s
                     rec["calibration_windows"] = args.calibration_windows

@@ -22,13 +22,26 @@ constexpr int kMR = 8;               // 8 x 2 accumulators + 2 W + A: 19 zmm
 // Packs rows j0..j0+nb of w (k bytes each) into dst (kq x 32 x 4 bytes, zero
 // padded) and returns 128 * each column's sum in sums[0..32).
 void pack_panel(const int8_t* w, int32_t ldw, int32_t k, int nb, int8_t* dst, int32_t* sums) {
-  const int32_t kq = (k + 3) / 4;
-  memset(dst, 0, (size_t)kq * kNR * 4);
-  for (int c = 0; c < nb; ++c) {
-    const int8_t* row = w + (size_t)c * ldw;
-    int32_t q = 0;
-    for (; 4 * q + 4 <= k; ++q) memcpy(dst + (size_t)q * kNR * 4 + c * 4, row + 4 * q, 4);
-    for (int32_t kk = 4 * q; kk < k; ++kk) dst[(size_t)q * kNR * 4 + c * 4 + (kk - 4 * q)] = row[kk];
+  const int32_t kq = (k + 3) / 4, full = k / 4;
+  // Whole quads: one gather of 16 rows' 4 bytes per half panel (columns past nb masked to 0).
+  const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(ldw));
+  const __mmask16 m0 = nb >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nb) - 1);
+  const __mmask16 m1 = nb >= 32 ? (__mmask16)0xFFFF : nb <= 16 ? 0 : (__mmask16)((1u << (nb - 16)) - 1);
+  const int8_t* w1 = nb > 16 ? w + (size_t)16 * ldw : w;  // second half panel, if any
+  for (int32_t q = 0; q < full; ++q) {
+    const __m512i idx = _mm512_add_epi32(rows, _mm512_set1_epi32(4 * q));
+    _mm512_store_si512(dst + (size_t)q * kNR * 4,
+                       _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m0, idx, w, 1));
+    _mm512_store_si512(dst + (size_t)q * kNR * 4 + 64,
+                       m1 ? _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m1, idx, w1, 1)
+                          : _mm512_setzero_si512());
+  }
+  if (full < kq) {  // short last quad, zero padded, byte by byte (no read past a row)
+    int8_t* tail = dst + (size_t)full * kNR * 4;
+    memset(tail, 0, (size_t)kNR * 4);
+    for (int c = 0; c < nb; ++c)
+      for (int32_t kk = 4 * full; kk < k; ++kk) tail[c * 4 + (kk - 4 * full)] = w[(size_t)c * ldw + kk];
   }
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();

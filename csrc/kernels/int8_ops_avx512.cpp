@@ -17,16 +17,11 @@ inline __mmask16 tail_mask(int32_t left) {
   return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
 }
 
-// (int64) even lanes of a*b + nudge, divided by 2^31 truncating toward zero.
+// Even lanes of gemmlowp's high multiply. Its nudge (2^30, or 1 - 2^30 for a
+// negative product) followed by a division truncating toward zero equals
+// floor((a*b + 2^30) / 2^31) for every product: one add and one shift.
 inline __m512i high_mul_even(__m512i a, __m512i b) {
-  const __m512i ab = _mm512_mul_epi32(a, b);
-  const __mmask8 neg = _mm512_cmplt_epi64_mask(ab, _mm512_setzero_si512());
-  const __m512i nudge = _mm512_mask_blend_epi64(neg, _mm512_set1_epi64(1 << 30),
-                                                _mm512_set1_epi64(1 - (1 << 30)));
-  const __m512i v = _mm512_add_epi64(ab, nudge);
-  const __mmask8 vneg = _mm512_cmplt_epi64_mask(v, _mm512_setzero_si512());
-  const __m512i bias = _mm512_maskz_mov_epi64(vneg, _mm512_set1_epi64(((int64_t)1 << 31) - 1));
-  return _mm512_srai_epi64(_mm512_add_epi64(v, bias), 31);
+  return _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, b), _mm512_set1_epi64(1 << 30)), 31);
 }
 
 inline __m512i srdhm(__m512i a, __m512i b) {
@@ -61,9 +56,10 @@ inline __m512i shift_left_saturating(__m512i x, __m512i left) {
 
 inline __m512i requantize(__m512i x, __m512i mult, __m512i shift) {
   const __m512i zero = _mm512_setzero_si512();
-  const __m512i left = _mm512_max_epi32(shift, zero);
   const __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
-  return rdbpot(srdhm(shift_left_saturating(x, left), mult), right);
+  // Left shifts (multipliers > 1) are rare: skip the saturating shift when no lane has one.
+  if (_mm512_cmpgt_epi32_mask(shift, zero)) x = shift_left_saturating(x, _mm512_max_epi32(shift, zero));
+  return rdbpot(srdhm(x, mult), right);
 }
 
 // a + b saturated to int32.
