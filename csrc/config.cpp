@@ -70,6 +70,7 @@ extern "C" const char* ofa_status_name(ofa_status s) {
     case OFA_ERR_BAD_BATCH: return "invalid batch or tile_series";
     case OFA_ERR_ARENA_TOO_SMALL: return "arena too small";
     case OFA_ERR_ARENA_MISALIGNED: return "arena misaligned";
+    case OFA_ERR_BAD_QUANT: return "quantisation parameter out of range";
   }
   return "unknown status";
 }

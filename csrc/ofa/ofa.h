@@ -27,7 +27,8 @@ typedef enum ofa_status {
   OFA_ERR_MISSING_TENSOR = 3,  /* a weight the config needs is NULL */
   OFA_ERR_BAD_BATCH = 4,       /* batch <= 0 or tile_series <= 0 */
   OFA_ERR_ARENA_TOO_SMALL = 5, /* arena_bytes < ofa_arena_bytes(...) */
-  OFA_ERR_ARENA_MISALIGNED = 6 /* arena not OFA_ARENA_ALIGN aligned */
+  OFA_ERR_ARENA_MISALIGNED = 6, /* arena not OFA_ARENA_ALIGN aligned */
+  OFA_ERR_BAD_QUANT = 7 /* int8: a multiplier, shift, scale or bias out of range */
 } ofa_status;
 
 typedef enum ofa_layout {

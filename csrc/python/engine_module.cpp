@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "ofa/ofa.h"
+#include "ofa/ofa_int8.h"
 
 namespace nb = nanobind;
 using AnyArray = nb::ndarray<nb::ro, nb::device::cpu>;
@@ -348,6 +349,183 @@ class Engine {
   GemmCounters last_;  // of the last run(), guarded by mutex_
 };
 
+// Checks dtype, shape and C-contiguity of a non-float tensor; returns data.
+template <class T>
+const T* check_typed(const std::string& name, const AnyArray& a, const std::vector<size_t>& shape,
+                     const char* dtype_name) {
+  if (a.dtype() != nb::dtype<T>()) value_error(name + ": dtype must be " + dtype_name);
+  std::vector<size_t> got(a.ndim());
+  for (size_t i = 0; i < a.ndim(); ++i) got[i] = a.shape(i);
+  if (got != shape) value_error(name + ": expected shape " + shape_str(shape) + ", got " + shape_str(got));
+  int64_t expect = 1;
+  for (size_t i = a.ndim(); i-- > 0;) {
+    if (a.shape(i) != 1 && a.stride(i) != expect) value_error(name + ": must be C-contiguous");
+    expect *= (int64_t)a.shape(i);
+  }
+  return static_cast<const T*>(a.data());
+}
+
+// The int8 engine: borrows the int8/int32 arrays of an int8 model file.
+class EngineInt8 {
+ public:
+  EngineInt8(nb::dict config, nb::dict tensors, int tile_series, int threads, nb::object isa)
+      : cfg_(parse_config(config)), kernels_(kernels_int8_for(isa)) {
+    if (tile_series <= 0) value_error("tile_series must be >= 1");
+    if (threads <= 0) value_error("threads must be >= 1");
+    tile_series_ = tile_series;
+    threads_ = threads;
+    bind_tensors(tensors);
+    const ofa_status vs = ofa_validate_model_int8(&model_);
+    if (vs != OFA_OK) value_error(std::string("int8 model: ") + ofa_status_name(vs));
+    if (ofa_arena_bytes_int8(&cfg_, tile_series_, &arena_bytes_) != OFA_OK)
+      value_error("tile_series too large for this config");
+    for (int i = 0; i < threads_; ++i) arenas_.emplace_back(arena_bytes_);
+  }
+
+  OutArray run(const AnyArray& x) {
+    const int64_t L = cfg_.seq_len, C = cfg_.n_channels, H = cfg_.horizon;
+    if (x.ndim() != 3) value_error("x: expected 3 dims (batch, seq_len, n_channels), got " + std::to_string(x.ndim()));
+    const size_t batch = x.shape(0);
+    if (batch == 0 || batch > (size_t)INT32_MAX / (size_t)C) value_error("x: batch must be >= 1");
+    const float* xp = check_array("x", x, {batch, (size_t)L, (size_t)C});
+    float* yp = new float[batch * H * C];
+    nb::capsule owner(yp, [](void* p) noexcept { delete[] static_cast<float*>(p); });
+    ofa_status st;
+    {
+      nb::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      st = forward_all(xp, (int32_t)batch, yp);
+    }
+    if (st != OFA_OK) value_error(std::string("forward failed: ") + ofa_status_name(st));
+    return OutArray(yp, {batch, (size_t)H, (size_t)C}, owner);
+  }
+
+  nb::dict config() const { return config_to_dict(cfg_); }
+  size_t arena_bytes() const { return arena_bytes_; }
+  std::string simd() const { return kernels_->name; }
+  int threads() const { return threads_; }
+
+ private:
+  static const ofa_kernels_int8* kernels_int8_for(const nb::object& isa) {
+    if (isa.is_none()) return ofa_kernels_int8_best();
+    const std::string name = nb::cast<std::string>(isa);
+    const ofa_kernels_int8* k = ofa_kernels_int8_by_name(name.c_str());
+    if (!k) value_error("int8 isa '" + name + "' is not built or not supported by this CPU");
+    return k;
+  }
+
+  ofa_status forward_all(const float* x, int32_t batch, float* y) {
+    const int32_t L = cfg_.seq_len, C = cfg_.n_channels, H = cfg_.horizon;
+    const int n_workers = std::min<int>(threads_, batch);
+    std::vector<ofa_status> statuses(n_workers, OFA_OK);
+    auto work = [&](int w) {
+      const int32_t b0 = (int32_t)((int64_t)batch * w / n_workers);
+      const int32_t b1 = (int32_t)((int64_t)batch * (w + 1) / n_workers);
+      statuses[w] = ofa_forward_int8(&model_, kernels_, tile_series_, x + (size_t)b0 * L * C, b1 - b0,
+                                     y + (size_t)b0 * H * C, arenas_[w].data, arenas_[w].bytes);
+    };
+    if (n_workers == 1) {
+      work(0);
+    } else {
+      std::vector<std::thread> pool;
+      for (int w = 1; w < n_workers; ++w) pool.emplace_back(work, w);
+      work(0);
+      for (auto& t : pool) t.join();
+    }
+    for (ofa_status s : statuses)
+      if (s != OFA_OK) return s;
+    return OFA_OK;
+  }
+
+  AnyArray fetch(nb::dict& t, const std::string& name) {
+    if (!t.contains(name.c_str())) value_error("missing tensor '" + name + "'");
+    AnyArray a = to_array(name, t[name.c_str()]);
+    keep_.push_back(a);  // zero-copy: hold the caller's array alive
+    used_[name] = true;
+    return a;
+  }
+  template <class T>
+  const T* take(nb::dict& t, const std::string& name, const std::vector<size_t>& shape, const char* dt) {
+    return check_typed<T>(name, fetch(t, name), shape, dt);
+  }
+  ofa_requant requant(nb::dict& t, const std::string& name, size_t channels) {
+    AnyArray a = fetch(t, name);
+    const size_t count = a.ndim() == 2 ? a.shape(1) : 0;
+    if (count != 1 && count != channels)
+      value_error(name + ": expected shape (3, 1) or (3, " + std::to_string(channels) + ")");
+    ofa_requant q;
+    q.table = check_typed<int32_t>(name, a, {3, count}, "int32");
+    q.count = (int32_t)count;
+    return q;
+  }
+  ofa_linear_int8 linear(nb::dict& t, const std::string& p, size_t n_out, size_t k, size_t rq_channels) {
+    ofa_linear_int8 l{};
+    l.w = take<int8_t>(t, p + ".weight", {n_out, k}, "int8");
+    l.b = take<int32_t>(t, p + ".bias", {n_out}, "int32");
+    if (rq_channels) l.out = requant(t, p + ".requant", rq_channels);
+    return l;
+  }
+  ofa_layer_norm_int8 layer_norm(nb::dict& t, const std::string& p, size_t d) {
+    ofa_layer_norm_int8 ln{};
+    ln.eps = take<int64_t>(t, p + ".eps", {1}, "int64");
+    ln.out = requant(t, p + ".requant", d);
+    ln.narrow = requant(t, p + ".narrow", 1);
+    return ln;
+  }
+
+  void bind_tensors(nb::dict& t) {
+    const size_t d = cfg_.d_model, f = cfg_.d_ff, P = cfg_.patch_len, H = cfg_.horizon;
+    const size_t N = ofa_n_patches(&cfg_), r = cfg_.head_rank, C = cfg_.n_channels;
+    model_.config = cfg_;
+    model_.patch_inv_scale = take<float>(t, "patch.inv_scale", {1}, "float32");
+    model_.in_layer = linear(t, "in_layer", d, P, d);
+    model_.pos = take<int32_t>(t, "pos", {N, d}, "int32");
+    if (cfg_.layout == OFA_LAYOUT_BERT) model_.emb_ln = layer_norm(t, "emb_ln", d);
+    else model_.final_ln = layer_norm(t, "final_ln", d);
+    layers_.resize(cfg_.n_layers);
+    for (int i = 0; i < cfg_.n_layers; ++i) {
+      const std::string p = "blocks." + std::to_string(i) + ".";
+      ofa_layer_int8& l = layers_[i];
+      l.qkv = linear(t, p + "attn_qkv", 3 * d, d, 3 * d);
+      l.scores = requant(t, p + "scores.requant", 1);
+      l.context = requant(t, p + "context.requant", 1);
+      l.attn_out = linear(t, p + "attn_out", d, d, d);
+      l.ln1 = layer_norm(t, p + "ln1", d);
+      l.ln2 = layer_norm(t, p + "ln2", d);
+      l.ff_in = linear(t, p + "ff_in", f, d, f);
+      l.gelu_lut = take<int8_t>(t, p + "gelu.lut", {256}, "int8");
+      l.ff_out = linear(t, p + "ff_out", d, f, d);
+    }
+    model_.layers = layers_.data();
+    if (r == 0) {
+      model_.head = linear(t, "head", H, N * d, 0);
+    } else {
+      model_.head_a = linear(t, "head.a", r, N * d, r);
+      model_.head_b = linear(t, "head.b", H, r, 0);
+    }
+    model_.head_out_scale = take<float>(t, "head.out_scale", {H}, "float32");
+    model_.scaler_mean = check_array("scaler.mean", fetch(t, "scaler.mean"), {C});
+    model_.scaler_std = check_array("scaler.std", fetch(t, "scaler.std"), {C});
+    for (size_t c = 0; c < C; ++c)
+      if (!(model_.scaler_std[c] > 0.f)) value_error("scaler.std: must be > 0");
+    for (auto item : t) {
+      const std::string name = nb::cast<std::string>(nb::str(item.first));
+      if (!used_.count(name)) value_error("unexpected tensor '" + name + "' for this config");
+    }
+  }
+
+  ofa_config cfg_;
+  const ofa_kernels_int8* kernels_;
+  int tile_series_ = 1, threads_ = 1;
+  ofa_model_int8 model_{};
+  std::vector<ofa_layer_int8> layers_;
+  std::vector<AnyArray> keep_;
+  std::map<std::string, bool> used_;
+  size_t arena_bytes_ = 0;
+  std::vector<AlignedBuffer> arenas_;
+  std::mutex mutex_;
+};
+
 // C = A W^T + bias with the selected ISA; returns (C, seconds per call).
 std::tuple<OutArray, double> gemm_timed(const AnyArray& a, const AnyArray& w,
                                         nb::object bias, nb::object isa, int repeat) {
@@ -383,7 +561,7 @@ std::tuple<OutArray, double> gemm_timed(const AnyArray& a, const AnyArray& w,
 }  // namespace
 
 NB_MODULE(_engine, m) {
-  m.doc() = "ofa C++ inference engine (fp32)";
+  m.doc() = "ofa C++ inference engine (fp32 and int8)";
 
   nb::class_<Engine>(m, "Engine")
       .def(nb::init<nb::dict, nb::dict, int, int, nb::object>(), nb::arg("config"),
@@ -400,12 +578,62 @@ NB_MODULE(_engine, m) {
       .def_prop_ro("tile_series", &Engine::tile_series)
       .def_prop_ro("threads", &Engine::threads);
 
+  nb::class_<EngineInt8>(m, "EngineInt8")
+      .def(nb::init<nb::dict, nb::dict, int, int, nb::object>(), nb::arg("config"),
+           nb::arg("tensors"), nb::arg("tile_series") = 16, nb::arg("threads") = 1,
+           nb::arg("isa") = nb::none(),
+           "Borrow an int8 model's tensors (zero-copy), validate its quantisation and plan the arena.")
+      .def("run", &EngineInt8::run, nb::arg("x"),
+           "x: float32 (B, seq_len, n_channels) -> float32 (B, horizon, n_channels)")
+      .def_prop_ro("config", &EngineInt8::config)
+      .def_prop_ro("arena_bytes", &EngineInt8::arena_bytes)
+      .def_prop_ro("simd", &EngineInt8::simd)
+      .def_prop_ro("threads", &EngineInt8::threads);
+
+  m.def("available_int8_isas", [] {
+    std::vector<std::string> out;
+    for (const char* n : {"scalar", "avx2", "avx512vnni"})
+      if (ofa_kernels_int8_by_name(n)) out.push_back(n);
+    return out;
+  });
+  m.def("gemm_s8",
+        [](const AnyArray& a, const AnyArray& w, nb::object isa) {
+          if (a.ndim() != 2 || w.ndim() != 2) value_error("gemm_s8: a and w must be 2-D");
+          const size_t M = a.shape(0), K = a.shape(1), N = w.shape(0);
+          if (M == 0 || N == 0 || K == 0 || K > OFA_GEMM_S8_MAX_K || M > INT32_MAX || N > INT32_MAX)
+            value_error("gemm_s8: empty or too large");
+          const int8_t* ap = check_typed<int8_t>("a", a, {M, K}, "int8");
+          const int8_t* wp = check_typed<int8_t>("w", w, {N, K}, "int8");
+          const ofa_kernels_int8* k = ofa_kernels_int8_best();
+          if (!isa.is_none()) {
+            k = ofa_kernels_int8_by_name(nb::cast<std::string>(isa).c_str());
+            if (!k) value_error("int8 isa not built or not supported by this CPU");
+          }
+          int32_t* cp = new int32_t[M * N];
+          nb::capsule owner(cp, [](void* p) noexcept { delete[] static_cast<int32_t*>(p); });
+          const ofa_gemm_s8_dims d = {(int32_t)M, (int32_t)N, (int32_t)K, (int32_t)K, (int32_t)K, (int32_t)N};
+          AlignedBuffer scratch(ofa_gemm_s8_scratch_bytes((int32_t)K));
+          k->gemm_s8(&d, ap, wp, nullptr, cp, scratch.data);
+          return nb::ndarray<nb::numpy, int32_t>(cp, {M, N}, owner);
+        },
+        nb::arg("a"), nb::arg("w"), nb::arg("isa") = nb::none(),
+        "C = a @ w.T in exact int32 with the int8 GEMM (a: (M,K) int8, w: (N,K) int8).");
+
   m.def("arena_bytes",
         [](nb::dict config, int tile_series) {
           const ofa_config c = parse_config(config);
           size_t bytes = 0;
           const ofa_status st = ofa_arena_bytes(&c, tile_series, &bytes);
           if (st != OFA_OK) value_error(std::string("arena_bytes: ") + ofa_status_name(st));
+          return bytes;
+        },
+        nb::arg("config"), nb::arg("tile_series") = 16);
+  m.def("arena_bytes_int8",
+        [](nb::dict config, int tile_series) {
+          const ofa_config c = parse_config(config);
+          size_t bytes = 0;
+          const ofa_status st = ofa_arena_bytes_int8(&c, tile_series, &bytes);
+          if (st != OFA_OK) value_error(std::string("arena_bytes_int8: ") + ofa_status_name(st));
           return bytes;
         },
         nb::arg("config"), nb::arg("tile_series") = 16);

@@ -83,8 +83,9 @@ def cmd_eval(args) -> int:
 def cmd_export(args) -> int:
     from .export import export
 
-    info = export(args.checkpoint, args.out)
-    print(f"wrote {args.out}: {info['bytes']:,} bytes, head {info['head']}")
+    info = export(args.checkpoint, args.out, int8=args.int8, data=args.data,
+                  calibration_windows=args.calibration_windows)
+    print(f"wrote {args.out}: {info['scheme']}, {info['bytes']:,} bytes, head {info['head']}")
     return 0
 
 
@@ -113,6 +114,11 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="merge the adapters and write one model file for the C++ engine")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--int8", action="store_true",
+                   help="post-training int8 quantisation, calibrated on training windows")
+    p.add_argument("--data", help="calibration data for --int8 (default: the checkpoint's training data)")
+    p.add_argument("--calibration-windows", type=positive_int, default=256,
+                   help="training windows to calibrate on (default 256)")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("demo", help="train, score, plot and export on the bundled Taylor series")
     p.add_argument("--out", default="runs/demo")

@@ -33,7 +33,7 @@ class Model:
     def __init__(self, path: str, threads: int = 1):
         from . import _engine
 
-        tensors, metadata = read_model_file(path)
+        tensors, metadata = read_model_file(path, schemes=("fp32", "int8"))
         try:
             self.config = json.loads(metadata["config"])
             self.channels = json.loads(metadata.get("channels", "null"))
@@ -42,7 +42,12 @@ class Model:
             raise OfaError(f"{path}: bad metadata: {exc}") from None
         self.path, self.metadata = path, metadata
         self._tensors = tensors  # the engine holds views into these
-        self.engine = _engine.Engine(self.config, tensors, threads=threads)
+        self.scheme = metadata["dtype"]
+        engine_class = _engine.EngineInt8 if self.scheme == "int8" else _engine.Engine
+        try:
+            self.engine = engine_class(self.config, tensors, threads=threads)
+        except ValueError as exc:
+            raise OfaError(f"{path}: {exc}") from None
         self.scaler = FileScaler(tensors["scaler.mean"], tensors["scaler.std"])
         self.meta = {"model": {"seq_len": self.config["seq_len"], "horizon": self.config["horizon"]},
                      "target": self.target}
@@ -65,7 +70,7 @@ class Model:
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"ofa.Model({self.path!r}: {c['layout']} x{c['n_layers']}, d={c['d_model']}, seq_len {c['seq_len']}, "
+        return (f"ofa.Model({self.path!r}: {self.scheme} {c['layout']} x{c['n_layers']}, d={c['d_model']}, seq_len {c['seq_len']}, "
                 f"horizon {c['horizon']}, {c['n_channels']} channel(s))")
 
 

@@ -118,17 +118,71 @@ def model_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[str, st
     return arrays, metadata
 
 
-def export(checkpoint_dir: str, out: str) -> dict:
-    """Write `out` atomically from a checkpoint; returns {"bytes", "head", "tensors"}."""
+def calibration_windows(data: str, meta_model: dict, target, n_windows: int, scaler_mean, scaler_std) -> np.ndarray:
+    """n_windows evenly spaced training windows of `data`, in data units (what the engine reads)."""
+    from .data import load_series, make_splits
+
+    if not isinstance(n_windows, int) or n_windows <= 0:
+        raise OfaError(f"--calibration-windows must be a positive integer, got {n_windows!r}")
+    splits = make_splits(load_series(data, target), meta_model["seq_len"], meta_model["horizon"])
+    x, _ = splits.train.windows()
+    pick = np.unique(np.linspace(0, len(x) - 1, min(n_windows, len(x))).astype(int))
+    return (x[pick] * scaler_std + scaler_mean).astype(np.float32)
+
+
+def int8_arrays(arrays: dict, metadata: dict, data: str, n_windows: int) -> tuple[dict, dict]:
+    """Quantise fp32 model arrays, calibrated on `data`'s training windows."""
+    from .quantize import quantize_arrays
+
+    config = json.loads(metadata["config"])
+    target = json.loads(metadata.get("target", "null"))
+    x = calibration_windows(data, config, target, n_windows, arrays["scaler.mean"], arrays["scaler.std"])
+    channels = json.loads(metadata.get("channels", "null"))
+    if channels is not None and x.shape[2] != len(channels):
+        raise OfaError(f"{data}: {x.shape[2]} channels, the model has {len(channels)}")
+    q_arrays, q_meta = quantize_arrays(arrays, metadata, x)
+    q_meta["checksum"] = checksum(q_arrays, q_meta)
+    return q_arrays, q_meta
+
+
+def write_model_file(out: str, arrays: dict, metadata: dict) -> None:
     from safetensors.numpy import save_file
 
-    if not out or out.endswith("/"):
-        raise OfaError(f"--out must name a file, got {out!r}")
-    model, meta = checkpoint.load(checkpoint_dir)
-    arrays, metadata = model_arrays(model, meta)
     try:
         checkpoint.atomic_write(out, lambda tmp: save_file(arrays, tmp, metadata=metadata))
     except OSError as exc:
         raise OfaError(f"cannot write {out}: {exc.strerror or exc}") from None
-    head = "factored rank %d" % json.loads(metadata["config"])["head_rank"] if "head.a" in arrays else "dense"
-    return {"bytes": os.path.getsize(out), "head": head, "tensors": len(arrays)}
+
+
+def quantize_model_file(model_file: str, out: str, data: str, calibration_windows: int = 256) -> dict:
+    """An int8 model file from an exported fp32 one (which must be fp32: int8 files are refused)."""
+    from .modelfile import read_model_file
+
+    if not out or out.endswith("/"):
+        raise OfaError(f"--out must name a file, got {out!r}")
+    arrays, metadata = read_model_file(model_file)
+    q_arrays, q_meta = int8_arrays(arrays, metadata, data, calibration_windows)
+    write_model_file(out, q_arrays, q_meta)
+    return {"bytes": os.path.getsize(out), "tensors": len(q_arrays), "scheme": "int8"}
+
+
+def export(checkpoint_dir: str, out: str, int8: bool = False, data: str | None = None,
+           calibration_windows: int = 256) -> dict:
+    """Write `out` atomically from a checkpoint; returns {"bytes", "head", "tensors", "scheme"}.
+
+    int8: quantise after merging, calibrated on `calibration_windows` training windows of `data`
+    (default: the data path the checkpoint was trained on).
+    """
+    if not out or out.endswith("/"):
+        raise OfaError(f"--out must name a file, got {out!r}")
+    model, meta = checkpoint.load(checkpoint_dir)
+    arrays, metadata = model_arrays(model, meta)
+    if int8:
+        data = data or meta["data"].get("path")
+        if not data:
+            raise OfaError("int8 export needs calibration data: pass --data (the checkpoint records no data path)")
+        arrays, metadata = int8_arrays(arrays, metadata, data, calibration_windows)
+    write_model_file(out, arrays, metadata)
+    head_rank = json.loads(metadata["config"])["head_rank"]
+    head = f"factored rank {head_rank}" if head_rank else "dense"
+    return {"bytes": os.path.getsize(out), "head": head, "tensors": len(arrays), "scheme": metadata["dtype"]}

@@ -28,32 +28,6 @@ ofa_config small_config(int layout, int head_rank) {
   return c;
 }
 
-// Arena inside a larger buffer, with guard bytes on both sides.
-struct GuardedArena {
-  static constexpr size_t kGuard = 256;
-  static constexpr unsigned char kPattern = 0xA5;
-  std::vector<unsigned char> buf;
-  unsigned char* arena;
-  size_t bytes;
-  explicit GuardedArena(size_t n) : buf(n + 2 * kGuard + OFA_ARENA_ALIGN, kPattern), bytes(n) {
-    size_t off = kGuard;
-    while ((uintptr_t)(buf.data() + off) % OFA_ARENA_ALIGN) ++off;
-    arena = buf.data() + off;
-  }
-  bool guards_intact() const {
-    for (const unsigned char* p = buf.data(); p < arena; ++p)
-      if (*p != kPattern) return false;
-    for (const unsigned char* p = arena + bytes; p < buf.data() + buf.size(); ++p)
-      if (*p != kPattern) return false;
-    return true;
-  }
-  bool arena_untouched() const {
-    for (size_t i = 0; i < bytes; ++i)
-      if (arena[i] != kPattern) return false;
-    return true;
-  }
-};
-
 using EndToEndParam = std::tuple<std::string, int, int>;  // variant, layout, rank
 class EndToEnd : public ::testing::TestWithParam<EndToEndParam> {};
 

@@ -1,0 +1,214 @@
+// int8 forward pass: the fp32 engine's graph with int8 GEMMs, an int32
+// residual stream and integer layer norm / softmax / GELU, all in the arena.
+// Float appears only at the ends (input normalisation, output scaling), with
+// +,-,*,/,sqrt in a fixed order and no contraction (-ffp-contract=off).
+#include <stdint.h>
+
+#include "kernels/core_kernels.h"
+#include "ofa/ofa_int8.h"
+#include "planner_int8.h"
+
+namespace {
+
+struct Tile {
+  const ofa_model_int8* m;
+  const ofa_kernels_int8* k;
+  const ofa_arena_plan_int8* plan;
+  unsigned char* base;
+  int32_t n_series;
+  int32_t n_tokens;
+  template <class T>
+  T* at(size_t off) const { return reinterpret_cast<T*>(base + off); }
+};
+
+// acc (rows, n) = a (rows, k) W^T + bias
+void linear(const Tile& t, int32_t rows, const int8_t* a, int32_t lda,
+            const ofa_linear_int8& l, int32_t k, int32_t n, int32_t* acc) {
+  const ofa_gemm_s8_dims dims = {rows, n, k, lda, k, n};
+  t.k->gemm_s8(&dims, a, l.w, l.b, acc, t.at<void>(t.plan->gemm_scratch));
+}
+
+void to_s8(const Tile& t, int32_t rows, int32_t cols, const int32_t* in, const ofa_requant& q,
+           int8_t* out) {
+  const ofa_requant_dims d = {rows, cols, cols, cols, q.count};
+  t.k->requant_to_s8(&d, in, q.table, out);
+}
+
+void add_into(const Tile& t, int32_t rows, int32_t cols, const int32_t* in, const ofa_requant& q,
+              int32_t* h) {
+  const ofa_requant_dims d = {rows, cols, cols, cols, q.count};
+  t.k->requant_add_s32(&d, in, q.table, h);
+}
+
+// y (int32, may be x) = LN(x); narrow (int8) = its requantised copy.
+void layer_norm(const Tile& t, int32_t rows, const int32_t* x, const ofa_layer_norm_int8& ln,
+                int32_t* y, int8_t* narrow) {
+  const int32_t d = t.m->config.d_model;
+  const ofa_layer_norm_s32_dims dims = {rows, d, d};
+  t.k->layer_norm_s32(&dims, x, *ln.eps, ln.out.table, y);
+  to_s8(t, rows, d, y, ln.narrow, narrow);
+}
+
+// q|k|v int8 (rows, 3d) -> int32 context (rows, d) in acc.
+void attention(const Tile& t, const ofa_layer_int8& l, const int8_t* qkv, int32_t* ctx) {
+  const ofa_config& c = t.m->config;
+  const int32_t n = t.n_tokens, d = c.d_model, hd = d / c.n_heads;
+  int32_t* scores = t.at<int32_t>(t.plan->scores);
+  int8_t* probs = t.at<int8_t>(t.plan->probs);
+  int8_t* v_t = t.at<int8_t>(t.plan->v_t);
+  void* scratch = t.at<void>(t.plan->gemm_scratch);
+  const ofa_gemm_s8_dims qk = {n, n, hd, 3 * d, 3 * d, n};
+  const ofa_gemm_s8_dims pv = {n, hd, n, n, n, d};
+  const ofa_softmax_s8_dims sm = {n, n, n, n, c.layout == OFA_LAYOUT_GPT2};
+  for (int32_t s = 0; s < t.n_series; ++s) {
+    const int8_t* qs = qkv + (size_t)s * n * 3 * d;
+    int32_t* cs = ctx + (size_t)s * n * d;
+    for (int32_t h = 0; h < c.n_heads; ++h) {
+      const int8_t* q = qs + (size_t)h * hd;
+      const int8_t* k = q + d;
+      const int8_t* v = q + 2 * d;
+      t.k->gemm_s8(&qk, q, k, nullptr, scores, scratch);
+      t.k->softmax_s8(&sm, scores, l.scores.table, probs);
+      for (int32_t tok = 0; tok < n; ++tok)
+        for (int32_t j = 0; j < hd; ++j) v_t[(size_t)j * n + tok] = v[(size_t)tok * 3 * d + j];
+      t.k->gemm_s8(&pv, probs, v_t, nullptr, cs + (size_t)h * hd, scratch);
+    }
+  }
+}
+
+// h += FF(x8)
+void feed_forward(const Tile& t, int32_t rows, const ofa_layer_int8& l, const int8_t* x8,
+                  int32_t* h) {
+  const ofa_config& c = t.m->config;
+  const int32_t d = c.d_model, f = c.d_ff;
+  int32_t* acc = t.at<int32_t>(t.plan->acc);
+  int8_t* wide = t.at<int8_t>(t.plan->wide);
+  linear(t, rows, x8, d, l.ff_in, d, f, acc);
+  to_s8(t, rows, f, acc, l.ff_in.out, wide);
+  ofa_lut_s8(l.gelu_lut, wide, (size_t)rows * f);
+  linear(t, rows, wide, f, l.ff_out, f, d, acc);
+  add_into(t, rows, d, acc, l.ff_out.out, h);
+}
+
+// BERT: h = LN1(h + Attn(h)); h = LN2(h + FF(h)).
+// GPT-2: h = h + Attn(LN1(h)); h = h + FF(LN2(h)).
+// On entry (BERT) `narrow` already holds h as int8 (the previous LN's copy).
+void transformer_layer(const Tile& t, const ofa_layer_int8& l) {
+  const ofa_config& c = t.m->config;
+  const int32_t rows = t.n_series * t.n_tokens, d = c.d_model;
+  int32_t* h = t.at<int32_t>(t.plan->hidden);
+  int32_t* acc = t.at<int32_t>(t.plan->acc);
+  int8_t* x8 = t.at<int8_t>(t.plan->narrow);
+  int8_t* wide = t.at<int8_t>(t.plan->wide);
+  const bool pre_ln = c.layout == OFA_LAYOUT_GPT2;
+
+  if (pre_ln) layer_norm(t, rows, h, l.ln1, acc, x8);
+  linear(t, rows, x8, d, l.qkv, d, 3 * d, acc);
+  to_s8(t, rows, 3 * d, acc, l.qkv.out, wide);
+  attention(t, l, wide, acc);
+  to_s8(t, rows, d, acc, l.context, x8);
+  linear(t, rows, x8, d, l.attn_out, d, d, acc);
+  add_into(t, rows, d, acc, l.attn_out.out, h);
+  if (pre_ln) {
+    layer_norm(t, rows, h, l.ln2, acc, x8);
+    feed_forward(t, rows, l, x8, h);
+  } else {
+    layer_norm(t, rows, h, l.ln1, h, x8);
+    feed_forward(t, rows, l, x8, h);
+    layer_norm(t, rows, h, l.ln2, h, x8);
+  }
+}
+
+int8_t quantize_patch(float u, float inv_scale) {
+  float v = u * inv_scale;
+  v = v > 127.f ? 127.f : v < -128.f ? -128.f : v;
+  return (int8_t)(int32_t)(v >= 0.f ? v + 0.5f : v - 0.5f);  // half away from zero
+}
+
+void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
+  const ofa_model_int8& m = *t.m;
+  const ofa_config& c = m.config;
+  const int32_t n = t.n_tokens, d = c.d_model, C = c.n_channels, P = c.patch_len;
+  const int32_t rows = t.n_series * n;
+  int32_t* h = t.at<int32_t>(t.plan->hidden);
+  int32_t* acc = t.at<int32_t>(t.plan->acc);
+  int8_t* x8 = t.at<int8_t>(t.plan->narrow);
+  float* patches = t.at<float>(t.plan->patches);
+  float* mu = t.at<float>(t.plan->stats);
+  float* sd = mu + t.n_series;
+
+  const ofa_series_dims sdims = {c.seq_len, C, P, c.stride, n, c.revin_eps};
+  for (int32_t s = 0; s < t.n_series; ++s) {
+    const int32_t g = first_series + s;
+    const int32_t b = g / C, ch = g % C;
+    ofa_series_to_patches(&sdims, x + (size_t)b * c.seq_len * C + ch, m.scaler_mean[ch],
+                          m.scaler_std[ch], patches + (size_t)s * n * P, &mu[s], &sd[s]);
+  }
+  const float inv_scale = *m.patch_inv_scale;
+  for (size_t i = 0; i < (size_t)rows * P; ++i) x8[i] = quantize_patch(patches[i], inv_scale);
+  for (int32_t r = 0; r < rows; ++r) {
+    const int32_t* p = m.pos + (size_t)(r % n) * d;
+    int32_t* hr = h + (size_t)r * d;
+    for (int32_t j = 0; j < d; ++j) hr[j] = p[j];
+  }
+  linear(t, rows, x8, P, m.in_layer, P, d, acc);
+  add_into(t, rows, d, acc, m.in_layer.out, h);
+  if (c.layout == OFA_LAYOUT_BERT) layer_norm(t, rows, h, m.emb_ln, h, x8);
+  for (int32_t i = 0; i < c.n_layers; ++i) transformer_layer(t, m.layers[i]);
+  if (c.layout == OFA_LAYOUT_GPT2) layer_norm(t, rows, h, m.final_ln, acc, x8);
+
+  // Head: each series' (N, d) int8 block is its flattened row of N*d.
+  const int32_t flat = n * d, H = c.horizon;
+  int32_t* yh = t.at<int32_t>(t.plan->head_acc);
+  if (c.head_rank == 0) {
+    linear(t, t.n_series, x8, flat, m.head, flat, H, yh);
+  } else {
+    int8_t* low = t.at<int8_t>(t.plan->head_low);
+    linear(t, t.n_series, x8, flat, m.head_a, flat, c.head_rank, yh);
+    to_s8(t, t.n_series, c.head_rank, yh, m.head_a.out, low);
+    linear(t, t.n_series, low, c.head_rank, m.head_b, c.head_rank, H, yh);
+  }
+
+  for (int32_t s = 0; s < t.n_series; ++s) {
+    const int32_t g = first_series + s;
+    const int32_t b = g / C, ch = g % C;
+    const float mean = m.scaler_mean[ch], std = m.scaler_std[ch];
+    for (int32_t k = 0; k < H; ++k) {
+      const float z = (float)yh[(size_t)s * H + k] * m.head_out_scale[k];
+      const float v = z * sd[s] + mu[s];
+      y[((size_t)b * H + k) * C + ch] = v * std + mean;
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" ofa_status ofa_forward_int8(const ofa_model_int8* model,
+                                       const ofa_kernels_int8* kernels, int32_t tile_series,
+                                       const float* x, int32_t batch, float* y, void* arena,
+                                       size_t arena_bytes) {
+  if (!model || !x || !y || !arena) return OFA_ERR_NULL_ARG;
+  const ofa_status vs = ofa_validate_model_int8(model);
+  if (vs != OFA_OK) return vs;
+  if (batch <= 0 || tile_series <= 0) return OFA_ERR_BAD_BATCH;
+  const ofa_config& c = model->config;
+  if ((int64_t)batch * c.n_channels > INT32_MAX) return OFA_ERR_BAD_BATCH;
+  ofa_arena_plan_int8 plan;
+  const ofa_status ps = ofa_plan_arena_int8(&c, tile_series, &plan);
+  if (ps != OFA_OK) return ps;
+  if (arena_bytes < plan.total_bytes) return OFA_ERR_ARENA_TOO_SMALL;
+  if ((uintptr_t)arena % OFA_ARENA_ALIGN != 0) return OFA_ERR_ARENA_MISALIGNED;
+
+  Tile t;
+  t.m = model;
+  t.k = kernels ? kernels : &ofa_kernels_int8_scalar;
+  t.plan = &plan;
+  t.base = static_cast<unsigned char*>(arena);
+  t.n_tokens = ofa_n_patches(&c);
+  const int32_t total = batch * c.n_channels;
+  for (int32_t g = 0; g < total; g += tile_series) {
+    t.n_series = total - g < tile_series ? total - g : tile_series;
+    run_tile(t, x, g, y);
+  }
+  return OFA_OK;
+}

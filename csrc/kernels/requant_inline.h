@@ -1,0 +1,35 @@
+// Inline requantisation (gemmlowp SaturatingRoundingDoublingHighMul +
+// RoundingDivideByPOT) for the per-element loops; int8_ops.cpp exports the
+// same functions under the C API. Internal linkage so calls inline instead of
+// going through the shared object's PLT.
+#pragma once
+#include <stdint.h>
+
+namespace ofa_rq {
+
+static inline int32_t saturate32(int64_t v) {
+  return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
+static inline int32_t srdhm(int32_t a, int32_t b) {
+  if (a == b && a == INT32_MIN) return INT32_MAX;
+  const int64_t ab = (int64_t)a * (int64_t)b;
+  const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+  return (int32_t)((ab + nudge) / ((int64_t)1 << 31));  // truncates toward zero
+}
+
+static inline int32_t rdbpot(int32_t x, int32_t exponent) {
+  const int64_t mask = ((int64_t)1 << exponent) - 1;
+  const int64_t remainder = (int64_t)x & mask;
+  const int64_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (int32_t)(((int64_t)x >> exponent) + (remainder > threshold ? 1 : 0));
+}
+
+static inline int32_t requantize(int32_t x, int32_t mult, int32_t shift) {
+  const int32_t left = shift > 0 ? shift : 0;
+  const int32_t right = shift > 0 ? 0 : -shift;
+  const int32_t shifted = saturate32((int64_t)x * ((int64_t)1 << left));
+  return rdbpot(srdhm(shifted, mult), right);
+}
+
+}  // namespace ofa_rq

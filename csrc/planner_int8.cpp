@@ -1,0 +1,67 @@
+// Arena planner of the int8 path: the exact bytes one tile of series needs.
+#include "planner_int8.h"
+
+namespace {
+constexpr uint64_t kAlign = OFA_ARENA_ALIGN;
+constexpr int64_t kMaxTileRows = 1 << 24;
+
+uint64_t round_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+uint64_t max2(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+struct Carver {
+  uint64_t next = 0, last_end = 0;
+  size_t take(uint64_t bytes) {
+    const uint64_t at = next;
+    last_end = at + bytes;
+    next = round_up(last_end);
+    return (size_t)at;
+  }
+};
+}  // namespace
+
+ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_arena_plan_int8* p) {
+  if (tile_series <= 0) return OFA_ERR_BAD_BATCH;
+  const uint64_t n = (uint64_t)((c->seq_len - c->patch_len) / c->stride + 2);
+  const uint64_t d = (uint64_t)c->d_model, f = (uint64_t)c->d_ff, P = (uint64_t)c->patch_len;
+  const uint64_t hd = d / (uint64_t)c->n_heads;
+  const uint64_t r = (uint64_t)c->head_rank, h = (uint64_t)c->horizon;
+  const uint64_t t = (uint64_t)tile_series;
+  if ((int64_t)(t * n) > kMaxTileRows) return OFA_ERR_BAD_BATCH;
+  const uint64_t rows = t * n;
+  const uint64_t wide = max2(3 * d, f);
+
+  Carver cv;
+  p->hidden = cv.take(rows * d * 4);
+  p->acc = cv.take(rows * wide * 4);
+  p->narrow = cv.take(rows * max2(d, P));
+  p->wide = cv.take(rows * wide);
+  p->patches = cv.take(rows * P * 4);
+  p->scores = cv.take(n * n * 4);
+  p->probs = cv.take(n * n);
+  p->v_t = cv.take(hd * n);
+  p->head_acc = cv.take(t * max2(h, r) * 4);
+  p->head_low = cv.take(t * r);
+  p->stats = cv.take(2 * t * 4);
+  // Every GEMM depth: P, d, f, head_dim, N (probabilities . V), N*d and r.
+  uint64_t gs = 0;
+  const int32_t depths[] = {c->patch_len, c->d_model, c->d_ff, (int32_t)hd, (int32_t)n,
+                            (int32_t)(n * d), c->head_rank};
+  for (int32_t k : depths) gs = max2(gs, ofa_gemm_s8_scratch_bytes(k));
+  p->gemm_scratch = cv.take(gs);
+  // The last region is not padded: the planned size is exactly what is used.
+  if (cv.last_end > (uint64_t)SIZE_MAX) return OFA_ERR_BAD_BATCH;
+  p->total_bytes = (size_t)cv.last_end;
+  return OFA_OK;
+}
+
+extern "C" ofa_status ofa_arena_bytes_int8(const ofa_config* cfg, int32_t tile_series,
+                                           size_t* out_bytes) {
+  if (!cfg || !out_bytes) return OFA_ERR_NULL_ARG;
+  const ofa_status st = ofa_validate_config(cfg);
+  if (st != OFA_OK) return st;
+  ofa_arena_plan_int8 plan;
+  const ofa_status ps = ofa_plan_arena_int8(cfg, tile_series, &plan);
+  if (ps != OFA_OK) return ps;
+  *out_bytes = plan.total_bytes;
+  return OFA_OK;
+}

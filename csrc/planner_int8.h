@@ -1,0 +1,27 @@
+// Arena layout of the int8 forward pass, shared by the size query and the
+// engine. Offsets in bytes from the arena base, each 64-byte aligned.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ofa/ofa_int8.h"
+
+struct ofa_arena_plan_int8 {
+  size_t hidden;     // int32 (R, d) residual stream, R = tile_series * N
+  size_t acc;        // int32 (R, max(3d, f)) GEMM accumulators / LN output
+  size_t narrow;     // int8 (R, max(d, P)) GEMM input: patches, LN out, context
+  size_t wide;       // int8 (R, max(3d, f)) q|k|v, GELU activations
+  size_t patches;    // float (R, P) normalised patches before quantisation
+  size_t scores;     // int32 (N, N) one head's q.k
+  size_t probs;      // int8 (N, N) one head's probabilities
+  size_t v_t;        // int8 (head_dim, N) one head's V transposed
+  size_t head_acc;   // int32 (tile_series, max(H, r))
+  size_t head_low;   // int8 (tile_series, r) factored head intermediate
+  size_t stats;      // float (2, tile_series) instance mean / std
+  size_t gemm_scratch;  // the largest ofa_gemm_s8_scratch_bytes of any GEMM
+  size_t total_bytes;
+};
+
+// Assumes a validated config; fails only on tile_series / size overflow.
+ofa_status ofa_plan_arena_int8(const ofa_config* cfg, int32_t tile_series,
+                               ofa_arena_plan_int8* plan);
