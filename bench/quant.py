@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import math
 import os
 import platform
 import sys
@@ -29,9 +28,11 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/timing.py
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
 
 import ofa  # noqa: E402
+from timing import best_ms  # noqa: E402
 from ofa import checkpoint  # noqa: E402
 from ofa.checkpoint import atomic_write_json  # noqa: E402
 from ofa.data import load_series, make_splits  # noqa: E402
@@ -40,20 +41,8 @@ from ofa.export import export  # noqa: E402
 
 DATA = os.path.abspath(os.path.join(HERE, "..", "..", "shared", "data"))
 DATASETS = {"ETTh1": "ETT/ETTh1.csv", "ETTm1": "ETT/ETTm1.csv", "Weather": "weather/weather.csv"}
-RUNS = [os.path.abspath(os.path.join(HERE, "..", "..", "main", "runs", d)) for d in ("bench", "screen")]
-
-
-def best_ms(fn, repeats: int = 5, min_seconds: float = 1.0) -> float:
-    fn()
-    best, spent, n = math.inf, 0.0, 0
-    while n < repeats or spent < min_seconds:
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        best, spent, n = min(best, dt), spent + dt, n + 1
-        if n >= 4 * repeats:
-            break
-    return best * 1e3
+# checkpoints that bench/accuracy.py trains
+RUNS = [os.path.abspath(os.path.join(HERE, "..", "runs", d)) for d in ("bench", "screen")]
 
 
 def find_checkpoint(name: str, given: dict) -> str | None:

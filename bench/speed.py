@@ -14,37 +14,23 @@ is the same GEMM FLOP count divided by its whole call time.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/timing.py
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 
 import ofa  # noqa: E402
+from timing import best_ms  # noqa: E402
 from ofa import checkpoint  # noqa: E402
 from ofa.checkpoint import atomic_write_json  # noqa: E402
 from ofa.export import export  # noqa: E402
 from ofa.model import ModelConfig, build  # noqa: E402
-
-
-def best_ms(fn, repeats: int, min_seconds: float = 1.0) -> float:
-    """Best of `repeats` timed calls after one warm-up (and at least min_seconds of timing)."""
-    fn()
-    best, spent, n = math.inf, 0.0, 0
-    while n < repeats or spent < min_seconds:
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        best, spent, n = min(best, dt), spent + dt, n + 1
-        if n >= 4 * repeats:
-            break
-    return best * 1e3
 
 
 def sgemm_peak(threads: int) -> float:
