@@ -139,7 +139,10 @@ def reduced_window_cap(path: str, series: int = REDUCED_TRAIN_SERIES) -> int:
 
 
 def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: int, workdir: str,
-            test_every: int = 1, threads: int = 0, train_series: int = REDUCED_TRAIN_SERIES) -> dict:
+            test_every: int = 1, threads: int = 0, train_series: int = REDUCED_TRAIN_SERIES,
+            rescore: bool = False) -> dict:
+    from ofa import checkpoint
+
     spec = dict(VARIANTS[name])
     preset = PRESETS[spec.pop("preset")]
     train_over = preset["train"] | {k: spec.pop(k) for k in TRAIN_KEYS if k in spec}
@@ -150,7 +153,12 @@ def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: 
     for key, value in train_over.items():
         setattr(tc, key, value)
     out = os.path.join(workdir, f"{os.path.basename(path)}-{horizon}-{name}")
-    meta = train(path, out, mc, tc, log=lambda s: print("   ", s, flush=True))
+    if rescore and os.path.isfile(os.path.join(out, "ofa.json")):
+        meta = checkpoint.read_meta(out)  # a finished training of this run: score it again
+        if meta["model"] != mc.to_dict():
+            raise SystemExit(f"--rescore: {out} holds a different model configuration")
+    else:
+        meta = train(path, out, mc, tc, log=lambda s: print("   ", s, flush=True))
     splits = make_splits(load_series(path), seq_len, horizon)
     x, y = splits.test.windows()
     x, y = x[::test_every], y[::test_every]
@@ -173,6 +181,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads for training (0: torch's default)")
     ap.add_argument("--train-series", type=int, default=REDUCED_TRAIN_SERIES,
                     help="reduced protocol: training series (window x channel) per epoch")
+    ap.add_argument("--rescore", action="store_true",
+                    help="score an existing finished checkpoint in --workdir instead of training it again")
     ap.add_argument("--engine-threads", type=int, default=2, help="C++ engine threads for scoring")
     args = ap.parse_args(argv)
     if args.threads:
@@ -204,7 +214,7 @@ def main(argv=None) -> int:
                                                       "trainable_params": parameter_counts(model)["trainable_params"]}
             else:
                 rec = run_ofa(name, path, args.horizon, seq_len, args.full, args.seed, args.workdir, args.screen,
-                              args.engine_threads, args.train_series)
+                              args.engine_threads, args.train_series, args.rescore)
             rec = {"dataset": ds, "horizon": args.horizon, "model": name, "protocol": protocol, **rec,
                    "seq_len": seq_len, "wall_seconds": time.time() - t0}
             print(f"   mse {rec['mse']:.4f}  mae {rec['mae']:.4f}  train {rec['train_seconds']:.0f} s  "

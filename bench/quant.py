@@ -5,7 +5,7 @@
     python bench/quant.py --max-test-windows 2000           # evenly spaced subset (recorded as such)
 
 For each dataset it takes a trained fp32 checkpoint (--checkpoint NAME=DIR, else the first of
-../main/runs/bench/<file>-96-ofa, ../main/runs/screen/<file>-96-ofa that exists), exports it fp32 and
+runs/bench/<file>-96-ofa or runs/screen/<file>-96-ofa, whichever exists), exports it fp32 and
 int8 (`ofa export [--int8]`, calibrated on --calibration-windows training windows) and scores both
 files through the C++ engine on the test split, exactly as `ofa eval --model` does. PyTorch dynamic
 int8 (torch.ao.quantization.quantize_dynamic on the PEFT model's nn.Linear layers) is scored and
