@@ -69,7 +69,7 @@ def frozen_tensors(model) -> dict[str, torch.Tensor]:
 def in_layer_of(base: OneForAll) -> torch.nn.Linear:
     """The in_layer actually used: PEFT's trainable copy when it trains, else the plain module."""
     layer = base.in_layer
-    return getattr(layer, "modules_to_save", {}).get("default", layer) if hasattr(layer, "modules_to_save") else layer
+    return layer.modules_to_save["default"] if hasattr(layer, "modules_to_save") else layer
 
 
 def save(directory: str, model, meta: dict) -> None:
