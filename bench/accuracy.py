@@ -50,8 +50,10 @@ VARIANTS = {
     "ofa-3blocks": dict(preset="default", layers=3),
     "ofa-1block": dict(preset="default", layers=1),
     "ofa-5ep": dict(preset="default", epochs=5),
+    "ofa-dropout0.1": dict(preset="default", lora_dropout=0.1),
+    "ofa-wd0.05": dict(preset="default", weight_decay=0.05),
 }
-TRAIN_KEYS = ("lr", "precision", "batch_size", "epochs")  # variant keys that belong to TrainConfig
+TRAIN_KEYS = ("lr", "precision", "batch_size", "epochs", "weight_decay")  # variant keys that belong to TrainConfig
 
 
 # ---- DLinear (Zeng et al. 2023): moving-average decomposition + two shared linear maps ----

@@ -119,6 +119,28 @@ void transformer_layer(const Tile& t, const ofa_layer_int8& l) {
   }
 }
 
+// The head's depth is N*d (16k for MiniLM). One GEMM over it would need a
+// packing panel of NR * N*d bytes in the arena (0.5 MB), more than a
+// microcontroller has, so it runs token by token (depth d) and sums the
+// partial int32 results: integer addition, so the bits are the same.
+void head_linear(const Tile& t, const int8_t* x8, const ofa_linear_int8& l, int32_t n_out,
+                 int32_t* yh) {
+  const int32_t d = t.m->config.d_model, flat = t.n_tokens * d, rows = t.n_series;
+  int32_t* part = t.at<int32_t>(t.plan->acc);  // free here: the last layer is done with it
+  void* scratch = t.at<void>(t.plan->gemm_scratch);
+  for (int32_t tok = 0; tok < t.n_tokens; ++tok) {
+    const ofa_gemm_s8_dims dims = {rows, n_out, d, flat, flat, n_out};
+    const int8_t* a = x8 + (size_t)tok * d;
+    const int8_t* w = l.w + (size_t)tok * d;
+    if (tok == 0) {
+      t.k->gemm_s8(&dims, a, w, l.b, yh, scratch);
+      continue;
+    }
+    t.k->gemm_s8(&dims, a, w, nullptr, part, scratch);
+    for (size_t i = 0; i < (size_t)rows * n_out; ++i) yh[i] += part[i];
+  }
+}
+
 int8_t quantize_patch(float u, float inv_scale) {
   float v = u * inv_scale;
   v = v > 127.f ? 127.f : v < -128.f ? -128.f : v;
@@ -161,10 +183,10 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
   const int32_t flat = n * d, H = c.horizon;
   int32_t* yh = t.at<int32_t>(t.plan->head_acc);
   if (c.head_rank == 0) {
-    linear(t, t.n_series, x8, flat, m.head, flat, H, yh);
+    head_linear(t, x8, m.head, H, yh);
   } else {
     int8_t* low = t.at<int8_t>(t.plan->head_low);
-    linear(t, t.n_series, x8, flat, m.head_a, flat, c.head_rank, yh);
+    head_linear(t, x8, m.head_a, c.head_rank, yh);
     to_s8(t, t.n_series, c.head_rank, yh, m.head_a.out, low);
     linear(t, t.n_series, low, c.head_rank, m.head_b, c.head_rank, H, yh);
   }

@@ -32,7 +32,8 @@ ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_are
 
   Carver cv;
   p->hidden = cv.take(rows * d * 4);
-  p->acc = cv.take(rows * wide * 4);
+  // acc also holds the head's per-token partial sums (t, max(H, r)).
+  p->acc = cv.take(max2(rows * wide, t * max2(h, r)) * 4);
   p->narrow = cv.take(rows * max2(d, P));
   p->wide = cv.take(rows * wide);
   p->patches = cv.take(rows * P * 4);
@@ -42,10 +43,11 @@ ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_are
   p->head_acc = cv.take(t * max2(h, r) * 4);
   p->head_low = cv.take(t * r);
   p->stats = cv.take(2 * t * 4);
-  // Every GEMM depth: P, d, f, head_dim, N (probabilities . V), N*d and r.
+  // Every GEMM depth: P, d, f, head_dim, N (probabilities . V) and r. The
+  // head (depth N*d) runs token by token at depth d, see engine_int8.cpp.
   uint64_t gs = 0;
   const int32_t depths[] = {c->patch_len, c->d_model, c->d_ff, (int32_t)hd, (int32_t)n,
-                            (int32_t)(n * d), c->head_rank};
+                            c->head_rank};
   for (int32_t k : depths) gs = max2(gs, ofa_gemm_s8_scratch_bytes(k));
   p->gemm_scratch = cv.take(gs);
   // The last region is not padded: the planned size is exactly what is used.
