@@ -52,6 +52,9 @@ VARIANTS = {
     "ofa-5ep": dict(preset="default", epochs=5),
     "ofa-dropout0.1": dict(preset="default", lora_dropout=0.1),
     "ofa-wd0.05": dict(preset="default", weight_decay=0.05),
+    "ofa-lr3e-4": dict(preset="default", lr=3e-4),
+    "ofa-ln": dict(preset="default", train="lora+input+ln"),
+    "ofa-lr3e-4-6ep": dict(preset="default", lr=3e-4, epochs=6),
 }
 TRAIN_KEYS = ("lr", "precision", "batch_size", "epochs", "weight_decay")  # variant keys that belong to TrainConfig
 

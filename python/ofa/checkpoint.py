@@ -122,7 +122,7 @@ def load(directory: str):
     except TypeError as exc:
         raise OfaError(f"{directory}: bad model config: {exc}") from None
     cfg.check()
-    backbone = backbones.load(cfg.backbone, cfg.layers)
+    backbone = backbones.load(cfg.backbone, cfg.layers, root=directory)
     if backbones.fingerprint(backbone.model) != meta["backbone_fingerprint"]:
         raise OfaError(f"{directory}: backbone {cfg.backbone!r} found here differs from the one the checkpoint "
                        f"was trained with (fingerprint mismatch)")

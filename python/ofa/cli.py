@@ -1,4 +1,4 @@
-"""`ofa` command line: train, eval, export, demo. User errors print one line and exit with status 2."""
+"""`ofa` command line: train, eval, export, distill, demo. User errors print one line and exit with status 2."""
 from __future__ import annotations
 
 import argparse
@@ -30,7 +30,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=positive_int, help="keep the first N backbone blocks (default: the preset's)")
     p.add_argument("--preset", choices=["default", "paper"], default="default",
                    help="paper: only LoRA trains, frozen random head base (arXiv 2603.29756)")
-    p.add_argument("--train-mode", choices=["lora", "lora+input"], help="override the preset's trainable set")
+    p.add_argument("--train-mode", choices=["lora", "lora+input", "lora+input+ln"], help="override the preset's trainable set")
     p.add_argument("--head-base", choices=["random", "zero"], help="override the preset's output-layer base")
     p.add_argument("--rank", type=positive_int, default=16)
     p.add_argument("--alpha", type=float, default=16.0)
@@ -89,6 +89,21 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_distill(args) -> int:
+    from .distill import StudentConfig, distill
+    from .train import TrainConfig
+
+    sc = StudentConfig(width=args.width, layers=args.layers, heads=args.heads, ff=args.ff,
+                       truth_weight=args.truth_weight)
+    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                     seed=args.seed, precision=args.precision, max_train_windows=args.max_train_windows,
+                     threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
+    meta = distill(args.teacher, args.data, args.out, sc, tc, resume=args.resume)
+    print(f"best val mse {meta['best_val_mse']:.4f}; student checkpoint {args.out} "
+          f"({meta['sizes']['trainable_params']:,} trainable parameters)")
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Train briefly on the bundled Taylor series, score it, plot it, export it and run the engine."""
     from .demo import demo
@@ -120,6 +135,27 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-windows", type=positive_int, default=256,
                    help="training windows to calibrate on (default 256)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("distill", help="train a small student on a trained model's forecasts (for firmware)")
+    p.add_argument("--teacher", required=True, help="checkpoint directory of the trained model")
+    p.add_argument("--data", required=True, help="the teacher's training data")
+    p.add_argument("--out", required=True, help="student checkpoint directory to write")
+    p.add_argument("--width", type=positive_int, default=128, help="student d_model (default 128)")
+    p.add_argument("--layers", type=positive_int, default=2, help="student blocks (default 2)")
+    p.add_argument("--heads", type=positive_int, default=4)
+    p.add_argument("--ff", type=positive_int, default=256, help="student feed-forward width (default 256)")
+    p.add_argument("--truth-weight", type=float, default=0.5,
+                   help="loss target = w * truth + (1 - w) * teacher forecast (default 0.5)")
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--patience", type=positive_int, default=3)
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--max-train-windows", type=int, default=0, help="use at most N evenly spaced windows")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_distill)
     p = sub.add_parser("demo", help="train, score, plot and export on the bundled Taylor series")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--epochs", type=positive_int, default=2)

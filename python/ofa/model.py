@@ -18,7 +18,9 @@ from .data import n_patches
 from .errors import OfaError
 
 REVIN_EPS = 1e-5
-TRAIN_MODES = ("lora", "lora+input")        # what trains besides nothing / the input layer
+# What trains besides the LoRA tensors: nothing / the input layer / also every backbone block (a
+# distilled student, whose backbone is small and randomly initialised; BERT layout).
+TRAIN_MODES = ("lora", "lora+input", "lora+input+ln", "all")
 HEAD_BASES = ("random", "zero")              # frozen base of the output layer
 
 
@@ -118,11 +120,24 @@ def lora_config(cfg: ModelConfig, backbone: backbones.Backbone):
         init_lora_weights="gaussian",    # Linear: A ~ N(0, 1/r), B = 0; Embedding: A = 0, B ~ N(0, 1)
         lora_dropout=cfg.lora_dropout,
         target_modules=[position_leaf, "out_layer"],
-        modules_to_save=["in_layer"] if cfg.train == "lora+input" else None,
+        modules_to_save=trained_modules(cfg, backbone),
     )
 
 
-def build(cfg: ModelConfig, seed: int = 0, backbone: backbones.Backbone | None = None):
+def trained_modules(cfg: ModelConfig, backbone: backbones.Backbone) -> list[str] | None:
+    """Modules that train whole (PEFT modules_to_save: a trained copy beside the frozen original)."""
+    if cfg.train == "lora":
+        return None
+    if cfg.train == "lora+input":
+        return ["in_layer"]
+    if cfg.train == "lora+input+ln":  # GPT4TS's choice: the layer norms' affine parameters train too
+        return ["in_layer", "LayerNorm"] if backbone.layout == backbones.BERT else ["in_layer", "ln_1", "ln_2", "ln_f"]
+    if backbone.layout != backbones.BERT:
+        raise OfaError("train mode 'all' (a distilled student) needs a BERT-layout backbone")
+    return ["in_layer", "encoder"]
+
+
+def build(cfg: ModelConfig, seed: int = 0, backbone: backbones.Backbone | None = None, root: str | None = None):
     """The PEFT-wrapped model with fresh adapters. Random initial values come from `seed`."""
     import warnings
 
@@ -130,7 +145,7 @@ def build(cfg: ModelConfig, seed: int = 0, backbone: backbones.Backbone | None =
 
     cfg.check()
     if backbone is None:
-        backbone = backbones.load(cfg.backbone, cfg.layers)
+        backbone = backbones.load(cfg.backbone, cfg.layers, root)
     cfg.layers = len(backbone.blocks())
     torch.manual_seed(seed)
     base = OneForAll(cfg, backbone)

@@ -84,7 +84,8 @@ def val_mse(model, windows: WindowSet, max_series: int, precision: str) -> float
 
 
 def run_epoch(model, optimizer, windows: WindowSet, tc: TrainConfig, rng: np.random.Generator,
-              step: int, total_steps: int, epoch: int) -> tuple[float, int]:
+              step: int, total_steps: int, epoch: int, soft: np.ndarray | None = None,
+              truth_weight: float = 1.0) -> tuple[float, int]:
     from tqdm import tqdm
 
     model.train()
@@ -94,7 +95,10 @@ def run_epoch(model, optimizer, windows: WindowSet, tc: TrainConfig, rng: np.ran
                unit="batch", dynamic_ncols=True)
     losses = []
     for start in bar:
-        x, y = windows.batch(order[start:start + tc.batch_size])
+        index = order[start:start + tc.batch_size]
+        x, y = windows.batch(index)
+        if soft is not None:
+            y = (truth_weight * y + (1.0 - truth_weight) * soft[index]).astype(np.float32)
         x = torch.from_numpy(x).unsqueeze(-1)
         y = torch.from_numpy(y).unsqueeze(-1)
         for group in optimizer.param_groups:
@@ -114,11 +118,15 @@ def run_epoch(model, optimizer, windows: WindowSet, tc: TrainConfig, rng: np.ran
 
 
 def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: TrainConfig | None = None,
-          target: str | None = None, resume: bool = False, log=print, on_epoch=None) -> dict:
+          target: str | None = None, resume: bool = False, log=print, on_epoch=None, teacher=None,
+          truth_weight: float = 1.0, extra_meta: dict | None = None) -> dict:
     """Train on the train split of `data`, early-stop on its val split, write a checkpoint to `out`.
 
     Returns the checkpoint's metadata (config, sizes, per-epoch history, best validation MSE).
     `on_epoch(history_entry)` runs after each epoch's checkpoint and resume state are on disk.
+    Distillation: `teacher(windows) -> (len(windows), H)` forecasts of the training series; the loss
+    target is then truth_weight * truth + (1 - truth_weight) * teacher (the same minimiser as the
+    weighted sum of both squared errors). Validation and early stopping stay on the truth.
     """
     mc = model_cfg or ModelConfig()
     tc = train_cfg or TrainConfig()
@@ -131,9 +139,18 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
     every = every_for(len(probe.train.starts), tc.max_train_windows)
     splits: Splits = make_splits(series, mc.seq_len, mc.horizon, tc.train_fraction, train_every=every)
 
-    backbone = backbones.load(mc.backbone, mc.layers)
+    backbone = backbones.load(mc.backbone, mc.layers, root=out)
     fingerprint = backbones.fingerprint(backbone.model)  # before PEFT wraps the position table
     model = build(mc, seed=tc.seed, backbone=backbone)
+    soft = None
+    if teacher is not None:
+        if not 0.0 <= truth_weight <= 1.0:
+            raise OfaError(f"truth weight must be in [0, 1], got {truth_weight}")
+        log(f"teacher forecasts for {len(splits.train):,} training series ...")
+        soft = np.asarray(teacher(splits.train), dtype=np.float32)
+        if soft.shape != (len(splits.train), mc.horizon) or not np.isfinite(soft).all():
+            raise OfaError(f"teacher forecasts have shape {soft.shape} or non-finite values; "
+                           f"expected ({len(splits.train)}, {mc.horizon})")
     params = trainable_parameters(model)
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     counts = parameter_counts(model)
@@ -167,6 +184,7 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
         "backbone_fingerprint": fingerprint,
         "backbone_layout": backbone.layout,
         "sizes": counts,
+        **(extra_meta or {}),
     }
     log(f"{mc.backbone} x{mc.layers} blocks, {mc.n_patches} patches, train={mc.train}, head base={mc.head_base}: "
         f"{counts['trainable_params']:,} trainable / {counts['frozen_params']:,} frozen parameters, "
@@ -176,7 +194,7 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
     while state["epoch"] < tc.epochs and state["bad_epochs"] < tc.patience:
         t0 = time.perf_counter()
         loss, state["step"] = run_epoch(model, optimizer, splits.train, tc, rng, state["step"], total_steps,
-                                        state["epoch"])
+                                        state["epoch"], soft, truth_weight)
         seconds = time.perf_counter() - t0
         val = val_mse(model, splits.val, tc.max_val_series, tc.precision)
         state["train_seconds"] += seconds

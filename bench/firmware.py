@@ -1,0 +1,128 @@
+"""Firmware benchmark: a distilled int8 student on QEMU's Cortex-M boards, beside its teacher and DLinear.
+
+    python bench/firmware.py --student runs/student/etth1-96-w128 --teacher runs/bench/ETTh1.csv-96-ofa
+
+For each target: tools/emit_header.py (fit check, golden windows), the firmware build (arm-none-eabi-gcc),
+one QEMU run (bit-exact check, arena and instruction count), arm-none-eabi-size. In the same run, ETTh1-96
+test MSE over the full test split of: the student (fp32 and int8, C++ engine; the int8 engine is bit-exact
+with the firmware, so its MSE is the firmware's), the teacher (fp32 engine), DLinear (trained here).
+Writes bench/results/firmware.json: {"records": [{"target", "model", "flash_bytes", "static_ram_bytes",
+"arena_bytes", "instructions_per_inference", "bit_exact", "mse", ...}], "reference": {...}}.
+Instructions are counted by QEMU (-icount shift=0, SysTick), not cycles: QEMU does not model timing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))  # run from a checkout too
+sys.path.insert(0, HERE)
+
+from ofa.checkpoint import atomic_write_json  # noqa: E402
+from ofa.data import load_series, make_splits  # noqa: E402
+from ofa.evaluate import scores  # noqa: E402
+from ofa.firmware import TARGETS, build, elf_sizes, emit, run_qemu, toolchain_missing  # noqa: E402
+
+DATA = os.environ.get("OFA_DATA", os.path.join(HERE, "..", "..", "shared", "data"))
+
+
+def engine_mse(model_path: str, data: str, threads: int) -> dict:
+    """Test MSE/MAE (normalised units, full split) of an exported model in the C++ engine."""
+    import ofa
+
+    model = ofa.load(model_path, threads=threads)
+    splits = make_splits(load_series(data, model.target), model.seq_len, model.horizon)
+    x, y = splits.test.windows()
+    c = x.shape[2]
+    raw = splits.scaler.inverse(x.reshape(-1, c)).reshape(x.shape)
+    pred = ofa.infer(model, np.ascontiguousarray(raw))
+    return scores(splits.scaler.transform(pred.reshape(-1, c)).reshape(pred.shape), y)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--student", default="runs/student/etth1-96-w128", help="student checkpoint (ofa distill)")
+    ap.add_argument("--teacher", default="runs/bench/ETTh1.csv-96-ofa", help="teacher checkpoint")
+    ap.add_argument("--data", default=os.path.join(DATA, "ETT", "ETTh1.csv"))
+    ap.add_argument("--targets", default=",".join(TARGETS))
+    ap.add_argument("--calibration-windows", type=int, default=256)
+    ap.add_argument("--workdir", default="build/bench-firmware")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "firmware.json"))
+    args = ap.parse_args(argv)
+    missing = toolchain_missing()
+    if missing:
+        raise SystemExit(f"bench/firmware.py needs {', '.join(missing)} (README, Firmware)")
+    from accuracy import score_dlinear, train_dlinear
+    from ofa.export import export
+
+    os.makedirs(args.workdir, exist_ok=True)
+    student8 = os.path.join(args.workdir, "student-int8.ofa")
+    student32 = os.path.join(args.workdir, "student-fp32.ofa")
+    teacher32 = os.path.join(args.workdir, "teacher-fp32.ofa")
+    export(args.student, student8, int8=True, data=args.data, calibration_windows=args.calibration_windows)
+    export(args.student, student32)
+    export(args.teacher, teacher32)
+    meta = json.load(open(os.path.join(args.student, "ofa.json")))
+    reference = {
+        "student_int8": engine_mse(student8, args.data, args.threads),
+        "student_fp32": engine_mse(student32, args.data, args.threads),
+        "teacher_fp32": engine_mse(teacher32, args.data, args.threads),
+    }
+    tm = meta["model"]
+    splits = make_splits(load_series(args.data), tm["seq_len"], tm["horizon"])
+    dlinear, _ = train_dlinear(splits, tm["seq_len"], tm["horizon"], epochs=10, seed=0)
+    reference["dlinear"] = score_dlinear(dlinear, splits)
+    student_desc = meta.get("distilled_from", {}).get("student", {})
+    model_name = (f"student d={student_desc.get('width')} x{student_desc.get('layers')} "
+                  f"ff={student_desc.get('ff')} int8")
+    for name, s in reference.items():
+        print(f"{name:14s} ETTh1-96 test mse {s['mse']:.4f}  mae {s['mae']:.4f}")
+
+    records = []
+    for target in args.targets.split(","):
+        t0 = time.perf_counter()
+        hdr = os.path.join(args.workdir, target, "model")
+        info = emit(student8, target, hdr, args.data, golden=3)
+        elf = build(os.path.join(HERE, "..", "firmware"), target, hdr, os.path.join(args.workdir, target, "build"))
+        status, report, fields = run_qemu(target, elf)
+        sizes = elf_sizes(elf)
+        rec = {
+            "target": target, "board": TARGETS[target].board, "model": model_name, "dataset": "ETTh1", "horizon": 96,
+            "flash_bytes": sizes["flash_bytes"], "static_ram_bytes": sizes["static_ram_bytes"],
+            "flash_budget": TARGETS[target].flash, "ram_budget": TARGETS[target].ram,
+            "fits": sizes["flash_bytes"] <= TARGETS[target].flash and sizes["static_ram_bytes"] <= TARGETS[target].ram,
+            "arena_bytes": int(fields.get("arena_planned", info["arena_bytes"])),
+            "arena_used_bytes": int(fields.get("arena_used", 0)), "stack_peak_bytes": int(fields.get("stack_peak", 0)),
+            "weight_bytes": info["weight_bytes"],
+            "instructions_per_inference": int(fields.get("instructions", 0)),
+            "instruction_counter_check": int(fields.get("counter_check", 0)),
+            "bit_exact": status == 0 and fields.get("pass") == "1", "golden_windows": int(fields.get("windows", 0)),
+            "mse": reference["student_int8"]["mse"], "mae": reference["student_int8"]["mae"],
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        records.append(rec)
+        print(report.strip().splitlines()[-3])
+        print(f"{target:11s} flash {rec['flash_bytes']:>8,} B  RAM {rec['static_ram_bytes']:>8,} B  "
+              f"arena {rec['arena_bytes']:>7,} B  {rec['instructions_per_inference']:>12,} instructions/inference  "
+              f"bit-exact {rec['bit_exact']}  fits {rec['fits']}")
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores; QEMU {TARGETS['cortex-m4'].board} etc.",
+              "command": "python bench/firmware.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "student": args.student, "teacher": args.teacher, "reference": reference, "records": records}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    atomic_write_json(args.out, result)
+    print(f"wrote {args.out}")
+    ratio = reference["student_int8"]["mse"] / reference["dlinear"]["mse"]
+    print(f"student int8 / DLinear MSE: {ratio:.3f}x")
+    return 0 if all(r["bit_exact"] for r in records) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+/* main.c - the firmware demo: run the golden windows through the int8 engine in one static arena,
+ * compare bit for bit with the host engine's outputs, and report through semihosting.
+ *
+ * Exit status: 0 all windows bit-exact, 1 a difference, 2 the engine refused the model or arena.
+ * The last line is machine-readable ("OFA_RESULT key=value ..."); bench/firmware.py parses it. */
+#include <stdint.h>
+#include <string.h>
+
+#include "board.h"
+#include "ofa/ofa_int8.h"
+#include "ofa_golden.h"
+#include "ofa_model.h"
+#include "semihost.h"
+
+static unsigned char arena[OFA_ARENA_BYTES] __attribute__((aligned(OFA_ARENA_ALIGN)));
+static float forecast[OFA_HORIZON * OFA_N_CHANNELS];
+
+extern uint32_t ofa_stack[OFA_STACK_BYTES / 4];
+
+static const char* status_name(ofa_status s) {
+  switch (s) {
+    case OFA_OK: return "ok";
+    case OFA_ERR_NULL_ARG: return "null argument";
+    case OFA_ERR_BAD_CONFIG: return "bad config";
+    case OFA_ERR_MISSING_TENSOR: return "missing tensor";
+    case OFA_ERR_BAD_BATCH: return "bad batch";
+    case OFA_ERR_ARENA_TOO_SMALL: return "arena too small";
+    case OFA_ERR_ARENA_MISALIGNED: return "arena misaligned";
+    case OFA_ERR_BAD_QUANT: return "bad quantisation parameter";
+  }
+  return "unknown status";
+}
+
+static int refuse(const char* what, ofa_status s) {
+  sh_buf b = {{0}, 0};
+  sh_str(&b, "FAIL: ");
+  sh_str(&b, what);
+  sh_str(&b, ": ");
+  sh_str(&b, status_name(s));
+  sh_line(&b);
+  return 2;
+}
+
+/* Bytes of the arena written by the last run: the highest byte that no longer holds the fill. Each
+ * window runs over a different fill, so a byte that happens to equal one fill is caught by the next. */
+static size_t arena_high_water(unsigned char fill) {
+  size_t n = sizeof arena;
+  while (n > 0 && arena[n - 1] == fill) --n;
+  return n;
+}
+
+/* The stack is painted below the current frame at start; the deepest overwritten word is the peak. */
+#define STACK_PAINT 0x5AC3A55Au
+static void paint_stack(void) {
+  uintptr_t sp;
+  __asm__ volatile("mov %0, sp" : "=r"(sp));
+  uint32_t* top = (uint32_t*)(sp - 256); /* leave this frame alone */
+  for (uint32_t* p = ofa_stack; p < top; ++p) *p = STACK_PAINT;
+}
+static size_t stack_high_water(void) {
+  size_t i = 0;
+  while (i < OFA_STACK_BYTES / 4 && ofa_stack[i] == STACK_PAINT) ++i;
+  return OFA_STACK_BYTES - 4 * i;
+}
+
+int main(void) {
+  sh_buf b = {{0}, 0};
+  sh_str(&b, "ofa firmware demo: " OFA_TARGET_NAME ", model " OFA_MODEL_NAME);
+  sh_line(&b);
+
+  size_t planned = 0;
+  ofa_status st = ofa_arena_bytes_int8(&ofa_firmware_model.config, OFA_TILE_SERIES, &planned);
+  if (st != OFA_OK) return refuse("arena plan", st);
+  if (planned != OFA_ARENA_BYTES) {
+    sh_str(&b, "FAIL: the target's planner wants ");
+    sh_u64(&b, planned);
+    sh_str(&b, " arena bytes, the header says ");
+    sh_u64(&b, OFA_ARENA_BYTES);
+    sh_line(&b);
+    return 2;
+  }
+  st = ofa_validate_model_int8(&ofa_firmware_model);
+  if (st != OFA_OK) return refuse("model", st);
+
+  /* The counter, checked against a loop of known length (2 instructions per iteration). */
+  counter_start();
+  const uint64_t c0 = counter_ticks();
+  uint32_t spins = 500000;
+  __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(spins));
+  const uint64_t known = ticks_to_instructions(counter_ticks() - c0);
+  sh_str(&b, "instruction counter: a 1000000-instruction loop counts ");
+  sh_u64(&b, known);
+  sh_line(&b);
+
+  paint_stack();
+  int exact_windows = 0;
+  uint32_t mismatches = 0;
+  float max_diff = 0.f;
+  size_t arena_used = 0;
+  uint64_t instructions_max = 0;
+  for (int w = 0; w < OFA_GOLDEN_COUNT; ++w) {
+    const unsigned char fill = (w & 1) ? 0x5A : 0xA5;
+    memset(arena, fill, sizeof arena);
+    const uint64_t t0 = counter_ticks();
+    st = ofa_forward_int8(&ofa_firmware_model, NULL, OFA_TILE_SERIES, ofa_golden_x[w], 1, forecast, arena,
+                          sizeof arena);
+    const uint64_t t1 = counter_ticks();
+    if (st != OFA_OK) return refuse("forward", st);
+    const uint64_t instructions = ticks_to_instructions(t1 - t0);
+    if (instructions > instructions_max) instructions_max = instructions;
+    const size_t used = arena_high_water(fill);
+    if (used > arena_used) arena_used = used;
+
+    uint32_t differ = 0;
+    float window_diff = 0.f;
+    for (int i = 0; i < OFA_HORIZON * OFA_N_CHANNELS; ++i) {
+      uint32_t bits;
+      memcpy(&bits, &forecast[i], sizeof bits);
+      if (bits == ofa_golden_y_bits[w][i]) continue;
+      ++differ;
+      float want;
+      memcpy(&want, &ofa_golden_y_bits[w][i], sizeof want);
+      const float d = forecast[i] > want ? forecast[i] - want : want - forecast[i];
+      if (!(d <= window_diff)) window_diff = d; /* NaN propagates */
+    }
+    mismatches += differ;
+    if (!(window_diff <= max_diff)) max_diff = window_diff;
+    if (differ == 0) ++exact_windows;
+    sh_str(&b, "window ");
+    sh_i64(&b, w);
+    sh_str(&b, differ ? ": DIFFERS in " : ": bit-exact");
+    if (differ) {
+      sh_u64(&b, differ);
+      sh_str(&b, " outputs, max |diff| ");
+      sh_f32(&b, window_diff);
+    }
+    sh_str(&b, ", ");
+    sh_u64(&b, instructions);
+    sh_str(&b, " instructions");
+    sh_line(&b);
+  }
+
+  const int pass = exact_windows == OFA_GOLDEN_COUNT;
+  sh_str(&b, pass ? "PASS: " : "FAIL: ");
+  sh_i64(&b, exact_windows);
+  sh_str(&b, "/");
+  sh_i64(&b, OFA_GOLDEN_COUNT);
+  sh_str(&b, " windows bit-exact with the host; arena ");
+  sh_u64(&b, arena_used);
+  sh_str(&b, " of ");
+  sh_u64(&b, OFA_ARENA_BYTES);
+  sh_str(&b, " bytes used; stack peak ");
+  sh_u64(&b, stack_high_water());
+  sh_line(&b);
+  sh_str(&b, "OFA_RESULT target=" OFA_TARGET_NAME " pass=");
+  sh_i64(&b, pass);
+  sh_str(&b, " windows=");
+  sh_i64(&b, OFA_GOLDEN_COUNT);
+  sh_str(&b, " mismatches=");
+  sh_u64(&b, mismatches);
+  sh_str(&b, " max_abs_diff=");
+  sh_f32(&b, max_diff);
+  sh_line(&b);
+  sh_str(&b, "OFA_RESULT arena_planned=");
+  sh_u64(&b, OFA_ARENA_BYTES);
+  sh_str(&b, " arena_used=");
+  sh_u64(&b, arena_used);
+  sh_str(&b, " stack_peak=");
+  sh_u64(&b, stack_high_water());
+  sh_str(&b, " instructions=");
+  sh_u64(&b, instructions_max);
+  sh_str(&b, " counter_check=");
+  sh_u64(&b, known);
+  sh_line(&b);
+  return pass ? 0 : 1;
+}

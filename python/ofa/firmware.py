@@ -1,0 +1,407 @@
+"""An int8 model file as C for the firmware: target profiles, the fit check, and the header writer.
+
+`emit(model_path, target, out_dir, data=...)` writes two headers into out_dir:
+
+    ofa_model.h    config macros, OFA_ARENA_BYTES (the host planner's figure for one series at a
+                   time), the weights as aligned const arrays (flash) and one `ofa_firmware_model` struct
+                   over them, ready for ofa_forward_int8()
+    ofa_golden.h   a few real input windows (data units) and the host engine's outputs for them,
+                   stored as float bit patterns: the firmware compares bit for bit
+
+Both are written to temporary names and renamed, so a failed run leaves no half-written header.
+No torch here: the emitter needs numpy, safetensors and the engine module only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import OfaError
+from .modelfile import read_model_file
+
+KIB, MIB = 1024, 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Target:
+    """A class of part: the memory budget a model must fit, and the QEMU board that runs it."""
+
+    name: str
+    flash: int  # bytes
+    ram: int
+    board: str  # qemu-system-arm -M
+    board_flash: int  # what that QEMU board maps at 0x0 and 0x20000000 (bounds the link)
+    board_ram: int
+
+
+TARGETS = {
+    "cortex-m4": Target("cortex-m4", 1 * MIB, 256 * KIB, "mps2-an386", 4 * MIB, 4 * MIB),
+    "cortex-m7": Target("cortex-m7", 2 * MIB, 1 * MIB, "mps2-an500", 4 * MIB, 4 * MIB),
+    "cortex-m55": Target("cortex-m55", 4 * MIB, 4 * MIB, "mps3-an547", 512 * KIB, 512 * KIB),
+}
+# Budget kept aside for what is not the model: the firmware's code (kernels, startup, report;
+# about 14 KiB measured with arm-none-eabi-size, see bench/firmware.py) and its stack and globals.
+CODE_ALLOWANCE = 32 * KIB
+STACK_BYTES = 8 * KIB
+RAM_ALLOWANCE = STACK_BYTES + 1 * KIB
+TILE_SERIES = 1  # the firmware runs one series at a time: the smallest arena
+
+INT_C_TYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t", np.dtype(np.int64): "int64_t"}
+
+
+def target_profile(name: str, flash: int | None = None, ram: int | None = None) -> Target:
+    if name not in TARGETS:
+        raise OfaError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
+    t = TARGETS[name]
+    for label, value in (("--flash", flash), ("--ram", ram)):
+        if value is not None and value <= 0:
+            raise OfaError(f"{label} must be positive, got {value}")
+    return Target(t.name, flash or t.flash, ram or t.ram, t.board, t.board_flash, t.board_ram)
+
+
+def parse_size(text: str) -> int:
+    """'1M', '256K', '4096' -> bytes (K and M are binary)."""
+    s = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    scale = {"K": KIB, "M": MIB}.get(s[-1:], 1)
+    digits = s[:-1] if s[-1:] in ("K", "M") else s
+    try:
+        value = float(digits) * scale
+    except ValueError:
+        raise OfaError(f"bad size {text!r}: expected bytes, or a number with K or M (e.g. 256K, 1M)") from None
+    if value <= 0 or value != int(value):
+        raise OfaError(f"bad size {text!r}: must be a positive whole number of bytes")
+    return int(value)
+
+
+def human(n: int) -> str:
+    return f"{n / MIB:.2f} MiB" if n >= MIB else f"{n / KIB:.1f} KiB"
+
+
+def padded(nbytes: int, align: int = 16) -> int:
+    return (nbytes + align - 1) // align * align
+
+
+@dataclass
+class Footprint:
+    weight_bytes: int   # const arrays in flash
+    arena_bytes: int    # the planner's figure, one series at a time
+    flash_bytes: int    # estimate: weights + code allowance
+    ram_bytes: int      # estimate: arena + stack and globals
+
+
+def footprint(tensors: dict[str, np.ndarray], config: dict) -> Footprint:
+    from . import _engine
+
+    weights = sum(padded(t.nbytes) for t in tensors.values())
+    arena = _engine.arena_bytes_int8(config, TILE_SERIES)
+    return Footprint(weights, arena, weights + CODE_ALLOWANCE, arena + RAM_ALLOWANCE)
+
+
+def check_fit(fp: Footprint, target: Target, config: dict) -> None:
+    """Refuse a model the target cannot hold, by how much and what to change."""
+    problems = []
+    if fp.flash_bytes > target.flash:
+        problems.append(f"flash: needs {human(fp.flash_bytes)} ({human(fp.weight_bytes)} of weights + "
+                        f"{human(CODE_ALLOWANCE)} code), {target.name} has {human(target.flash)} "
+                        f"(over by {human(fp.flash_bytes - target.flash)})")
+    if fp.ram_bytes > target.ram:
+        problems.append(f"RAM: needs {human(fp.ram_bytes)} (arena {human(fp.arena_bytes)} + "
+                        f"{human(RAM_ALLOWANCE)} stack and globals), {target.name} has {human(target.ram)} "
+                        f"(over by {human(fp.ram_bytes - target.ram)})")
+    if problems:
+        raise OfaError(f"model does not fit {target.name}: " + "; ".join(problems) +
+                       f". The model has {config['n_layers']} block(s) of width {config['d_model']}: keep fewer "
+                       f"blocks (ofa train --layers) or distil a narrower student (ofa distill --width), then "
+                       f"export with --int8; or raise the budget with --flash/--ram")
+
+
+# ---- C text -----------------------------------------------------------------------------------
+
+def c_ident(name: str) -> str:
+    return "ofa_t_" + "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def c_float(v: float) -> str:
+    """Exact C literal of a float32 value (hex float: no decimal rounding on either side)."""
+    v = float(np.float32(v))
+    return f"{v.hex()}f" if v != 0.0 else ("-0.0f" if np.signbit(v) else "0.0f")
+
+
+def c_values(a: np.ndarray) -> str:
+    flat = a.reshape(-1)
+    if flat.dtype == np.float32:
+        items = [c_float(v) for v in flat]
+    elif flat.dtype == np.int64:
+        items = [f"INT64_C({int(v)})" for v in flat]
+    elif flat.dtype == np.int32:
+        # INT32_MIN cannot be written as a plain literal of type int
+        items = ["INT32_MIN" if v == -2**31 else str(int(v)) for v in flat]
+    else:
+        items = [str(int(v)) for v in flat]
+    per_line = 8 if flat.dtype in (np.float32, np.int64) else 24
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return "\n  " + ",\n  ".join(lines) + "\n"
+
+
+def c_array(name: str, a: np.ndarray) -> str:
+    ctype = "float" if a.dtype == np.float32 else INT_C_TYPES.get(a.dtype)
+    if ctype is None:
+        raise OfaError(f"tensor {name!r} has dtype {a.dtype}, which the firmware does not take")
+    return (f"/* {name} {a.dtype} {tuple(a.shape)} */\n"
+            f"static const {ctype} {c_ident(name)}[{a.size}] OFA_FLASH_ALIGN = {{{c_values(a)}}};\n")
+
+
+def model_struct(config: dict, tensors: dict[str, np.ndarray]) -> str:
+    """The ofa_model_int8 initialiser, naming the arrays above (same tensor names as the host binding)."""
+    def t(name):
+        if name not in tensors:
+            raise OfaError(f"model file lacks tensor {name!r} for this config")
+        return c_ident(name)
+
+    def requant(name):
+        return f"{{{t(name)}, {tensors[name].shape[1]}}}"
+
+    def linear(prefix, with_requant=True):
+        out = requant(prefix + ".requant") if with_requant else "{0, 0}"
+        return f"{{{t(prefix + '.weight')}, {t(prefix + '.bias')}, {out}}}"
+
+    def layer_norm(prefix):
+        return f"{{{t(prefix + '.eps')}, {requant(prefix + '.requant')}, {requant(prefix + '.narrow')}}}"
+
+    none_ln, none_linear = "{0, {0, 0}, {0, 0}}", "{0, 0, {0, 0}}"
+    bert = config["layout"] == "bert"
+    layers = []
+    for i in range(config["n_layers"]):
+        p = f"blocks.{i}."
+        layers.append(
+            f"  {{ /* block {i} */\n"
+            f"    {linear(p + 'attn_qkv')},\n    {requant(p + 'scores.requant')},\n"
+            f"    {requant(p + 'context.requant')},\n    {linear(p + 'attn_out')},\n"
+            f"    {layer_norm(p + 'ln1')},\n    {layer_norm(p + 'ln2')},\n"
+            f"    {linear(p + 'ff_in')},\n    {t(p + 'gelu.lut')},\n    {linear(p + 'ff_out')}\n  }}")
+    rank = config.get("head_rank", 0)
+    gelu = "OFA_GELU_TANH" if config.get("gelu") == "tanh" else "OFA_GELU_ERF"
+    cfg = (f"{{{'OFA_LAYOUT_BERT' if bert else 'OFA_LAYOUT_GPT2'}, {config['d_model']}, {config['n_heads']}, "
+           f"{config['d_ff']}, {config['n_layers']}, {config['seq_len']}, {config['patch_len']}, "
+           f"{config['stride']}, {config['horizon']}, {config['n_channels']}, {rank}, {gelu}, "
+           f"{c_float(config['ln_eps'])}, {c_float(config['revin_eps'])}}}")
+    return (
+        f"static const ofa_layer_int8 ofa_model_layers[{max(1, config['n_layers'])}] = {{\n"
+        + ",\n".join(layers) + "\n};\n\n"
+        "static const ofa_model_int8 ofa_firmware_model = {\n"
+        f"  {cfg},\n"
+        f"  {t('patch.inv_scale')},\n"
+        f"  {linear('in_layer')},\n"
+        f"  {t('pos')},\n"
+        f"  {layer_norm('emb_ln') if bert else none_ln},\n"
+        "  ofa_model_layers,\n"
+        f"  {none_ln if bert else layer_norm('final_ln')},\n"
+        f"  {linear('head', False) if rank == 0 else none_linear},\n"
+        f"  {linear('head.a') if rank else none_linear},\n"
+        f"  {linear('head.b', False) if rank else none_linear},\n"
+        f"  {t('head.out_scale')},\n"
+        f"  {t('scaler.mean')},\n"
+        f"  {t('scaler.std')}\n"
+        "};\n")
+
+
+def model_header(model_path: str, metadata: dict, config: dict, tensors: dict[str, np.ndarray],
+                 target: Target, fp: Footprint) -> str:
+    arrays = "\n".join(c_array(name, tensors[name]) for name in sorted(tensors))
+    desc = json.dumps({k: metadata.get(k) for k in ("dataset", "backbone")}).replace("*/", "* /")
+    return f"""/* ofa_model.h - generated by tools/emit_header.py from {os.path.basename(model_path)}; do not edit.
+ * {desc}
+ * Include in exactly one C file: everything here is static. Weights are const, so they stay in flash.
+ */
+#ifndef OFA_MODEL_H
+#define OFA_MODEL_H
+
+#include <stdint.h>
+
+#include "ofa/ofa_int8.h"
+
+#define OFA_MODEL_NAME "{os.path.basename(model_path)}"
+#define OFA_MODEL_CHECKSUM "{metadata.get('checksum', '')}"
+#define OFA_TARGET_NAME "{target.name}"
+#define OFA_TARGET_FLASH_BYTES {target.flash}u
+#define OFA_TARGET_RAM_BYTES {target.ram}u
+#define OFA_SEQ_LEN {config['seq_len']}
+#define OFA_HORIZON {config['horizon']}
+#define OFA_N_CHANNELS {config['n_channels']}
+#define OFA_TILE_SERIES {TILE_SERIES}
+/* ofa_arena_bytes_int8(&config, OFA_TILE_SERIES) on the host: the same planner the engine uses. */
+#define OFA_ARENA_BYTES {fp.arena_bytes}u
+#define OFA_WEIGHT_BYTES {fp.weight_bytes}u
+
+#ifndef OFA_FLASH_ALIGN
+#define OFA_FLASH_ALIGN __attribute__((aligned(16)))
+#endif
+
+{arrays}
+{model_struct(config, tensors)}
+#endif /* OFA_MODEL_H */
+"""
+
+
+def golden_header(model_path: str, x: np.ndarray, y: np.ndarray, source: str) -> str:
+    count, seq_len, channels = x.shape
+    horizon = y.shape[1]
+    bits = np.ascontiguousarray(y, dtype=np.float32).view(np.uint32)
+    ys = ",\n".join("  {" + c_values(b.astype(np.uint64)).rstrip() + "}" for b in bits)
+    xs = ",\n".join("  {" + c_values(w).rstrip() + "}" for w in x)
+    return f"""/* ofa_golden.h - generated by tools/emit_header.py; do not edit.
+ * {count} input window(s) of {source} (data units) and the host int8 engine's outputs for them, as
+ * float bit patterns, for a bit-for-bit comparison on the target.
+ */
+#ifndef OFA_GOLDEN_H
+#define OFA_GOLDEN_H
+
+#include <stdint.h>
+
+#define OFA_GOLDEN_COUNT {count}
+static const float ofa_golden_x[{count}][{seq_len * channels}] = {{
+{xs}
+}};
+static const uint32_t ofa_golden_y_bits[{count}][{horizon * channels}] = {{
+{ys}
+}};
+
+#endif /* OFA_GOLDEN_H */
+"""
+
+
+def golden_windows(data: str, config: dict, target_col: str | None, count: int) -> tuple[np.ndarray, str]:
+    """`count` evenly spaced windows of the data's test split, in data units, (count, L, C)."""
+    from .data import load_series, make_splits
+
+    if count <= 0:
+        raise OfaError(f"--golden must be a positive integer, got {count}")
+    series = load_series(data, target_col)
+    if series.values.shape[1] != config["n_channels"]:
+        raise OfaError(f"{data}: has {series.values.shape[1]} channel(s), the model takes {config['n_channels']}")
+    splits = make_splits(series, config["seq_len"], config["horizon"])
+    x, _ = splits.test.windows()
+    picks = np.linspace(0, len(x) - 1, num=min(count, len(x))).round().astype(int)
+    return np.ascontiguousarray(splits.scaler.inverse(x[picks]), dtype=np.float32), \
+        f"{series.name} test split (windows {picks.tolist()})"
+
+
+def write_all_atomic(files: dict[str, str]) -> None:
+    """Write every file to a temporary name first, then rename them all: no half-written header, and
+    no new ofa_model.h beside a stale ofa_golden.h when a write fails."""
+    temps = {}
+    try:
+        for path, text in files.items():
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                       prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+            temps[path] = tmp
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def emit(model_path: str, target_name: str, out_dir: str, data: str, golden: int = 3,
+         flash: int | None = None, ram: int | None = None) -> dict:
+    """Check the model against the target and write ofa_model.h and ofa_golden.h into out_dir.
+
+    Returns a summary (sizes, the golden windows' source). Raises OfaError, writing nothing, on any problem.
+    """
+    from . import _engine
+
+    target = target_profile(target_name, flash, ram)
+    tensors, metadata = read_model_file(model_path, schemes=("fp32", "int8"))
+    if metadata["dtype"] != "int8":
+        raise OfaError(f"{model_path}: is an {metadata['dtype']} model; {target.name} firmware runs int8 models "
+                       f"only (export one with: ofa export --int8)")
+    config = json.loads(metadata["config"])
+    fp = footprint(tensors, config)
+    check_fit(fp, target, config)
+    x, source = golden_windows(data, config, json.loads(metadata.get("target", "null")), golden)
+    # The firmware uses the portable scalar kernels; the host's SIMD kernels give the same bits (tested).
+    engine = _engine.EngineInt8(config, tensors, tile_series=TILE_SERIES, threads=1, isa="scalar")
+    y = engine.run(x)
+    if not np.isfinite(y).all():
+        raise OfaError(f"{model_path}: the host engine's golden outputs are not finite")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        model_text = model_header(model_path, metadata, config, tensors, target, fp)
+        golden_text = golden_header(model_path, x, y, source)
+        write_all_atomic({os.path.join(out_dir, "ofa_model.h"): model_text,
+                          os.path.join(out_dir, "ofa_golden.h"): golden_text})
+    except OSError as exc:
+        raise OfaError(f"cannot write to output directory {out_dir}: {exc.strerror or exc}") from None
+    return {"target": target.name, "weight_bytes": fp.weight_bytes, "arena_bytes": fp.arena_bytes,
+            "flash_estimate": fp.flash_bytes, "ram_estimate": fp.ram_bytes, "flash_budget": target.flash,
+            "ram_budget": target.ram, "golden": len(x), "golden_source": source, "board": target.board}
+
+
+# ---- build and run on QEMU (bench/firmware.py and the tests; needs cmake, arm-none-eabi-gcc, qemu) ----
+
+def toolchain_missing() -> list[str]:
+    """The programs the firmware build and run need that are not on PATH."""
+    import shutil
+
+    return [p for p in ("cmake", "arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-size", "qemu-system-arm")
+            if shutil.which(p) is None]
+
+
+def build(firmware_dir: str, target: str, model_dir: str, build_dir: str) -> str:
+    """Configure and build the demo for `target` over the headers in model_dir; returns the ELF path."""
+    import subprocess
+
+    target_profile(target)
+    for cmd in (["cmake", "-S", firmware_dir, "-B", build_dir, f"-DOFA_TARGET={target}",
+                 f"-DOFA_MODEL_DIR={os.path.abspath(model_dir)}"],
+                ["cmake", "--build", build_dir, "-j2"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise OfaError(f"firmware build failed ({' '.join(cmd[:2])}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    return os.path.join(build_dir, "ofa_demo.elf")
+
+
+def qemu_command(target: str, elf: str) -> list[str]:
+    board = TARGETS[target].board
+    return ["qemu-system-arm", "-M", board, "-icount", "shift=0", "-display", "none", "-monitor", "none",
+            "-serial", "none", "-chardev", "stdio,id=sh0", "-semihosting-config",
+            "enable=on,target=native,chardev=sh0", "-kernel", elf]
+
+
+def run_qemu(target: str, elf: str, timeout: float = 600) -> tuple[int, str, dict]:
+    """(exit status, report text, the OFA_RESULT fields) of one demo run."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(qemu_command(target, elf), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise OfaError(f"{elf} did not finish on QEMU within {timeout:.0f} s") from None
+    fields: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("OFA_RESULT "):
+            fields.update(item.split("=", 1) for item in line.split()[1:] if "=" in item)
+    return proc.returncode, proc.stdout + proc.stderr, fields
+
+
+def elf_sizes(elf: str) -> dict:
+    """text/data/bss of arm-none-eabi-size: flash = text + data, static RAM = data + bss."""
+    import subprocess
+
+    out = subprocess.run(["arm-none-eabi-size", "-A", elf], capture_output=True, text=True, check=True).stdout
+    sections = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1].isdigit():
+            sections[parts[0]] = int(parts[1])
+    berkeley = subprocess.run(["arm-none-eabi-size", elf], capture_output=True, text=True, check=True).stdout
+    text, data, bss = (int(v) for v in berkeley.splitlines()[1].split()[:3])
+    return {"text": text, "data": data, "bss": bss, "flash_bytes": text + data, "static_ram_bytes": data + bss,
+            "sections": sections}
