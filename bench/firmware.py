@@ -48,7 +48,7 @@ def engine_mse(model_path: str, data: str, threads: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--student", default="runs/student/etth1-96-w128", help="student checkpoint (ofa distill)")
+    ap.add_argument("--student", default="runs/student/etth1-96-w128-t0", help="student checkpoint (ofa distill)")
     ap.add_argument("--teacher", default="runs/bench/ETTh1.csv-96-ofa", help="teacher checkpoint")
     ap.add_argument("--data", default=os.path.join(DATA, "ETT", "ETTh1.csv"))
     ap.add_argument("--targets", default=",".join(TARGETS))
@@ -113,7 +113,11 @@ def main(argv=None) -> int:
         print(f"{target:11s} flash {rec['flash_bytes']:>8,} B  RAM {rec['static_ram_bytes']:>8,} B  "
               f"arena {rec['arena_bytes']:>7,} B  {rec['instructions_per_inference']:>12,} instructions/inference  "
               f"bit-exact {rec['bit_exact']}  fits {rec['fits']}")
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores; QEMU {TARGETS['cortex-m4'].board} etc.",
+    import subprocess
+
+    qemu = subprocess.run(["qemu-system-arm", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    gcc = subprocess.run(["arm-none-eabi-gcc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    result = {"machine": f"host {platform.machine()} ({os.cpu_count()} cores); {qemu}; {gcc}",
               "command": "python bench/firmware.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "student": args.student, "teacher": args.teacher, "reference": reference, "records": records}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

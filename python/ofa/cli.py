@@ -143,8 +143,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=positive_int, default=2, help="student blocks (default 2)")
     p.add_argument("--heads", type=positive_int, default=4)
     p.add_argument("--ff", type=positive_int, default=256, help="student feed-forward width (default 256)")
-    p.add_argument("--truth-weight", type=float, default=0.5,
-                   help="loss target = w * truth + (1 - w) * teacher forecast (default 0.5)")
+    p.add_argument("--truth-weight", type=float, default=0.0,
+                   help="loss target = w * truth + (1 - w) * teacher forecast (default 0: the teacher only)")
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
