@@ -62,6 +62,19 @@ typedef struct ofa_kernels_int8 {
                          int64_t eps, const int32_t* table, int32_t* y);
   void (*softmax_s8)(const ofa_softmax_s8_dims* d, int32_t* scores,
                      const int32_t* table, int8_t* probs);
+  /* GEMM with the requantisation fused into its epilogue: the same bits as
+   * gemm_s8 into an int32 (m, n) tile followed by requant_to_s8 /
+   * requant_add_s32 of that tile with `table` of `count` channels (n or 1),
+   * but the tile is requantised while still in registers. out's leading
+   * dimension is dims->ldc (elements); scratch as for gemm_s8. */
+  void (*gemm_s8_requant_s8)(const ofa_gemm_s8_dims* dims, const int8_t* a,
+                             const int8_t* w, const int32_t* bias,
+                             const int32_t* table, int32_t count, int8_t* out,
+                             void* scratch);
+  void (*gemm_s8_requant_add_s32)(const ofa_gemm_s8_dims* dims,
+                                  const int8_t* a, const int8_t* w,
+                                  const int32_t* bias, const int32_t* table,
+                                  int32_t count, int32_t* out, void* scratch);
 } ofa_kernels_int8;
 
 extern const ofa_kernels_int8 ofa_kernels_int8_scalar;
@@ -86,6 +99,16 @@ void ofa_requant_to_s8(const ofa_requant_dims* d, const int32_t* in,
 /* out = sat(sat(out + requant(in)) + zp), int32 saturating: a residual add */
 void ofa_requant_add_s32(const ofa_requant_dims* d, const int32_t* in,
                          const int32_t* table, int32_t* out);
+
+/* Portable fused GEMM + requantisation (the scalar table's entries). */
+void ofa_gemm_s8_requant_s8(const ofa_gemm_s8_dims* dims, const int8_t* a,
+                            const int8_t* w, const int32_t* bias,
+                            const int32_t* table, int32_t count, int8_t* out,
+                            void* scratch);
+void ofa_gemm_s8_requant_add_s32(const ofa_gemm_s8_dims* dims, const int8_t* a,
+                                 const int8_t* w, const int32_t* bias,
+                                 const int32_t* table, int32_t count,
+                                 int32_t* out, void* scratch);
 
 /* floor(sqrt(v)), v >= 0 */
 int64_t ofa_isqrt64(int64_t v);

@@ -95,6 +95,63 @@ TEST_P(GemmS8, RequantMatchesPortableOnEdgeCases) {
   }
 }
 
+TEST_P(GemmS8, FusedRequantMatchesGemmThenRequant) {
+  OFA_REQUIRE_INT8(kern, GetParam());
+  struct Shape { int m, n, k; };
+  const Shape shapes[] = {{1, 1, 1}, {3, 5, 7}, {8, 32, 64}, {9, 33, 65}, {17, 70, 43}, {43, 32, 42}, {20, 96, 1536}};
+  std::mt19937 rng(23);
+  uint32_t seed = 100;
+  for (const Shape& s : shapes) {
+    const int lda = s.k + 3, ldw = s.k + 5, ldc = s.n + 2;  // strided
+    auto a = random_s8((size_t)s.m * lda, seed++);
+    auto w = random_s8((size_t)s.n * ldw, seed++);
+    for (int kk = 0; kk < s.k; ++kk) a[kk] = w[kk] = -128;
+    std::vector<int32_t> bias(s.n);
+    for (int j = 0; j < s.n; ++j) bias[j] = (int32_t)(rng() % 2000001) - 1000000;
+    std::vector<unsigned char> scratch(ofa_gemm_s8_scratch_bytes(s.k) + 64);
+    void* sp = scratch.data() + (64 - (uintptr_t)scratch.data() % 64) % 64;
+    const ofa_gemm_s8_dims d = {s.m, s.n, s.k, lda, ldw, ldc};
+    std::vector<int32_t> c((size_t)s.m * ldc);
+    ofa_kernels_int8_scalar.gemm_s8(&d, a.data(), w.data(), bias.data(), c.data(), sp);
+    // Tables: typical right shifts; with left shifts and the INT32_MIN
+    // multiplier (the portable fallback); extreme zero points.
+    for (int kind = 0; kind < 4; ++kind) {
+      std::vector<int32_t> table((size_t)3 * s.n);
+      for (int j = 0; j < s.n; ++j) {
+        int32_t m = (int32_t)((1u << 30) + rng() % (1u << 30));
+        if (rng() % 2) m = -m;
+        int32_t sh = -(int32_t)(rng() % 32);
+        int32_t zp = (int32_t)(rng() % 300) - 150;
+        if (kind == 1 && rng() % 5 == 0) sh = (int32_t)(rng() % 31);
+        if (kind == 1 && rng() % 7 == 0) m = INT32_MIN;
+        if (kind == 2) zp = rng() % 2 ? INT32_MAX - (int32_t)(rng() % 100) : INT32_MIN + (int32_t)(rng() % 100);
+        if (kind == 3) { sh = j % 2 ? 0 : -31; m = j % 3 ? m : 0; }
+        table[j] = m;
+        table[s.n + j] = sh;
+        table[2 * s.n + j] = zp;
+      }
+      const std::vector<int32_t> one = {table[0], table[s.n], table[2 * s.n]};
+      for (int count : {s.n, 1}) {
+        const int32_t* t = count == 1 ? one.data() : table.data();
+        const ofa_requant_dims rd = {s.m, s.n, ldc, ldc, count};
+        std::vector<int8_t> want8((size_t)s.m * ldc, 7), got8((size_t)s.m * ldc, 7);
+        ofa_requant_to_s8(&rd, c.data(), t, want8.data());
+        kern->gemm_s8_requant_s8(&d, a.data(), w.data(), bias.data(), t, count, got8.data(), sp);
+        ASSERT_EQ(want8, got8) << "to_s8 " << s.m << "x" << s.n << "x" << s.k << " kind " << kind << " count " << count;
+        std::vector<int32_t> want32((size_t)s.m * ldc), got32;
+        for (size_t i = 0; i < want32.size(); ++i) {
+          const int32_t ext[] = {INT32_MIN, INT32_MAX, -5, 0, 123456};
+          want32[i] = i % 3 ? (int32_t)rng() : ext[rng() % 5];
+        }
+        got32 = want32;
+        ofa_requant_add_s32(&rd, c.data(), t, want32.data());
+        kern->gemm_s8_requant_add_s32(&d, a.data(), w.data(), bias.data(), t, count, got32.data(), sp);
+        ASSERT_EQ(want32, got32) << "add_s32 " << s.m << "x" << s.n << "x" << s.k << " kind " << kind << " count " << count;
+      }
+    }
+  }
+}
+
 TEST_P(GemmS8, LayerNormAndSoftmaxMatchPortable) {
   OFA_REQUIRE_INT8(kern, GetParam());
   std::mt19937 rng(17);
