@@ -55,8 +55,7 @@ void layer_norm(const Tile& t, int32_t rows, const int32_t* x, const ofa_layer_n
                 int32_t* y, int8_t* narrow) {
   const int32_t d = t.m->config.d_model;
   const ofa_layer_norm_s32_dims dims = {rows, d, d};
-  t.k->layer_norm_s32(&dims, x, *ln.eps, ln.out.table, y);
-  to_s8(t, rows, d, y, ln.narrow, narrow);
+  t.k->layer_norm_s32_s8(&dims, x, *ln.eps, ln.out.table, y, ln.narrow.table, narrow);
 }
 
 // q|k|v int8 (rows, 3d) -> int8 context (rows, d), requantised per head in
@@ -95,7 +94,7 @@ void feed_forward(const Tile& t, int32_t rows, const ofa_layer_int8& l, const in
   const int32_t d = c.d_model, f = c.d_ff;
   int8_t* wide = t.at<int8_t>(t.plan->wide);
   linear_to_s8(t, rows, x8, d, l.ff_in, d, f, wide);
-  ofa_lut_s8(l.gelu_lut, wide, (size_t)rows * f);
+  t.k->lut_s8(l.gelu_lut, wide, (size_t)rows * f);
   linear_add_into(t, rows, wide, f, l.ff_out, f, d, h);
 }
 

@@ -20,6 +20,7 @@
 
 #include "ofa/ofa_kernels_int8.h"
 #include "int8_ops_avx512.h"
+#include "requant_inline.h"
 
 namespace {
 
@@ -85,19 +86,15 @@ struct StoreS32 {
   }
 };
 
-// Requantisation of a 32-column panel, as 64-bit lane constants. With right
-// shift e (>= 0) and p = x * mult + 2^30 (exact in int64), gemmlowp's
-// srdhm is floor(p / 2^31) and its RoundingDivideByPOT of that by 2^e rounds
-// half away from zero; nested floors merge, so the result is
-//   (p + 2^(e+30) - (p < 0 && e > 0 ? 2^31 : 0)) >> (31 + e)
-// (|p + ...| < 2^63). Lanes are split even / odd (vpmuldq reads the low
-// dword of each qword).
+// Requantisation of a 32-column panel as 64-bit lane constants
+// (ofa_rq::FastRequant: one rounding shift of x * mult). Lanes are split
+// even / odd (vpmuldq reads the low dword of each qword).
 struct PanelRequant {
   alignas(64) int64_t m[2][2][8];     // [half][parity][lane]: mult (low dword)
-  alignas(64) int64_t add[2][2][8];   // 2^30 + (e > 0 ? 2^(e+30) : 0)
-  alignas(64) int64_t base[2][2][8];  // e > 0 ? 2^(e+30) : 0; x * mult + 2^30 < 0 <=> x * mult + add < base
-  alignas(64) int64_t neg[2][2][8];   // e > 0 ? -2^31 : 0
-  alignas(64) int64_t sh[2][2][8];    // 31 + e
+  alignas(64) int64_t add[2][2][8];   // FastRequant's add, base, neg, sh
+  alignas(64) int64_t base[2][2][8];
+  alignas(64) int64_t neg[2][2][8];
+  alignas(64) int64_t sh[2][2][8];
   alignas(64) int32_t zp[2][16];
   alignas(64) int32_t lo[2][16], hi[2][16];  // sat(-128 - zp), sat(127 - zp)
   bool clamp_again;                          // some lo / hi saturated
@@ -109,15 +106,14 @@ struct PanelRequant {
     for (int c = 0; c < kNR; ++c) {
       const int32_t col = count > 1 ? (c < nb ? j0 + c : j0) : 0;
       const int32_t mult = table[col], shift = table[count + col], z = table[2 * count + col];
-      if (c < nb && (shift > 0 || mult == INT32_MIN)) return false;
-      const int32_t e = -shift;
+      if (c < nb && !ofa_rq::FastRequant::applies(mult, shift)) return false;
+      const ofa_rq::FastRequant f(shift < 0 ? shift : 0);
       const int h = c / 16, lane = c % 16, par = lane % 2, q = lane / 2;
-      const int64_t b = e > 0 ? (int64_t)1 << (e + 30) : 0;
       m[h][par][q] = mult;
-      add[h][par][q] = b + ((int64_t)1 << 30);
-      base[h][par][q] = b;
-      neg[h][par][q] = e > 0 ? -((int64_t)1 << 31) : 0;
-      sh[h][par][q] = 31 + e;
+      add[h][par][q] = f.add;
+      base[h][par][q] = f.base;
+      neg[h][par][q] = f.neg;
+      sh[h][par][q] = f.sh;
       zp[h][lane] = z;
       const int64_t l = -128 - (int64_t)z, u = 127 - (int64_t)z;
       lo[h][lane] = l < INT32_MIN ? INT32_MIN : (int32_t)l;
@@ -352,4 +348,4 @@ void gemm_s8_requant_add_s32_avx512vnni(const ofa_gemm_s8_dims* d, const int8_t*
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_avx512vnni = {
     "avx512vnni", gemm_s8_avx512vnni, ofa_requant_to_s8_avx512, ofa_requant_add_s32_avx512,
     ofa_layer_norm_s32_avx512, ofa_softmax_s8_avx512, gemm_s8_requant_s8_avx512vnni,
-    gemm_s8_requant_add_s32_avx512vnni};
+    gemm_s8_requant_add_s32_avx512vnni, ofa_layer_norm_s32_s8_avx512, ofa_lut_s8_avx512};

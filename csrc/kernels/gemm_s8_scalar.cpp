@@ -108,4 +108,5 @@ extern "C" size_t ofa_gemm_s8_scratch_bytes(int32_t k) {
 
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_scalar = {
     "scalar", gemm_s8_scalar, ofa_requant_to_s8, ofa_requant_add_s32,
-    ofa_layer_norm_s32, ofa_softmax_s8, ofa_gemm_s8_requant_s8, ofa_gemm_s8_requant_add_s32};
+    ofa_layer_norm_s32, ofa_softmax_s8, ofa_gemm_s8_requant_s8, ofa_gemm_s8_requant_add_s32,
+    ofa_layer_norm_s32_s8, ofa_lut_s8};

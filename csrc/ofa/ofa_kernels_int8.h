@@ -75,6 +75,13 @@ typedef struct ofa_kernels_int8 {
                                   const int8_t* a, const int8_t* w,
                                   const int32_t* bias, const int32_t* table,
                                   int32_t count, int32_t* out, void* scratch);
+  /* layer_norm_s32, then requant_to_s8 of y with the (3, 1) `narrow_table`
+   * into narrow (row stride d->ld), row by row while y is hot. */
+  void (*layer_norm_s32_s8)(const ofa_layer_norm_s32_dims* d, const int32_t* x,
+                            int64_t eps, const int32_t* table, int32_t* y,
+                            const int32_t* narrow_table, int8_t* narrow);
+  /* ofa_lut_s8 */
+  void (*lut_s8)(const int8_t* lut, int8_t* x, size_t n);
 } ofa_kernels_int8;
 
 extern const ofa_kernels_int8 ofa_kernels_int8_scalar;
@@ -116,6 +123,10 @@ int64_t ofa_isqrt64(int64_t v);
 /* In place allowed. table: (3, dim) gamma multipliers, shifts, beta. */
 void ofa_layer_norm_s32(const ofa_layer_norm_s32_dims* d, const int32_t* x,
                         int64_t eps, const int32_t* table, int32_t* y);
+
+void ofa_layer_norm_s32_s8(const ofa_layer_norm_s32_dims* d, const int32_t* x,
+                           int64_t eps, const int32_t* table, int32_t* y,
+                           const int32_t* narrow_table, int8_t* narrow);
 
 /* Scores int32 -> probabilities int8 in [0, 127] (scale 1/127). table (3, 1)
  * maps a score to Q10 logits (value * 1024). scores is used as scratch

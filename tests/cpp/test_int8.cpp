@@ -177,6 +177,21 @@ TEST_P(GemmS8, LayerNormAndSoftmaxMatchPortable) {
       ofa_layer_norm_s32(&dims, x.data(), eps, table.data(), ya.data());
       kern->layer_norm_s32(&dims, x.data(), eps, table.data(), yb.data());
       ASSERT_EQ(ya, yb) << "layer norm d=" << d << " eps=" << eps;
+      // Fused int8 copy: layer norm then requant_to_s8 of y, in place too.
+      const int32_t narrow_tables[][3] = {{(int32_t)((1u << 30) + rng() % (1u << 30)), -(int32_t)(rng() % 20), 3},
+                                          {-(int32_t)((1u << 30) + rng() % (1u << 30)), 0, -128},
+                                          {(1 << 30) + 5, 4, 0},       // left shift: portable path
+                                          {INT32_MIN, -2, 0},          // the srdhm saturation case
+                                          {(1 << 30) + 7, -31, INT32_MAX}};
+      for (const auto& nt : narrow_tables) {
+        std::vector<int8_t> na((size_t)rows * d), nb((size_t)rows * d, 1);
+        const ofa_requant_dims rq = {rows, d, d, d, 1};
+        ofa_requant_to_s8(&rq, ya.data(), nt, na.data());
+        std::vector<int32_t> yc = x;
+        kern->layer_norm_s32_s8(&dims, yc.data(), eps, table.data(), yc.data(), nt, nb.data());
+        ASSERT_EQ(ya, yc) << "fused layer norm d=" << d << " eps=" << eps;
+        ASSERT_EQ(na, nb) << "fused layer norm int8 copy d=" << d << " eps=" << eps << " shift " << nt[1];
+      }
     }
   }
   for (int n : {1, 7, 16, 43}) {
@@ -194,6 +209,17 @@ TEST_P(GemmS8, LayerNormAndSoftmaxMatchPortable) {
         ASSERT_EQ(pa, pb) << "softmax n=" << n << " shift=" << shift << " causal=" << causal;
       }
     }
+  }
+}
+
+TEST_P(GemmS8, LutMatchesPortable) {
+  OFA_REQUIRE_INT8(kern, GetParam());
+  auto lut = random_s8(256, 77);
+  for (size_t n : {(size_t)0, (size_t)1, (size_t)63, (size_t)64, (size_t)65, (size_t)1000}) {
+    auto xa = random_s8(n + 8, (uint32_t)n + 3), xb = xa;
+    ofa_lut_s8(lut.data(), xa.data(), n);
+    kern->lut_s8(lut.data(), xb.data(), n);
+    ASSERT_EQ(xa, xb) << "n=" << n;  // and nothing past n touched
   }
 }
 
