@@ -14,7 +14,7 @@
 // The epilogue either stores the int32 tile or requantises it in registers
 // (to int8, or added into an int32 residual row): the same integers as the
 // portable requant_to_s8 / requant_add_s32, which handle the panels this fast
-// path does not (a left shift, or the INT32_MIN multiplier).
+// path does not (the INT32_MIN multiplier, which validation refuses anyway).
 #include <immintrin.h>
 #include <string.h>
 
@@ -95,30 +95,34 @@ struct PanelRequant {
   alignas(64) int64_t base[2][2][8];
   alignas(64) int64_t neg[2][2][8];
   alignas(64) int64_t sh[2][2][8];
+  alignas(64) int64_t left[2][2][8];
   alignas(64) int32_t zp[2][16];
   alignas(64) int32_t lo[2][16], hi[2][16];  // sat(-128 - zp), sat(127 - zp)
   bool clamp_again;                          // some lo / hi saturated
   bool any_zp;
+  bool any_left;                             // some left shift
 
-  // false: this panel needs the portable path (left shift or INT32_MIN multiplier).
+  // false: this panel needs the portable path (the INT32_MIN multiplier).
   bool load(const int32_t* table, int32_t count, int32_t j0, int nb) {
-    clamp_again = any_zp = false;
+    clamp_again = any_zp = any_left = false;
     for (int c = 0; c < kNR; ++c) {
       const int32_t col = count > 1 ? (c < nb ? j0 + c : j0) : 0;
       const int32_t mult = table[col], shift = table[count + col], z = table[2 * count + col];
-      if (c < nb && !ofa_rq::FastRequant::applies(mult, shift)) return false;
-      const ofa_rq::FastRequant f(shift < 0 ? shift : 0);
+      if (c < nb && !ofa_rq::FastRequant::applies(mult)) return false;
+      const ofa_rq::FastRequant f(shift);
       const int h = c / 16, lane = c % 16, par = lane % 2, q = lane / 2;
       m[h][par][q] = mult;
       add[h][par][q] = f.add;
       base[h][par][q] = f.base;
       neg[h][par][q] = f.neg;
       sh[h][par][q] = f.sh;
+      left[h][par][q] = f.left;
       zp[h][lane] = z;
       const int64_t l = -128 - (int64_t)z, u = 127 - (int64_t)z;
       lo[h][lane] = l < INT32_MIN ? INT32_MIN : (int32_t)l;
       hi[h][lane] = u > INT32_MAX ? INT32_MAX : (int32_t)u;
       if (c < nb) {
+        any_left |= f.left > 0;
         clamp_again |= l < INT32_MIN || u > INT32_MAX;
         any_zp |= z != 0;
       }
@@ -133,9 +137,22 @@ struct PanelRequant {
     return _mm512_srav_epi64(_mm512_mask_add_epi64(p, negative, p, _mm512_load_si512(neg[h][par])),
                              _mm512_load_si512(sh[h][par]));
   }
+  // x: sign-extended int32 per qword -> sat32(x << left)
+  inline __m512i shift_left(__m512i x, int h, int par) const {
+    const __m512i s = _mm512_sllv_epi64(x, _mm512_load_si512(left[h][par]));  // |x << 30| < 2^62
+    return _mm512_min_epi64(_mm512_max_epi64(s, _mm512_set1_epi64(INT32_MIN)), _mm512_set1_epi64(INT32_MAX));
+  }
   inline __m512i requantize(__m512i x, int h) const {
-    const __m512i even = parity(x, h, 0);
-    const __m512i odd = parity(_mm512_srli_epi64(x, 32), h, 1);
+    __m512i xe, xo;
+    if (any_left) {
+      xe = shift_left(_mm512_srai_epi64(_mm512_slli_epi64(x, 32), 32), h, 0);
+      xo = shift_left(_mm512_srai_epi64(x, 32), h, 1);
+    } else {
+      xe = x;                           // vpmuldq reads the low dword only
+      xo = _mm512_srli_epi64(x, 32);
+    }
+    const __m512i even = parity(xe, h, 0);
+    const __m512i odd = parity(xo, h, 1);
     return _mm512_mask_shuffle_epi32(even, (__mmask16)0xAAAA, odd, _MM_PERM_CCAA);
   }
 };

@@ -277,10 +277,14 @@ int64_t isqrt_fast(int64_t v) {
   return (int64_t)r;
 }
 
-// Requantisation by one (mult, shift) per 64-bit lane (value in the low
-// dword), for right shifts and mult != INT32_MIN; see ofa_rq::FastRequant.
+// Requantisation by one (mult, shift) per 64-bit lane (x a sign-extended
+// int32), for mult != INT32_MIN; see ofa_rq::FastRequant.
+template <bool Left>
 inline __m512i requantize64(__m512i x, __m512i mult, __m512i add, __m512i base, __m512i neg,
-                            __m512i sh) {
+                            __m512i sh, __m512i left) {
+  if (Left)
+    x = _mm512_min_epi64(_mm512_max_epi64(_mm512_sllv_epi64(x, left), _mm512_set1_epi64(INT32_MIN)),
+                         _mm512_set1_epi64(INT32_MAX));
   const __m512i p = _mm512_add_epi64(_mm512_mul_epi32(x, mult), add);
   return _mm512_srav_epi64(_mm512_mask_add_epi64(p, _mm512_cmplt_epi64_mask(p, base), p, neg), sh);
 }
@@ -289,16 +293,28 @@ constexpr int32_t kFusedLnMaxDim = 1024;  // per-column constants on the stack (
 
 }  // namespace
 
+namespace {
+// Per-column constants of the layer norm's requantisation (FastRequant).
+struct LnConstants {
+  alignas(64) int64_t add[kFusedLnMaxDim], base[kFusedLnMaxDim], neg[kFusedLnMaxDim],
+      sh[kFusedLnMaxDim], left[kFusedLnMaxDim];
+};
+
+template <bool Left>
+void layer_norm_s8_rows(const ofa_layer_norm_s32_dims* d, const int32_t* x, int64_t eps,
+                        const int32_t* table, int32_t* y, const int32_t* narrow_table, int8_t* narrow,
+                        const LnConstants& c);
+}  // namespace
+
 void ofa_layer_norm_s32_s8_avx512(const ofa_layer_norm_s32_dims* d, const int32_t* x, int64_t eps,
                                   const int32_t* table, int32_t* y, const int32_t* narrow_table,
                                   int8_t* narrow) {
   const int32_t n = d->dim;
   const int32_t* mult = table;
   const int32_t* shift = table + n;
-  const int32_t* beta = table + 2 * n;
-  bool fast = n <= kFusedLnMaxDim && ofa_rq::FastRequant::applies(narrow_table[0], narrow_table[1]);
-  for (int32_t j = 0; fast && j < n; ++j) fast = ofa_rq::FastRequant::applies(mult[j], shift[j]);
-  if (!fast) {  // left shifts or the INT32_MIN multiplier: the two unfused kernels, row by row
+  bool fast = n <= kFusedLnMaxDim && ofa_rq::FastRequant::applies(narrow_table[0]);
+  for (int32_t j = 0; fast && j < n; ++j) fast = ofa_rq::FastRequant::applies(mult[j]);
+  if (!fast) {  // the INT32_MIN multiplier: the two unfused kernels, row by row
     const ofa_layer_norm_s32_dims row = {1, n, d->ld};
     const ofa_requant_dims rq = {1, n, d->ld, d->ld, 1};
     for (int32_t r = 0; r < d->rows; ++r) {
@@ -308,20 +324,39 @@ void ofa_layer_norm_s32_s8_avx512(const ofa_layer_norm_s32_dims* d, const int32_
     }
     return;
   }
-  alignas(64) int64_t c_add[kFusedLnMaxDim], c_base[kFusedLnMaxDim], c_neg[kFusedLnMaxDim],
-      c_sh[kFusedLnMaxDim];
+  LnConstants c;
+  bool left = narrow_table[1] > 0;
   for (int32_t j = 0; j < n; ++j) {
     const ofa_rq::FastRequant f(shift[j]);
-    c_add[j] = f.add;
-    c_base[j] = f.base;
-    c_neg[j] = f.neg;
-    c_sh[j] = f.sh;
+    c.add[j] = f.add;
+    c.base[j] = f.base;
+    c.neg[j] = f.neg;
+    c.sh[j] = f.sh;
+    c.left[j] = f.left;
+    left |= f.left > 0;
   }
+  if (left) {
+    layer_norm_s8_rows<true>(d, x, eps, table, y, narrow_table, narrow, c);
+  } else {
+    layer_norm_s8_rows<false>(d, x, eps, table, y, narrow_table, narrow, c);
+  }
+}
+
+namespace {
+template <bool Left>
+void layer_norm_s8_rows(const ofa_layer_norm_s32_dims* d, const int32_t* x, int64_t eps,
+                        const int32_t* table, int32_t* y, const int32_t* narrow_table, int8_t* narrow,
+                        const LnConstants& c) {
+  const int32_t n = d->dim;
+  const int32_t* mult = table;
+  const int32_t* shift = table + n;
+  const int32_t* beta = table + 2 * n;
   const ofa_rq::FastRequant nf(narrow_table[1]);
   const int32_t n_mult = narrow_table[0], n_zp = narrow_table[2];
   const __m512i nm = _mm512_set1_epi64(n_mult), nadd = _mm512_set1_epi64(nf.add),
                 nbase = _mm512_set1_epi64(nf.base), nneg = _mm512_set1_epi64(nf.neg),
-                nsh = _mm512_set1_epi64(nf.sh), nzp = _mm512_set1_epi64(n_zp);
+                nsh = _mm512_set1_epi64(nf.sh), nleft = _mm512_set1_epi64(nf.left),
+                nzp = _mm512_set1_epi64(n_zp);
   const __m512i i32min = _mm512_set1_epi64(INT32_MIN), i32max = _mm512_set1_epi64(INT32_MAX);
   const __m512i s8min = _mm512_set1_epi64(-128), s8max = _mm512_set1_epi64(127);
   const __m512i n64 = _mm512_set1_epi64(n), half = _mm512_set1_epi64((int64_t)1 << 29);
@@ -375,12 +410,13 @@ void ofa_layer_norm_s32_s8_avx512(const ofa_layer_norm_s32_dims* d, const int32_
       const __m512i t = _mm512_sra_epi64(_mm512_sub_epi64(_mm512_mul_epi32(x64, n64), sum64), shc);
       const __m512i k = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mullo_epi64(t, inv64), half), 30);
       const __m512i m = _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i*)(mult + j)));
-      const __m512i v = requantize64(k, m, _mm512_load_si512(c_add + j), _mm512_load_si512(c_base + j),
-                                     _mm512_load_si512(c_neg + j), _mm512_load_si512(c_sh + j));
+      const __m512i v = requantize64<Left>(k, m, _mm512_load_si512(c.add + j), _mm512_load_si512(c.base + j),
+                                           _mm512_load_si512(c.neg + j), _mm512_load_si512(c.sh + j),
+                                           _mm512_load_si512(c.left + j));
       __m512i yv = _mm512_add_epi64(v, _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i*)(beta + j))));
       yv = _mm512_min_epi64(_mm512_max_epi64(yv, i32min), i32max);
       _mm256_storeu_si256((__m256i*)(yr + j), _mm512_cvtepi64_epi32(yv));
-      __m512i q = _mm512_add_epi64(requantize64(yv, nm, nadd, nbase, nneg, nsh), nzp);
+      __m512i q = _mm512_add_epi64(requantize64<Left>(yv, nm, nadd, nbase, nneg, nsh, nleft), nzp);
       q = _mm512_min_epi64(_mm512_max_epi64(q, s8min), s8max);
       _mm512_mask_cvtepi64_storeu_epi8(nr + j, (__mmask8)0xFF, q);
     }
@@ -394,6 +430,8 @@ void ofa_layer_norm_s32_s8_avx512(const ofa_layer_norm_s32_dims* d, const int32_
     }
   }
 }
+
+}  // namespace
 
 namespace {
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void lut_vbmi(const int8_t* lut, int8_t* x,

@@ -115,7 +115,7 @@ TEST_P(GemmS8, FusedRequantMatchesGemmThenRequant) {
     ofa_kernels_int8_scalar.gemm_s8(&d, a.data(), w.data(), bias.data(), c.data(), sp);
     // Tables: typical right shifts; with left shifts and the INT32_MIN
     // multiplier (the portable fallback); extreme zero points.
-    for (int kind = 0; kind < 4; ++kind) {
+    for (int kind = 0; kind < 5; ++kind) {
       std::vector<int32_t> table((size_t)3 * s.n);
       for (int j = 0; j < s.n; ++j) {
         int32_t m = (int32_t)((1u << 30) + rng() % (1u << 30));
@@ -126,6 +126,7 @@ TEST_P(GemmS8, FusedRequantMatchesGemmThenRequant) {
         if (kind == 1 && rng() % 7 == 0) m = INT32_MIN;
         if (kind == 2) zp = rng() % 2 ? INT32_MAX - (int32_t)(rng() % 100) : INT32_MIN + (int32_t)(rng() % 100);
         if (kind == 3) { sh = j % 2 ? 0 : -31; m = j % 3 ? m : 0; }
+        if (kind == 4 && j % 3 == 0) sh = (int32_t)(rng() % 31);  // left shifts alone
         table[j] = m;
         table[s.n + j] = sh;
         table[2 * s.n + j] = zp;
@@ -159,7 +160,7 @@ TEST_P(GemmS8, LayerNormAndSoftmaxMatchPortable) {
     std::vector<int32_t> table((size_t)3 * d);
     for (int j = 0; j < d; ++j) {
       table[j] = (int32_t)((1u << 30) + rng() % (1u << 30)) * (j % 3 ? 1 : -1);
-      table[d + j] = -(int32_t)(rng() % 14);
+      table[d + j] = d == 37 ? (int32_t)(rng() % 17) - 14 : -(int32_t)(rng() % 14);  // d 37: some left shifts
       table[2 * d + j] = (int32_t)(rng() % 20001) - 10000;
     }
     const int rows = 6;
