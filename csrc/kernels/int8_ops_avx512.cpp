@@ -198,10 +198,46 @@ void ofa_layer_norm_s32_avx512(const ofa_layer_norm_s32_dims* d, const int32_t* 
   }
 }
 
+namespace {
+// requantize(x, mult, shift) of 16 int32 lanes by one (mult, shift), mult !=
+// INT32_MIN, in ofa_rq::FastRequant's one-shift form on even and odd lanes.
+struct UniformRequant {
+  __m512i mult, add, base, neg;
+  __m128i sh, left;
+  bool has_left;
+  UniformRequant(int32_t m, int32_t shift) {
+    const ofa_rq::FastRequant f(shift);
+    mult = _mm512_set1_epi64(m);
+    add = _mm512_set1_epi64(f.add);
+    base = _mm512_set1_epi64(f.base);
+    neg = _mm512_set1_epi64(f.neg);
+    sh = _mm_cvtsi64_si128(f.sh);
+    left = _mm_cvtsi64_si128(f.left);
+    has_left = f.left > 0;
+  }
+  inline __m512i lanes(__m512i x) const {  // x: int32 in the low dword (sign-extended if has_left)
+    if (has_left)
+      x = _mm512_min_epi64(_mm512_max_epi64(_mm512_sll_epi64(x, left), _mm512_set1_epi64(INT32_MIN)),
+                           _mm512_set1_epi64(INT32_MAX));
+    const __m512i p = _mm512_add_epi64(_mm512_mul_epi32(x, mult), add);
+    return _mm512_sra_epi64(_mm512_mask_add_epi64(p, _mm512_cmplt_epi64_mask(p, base), p, neg), sh);
+  }
+  inline __m512i apply(__m512i x) const {
+    const __m512i even = lanes(has_left ? _mm512_srai_epi64(_mm512_slli_epi64(x, 32), 32) : x);
+    const __m512i odd = lanes(has_left ? _mm512_srai_epi64(x, 32) : _mm512_srli_epi64(x, 32));
+    return _mm512_mask_shuffle_epi32(even, (__mmask16)0xAAAA, odd, _MM_PERM_CCAA);
+  }
+};
+}  // namespace
+
 void ofa_softmax_s8_avx512(const ofa_softmax_s8_dims* d, int32_t* scores, const int32_t* table,
                            int8_t* probs) {
-  const __m512i mult = _mm512_set1_epi32(table[0]), shift = _mm512_set1_epi32(table[1]),
-                zp = _mm512_set1_epi32(table[2]);
+  if (!ofa_rq::FastRequant::applies(table[0])) {  // the INT32_MIN multiplier: portable code
+    ofa_softmax_s8(d, scores, table, probs);
+    return;
+  }
+  const UniformRequant rq(table[0], table[1]);
+  const __m512i zp = _mm512_set1_epi32(table[2]);
   for (int32_t r = 0; r < d->rows; ++r) {
     int32_t* sr = scores + (size_t)r * d->ld_in;
     int8_t* pr = probs + (size_t)r * d->ld_out;
@@ -209,7 +245,7 @@ void ofa_softmax_s8_avx512(const ofa_softmax_s8_dims* d, int32_t* scores, const 
     __m512i mxv = _mm512_set1_epi32(INT32_MIN);
     for (int32_t j = 0; j < used; j += 16) {
       const __mmask16 m = tail_mask(used - j);
-      const __m512i v = add_saturating(requantize(_mm512_maskz_loadu_epi32(m, sr + j), mult, shift), zp);
+      const __m512i v = add_saturating(rq.apply(_mm512_maskz_loadu_epi32(m, sr + j)), zp);
       _mm512_mask_storeu_epi32(sr + j, m, v);
       mxv = _mm512_mask_max_epi32(mxv, m, mxv, v);
     }

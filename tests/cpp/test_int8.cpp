@@ -199,8 +199,9 @@ TEST_P(GemmS8, LayerNormAndSoftmaxMatchPortable) {
     std::vector<int32_t> scores((size_t)n * n);
     for (auto& v : scores) v = (int32_t)rng();
     for (int i = 0; i < n; ++i) scores[(size_t)i * n] = INT32_MIN;  // extreme logits
-    for (const int32_t shift : {-20, -3, 5}) {
-      const int32_t table[3] = {(int32_t)((1u << 30) + rng() % (1u << 30)), shift, (int32_t)(rng() % 100) - 50};
+    for (const int32_t shift : {-20, -3, 0, 1, 5, -31}) {
+      int32_t table[3] = {(int32_t)((1u << 30) + rng() % (1u << 30)), shift, (int32_t)(rng() % 100) - 50};
+      if (shift == 0) table[0] = INT32_MIN;  // the srdhm saturation case
       for (int causal : {0, 1}) {
         std::vector<int32_t> wa = scores, wb = scores;
         std::vector<int8_t> pa((size_t)n * n, 9), pb((size_t)n * n, 9);
