@@ -25,12 +25,20 @@ Requant requant_of(const int32_t* table, int32_t count) {
   return {table, table + count, table + 2 * count, count > 1 ? 1 : 0};
 }
 
-// Same formulas as ofa_requant_to_s8 / ofa_requant_add_s32.
+// Same formulas as ofa_requant_to_s8 / ofa_requant_add_s32. Not inlined: one
+// call per output against k multiply-adds, and the flash of a microcontroller
+// holds one copy of the requantisation instead of one per unrolled column.
+#if defined(__GNUC__)
+#define OFA_NOINLINE __attribute__((noinline))
+#else
+#define OFA_NOINLINE
+#endif
+
 struct ToS8 {
   Requant q;
   int8_t* out;
   int32_t ld;
-  void operator()(int32_t i, int32_t j, int32_t v) const {
+  OFA_NOINLINE void operator()(int32_t i, int32_t j, int32_t v) const {
     const int32_t r = ofa_rq::saturate32((int64_t)q.at(j, v) + q.zp[j * q.step]);
     out[(size_t)i * ld + j] = (int8_t)(r > 127 ? 127 : r < -128 ? -128 : r);
   }
@@ -40,7 +48,7 @@ struct AddS32 {
   Requant q;
   int32_t* out;
   int32_t ld;
-  void operator()(int32_t i, int32_t j, int32_t v) const {
+  OFA_NOINLINE void operator()(int32_t i, int32_t j, int32_t v) const {
     int32_t* o = out + (size_t)i * ld + j;
     *o = ofa_rq::saturate32((int64_t)ofa_rq::saturate32((int64_t)*o + q.at(j, v)) + q.zp[j * q.step]);
   }
