@@ -12,6 +12,13 @@ int8 (torch.ao.quantization.quantize_dynamic on the PEFT model's nn.Linear layer
 timed the same way. Speed: best ms per call at batch 1 and 64 windows, same thread count for all.
 Writes bench/results/quant.json: records {"dataset", "horizon", "scheme", "mse", "mae", "model_bytes",
 "ms_per_call_b1", "ms_per_call_b64", "test_windows"}, plus "report" (per-block error) with --report.
+
+    python bench/quant.py --datasets ETTh1 --no-torch --bit-exact --out /tmp/quant.json
+
+--bit-exact also runs the numpy int8 reference (python/ofa/int8_reference.py) over every scored window
+and compares its float32 outputs with the engine's bit for bit; the int8 record gets "reference_*" fields
+and bench/results/int8_bitexact.json (--bit-exact-out) gets {"dataset", "windows", "outputs",
+"differing_outputs", "max_abs_diff", "bit_exact", "reference_seconds", "engine_simd"} per dataset.
 """
 from __future__ import annotations
 
@@ -75,9 +82,14 @@ def engine_record(path: str, raw, y, scaler, timing_x, bit_exact: bool = False) 
         from ofa.modelfile import read_model_file
 
         tensors, meta = read_model_file(path, schemes=("int8",))
+        t0 = time.perf_counter()
         want = Int8Forward(json.loads(meta["config"]), tensors).run(raw)
+        extra["reference_seconds"] = time.perf_counter() - t0
         extra["reference_bit_exact"] = bool(np.array_equal(want.view(np.int32), pred.view(np.int32)))
         extra["reference_windows"] = int(len(raw))
+        extra["reference_outputs"] = int(pred.size)
+        extra["reference_differing_outputs"] = int(np.count_nonzero(want.view(np.int32) != pred.view(np.int32)))
+        extra["reference_max_abs_diff"] = float(np.abs(want.astype(np.float64) - pred.astype(np.float64)).max())
     pred = scaler.transform(pred.reshape(-1, pred.shape[2])).reshape(pred.shape)
     rec = scores(pred, y)
     rec["ms_per_call_b1"] = best_ms(lambda: model.run(timing_x[:1]))
@@ -149,6 +161,7 @@ def main() -> int:
     ap.add_argument("--bit-exact", action="store_true",
                     help="also run the numpy int8 reference on every scored window and compare bits")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "quant.json"))
+    ap.add_argument("--bit-exact-out", default=os.path.join(HERE, "results", "int8_bitexact.json"))
     args = ap.parse_args()
     given = dict(item.split("=", 1) for item in args.checkpoint)
     torch.set_num_threads(args.threads)
@@ -203,6 +216,19 @@ def main() -> int:
         out["report"] = reports
     atomic_write_json(args.out, out)
     print(f"wrote {args.out}")
+    if args.bit_exact:
+        exact = [{"dataset": r["dataset"], "horizon": r["horizon"], "checkpoint": r["checkpoint"],
+                  "windows": r["reference_windows"], "outputs": r["reference_outputs"],
+                  "differing_outputs": r["reference_differing_outputs"], "max_abs_diff": r["reference_max_abs_diff"],
+                  "bit_exact": r["reference_bit_exact"], "reference_seconds": r["reference_seconds"],
+                  "engine_simd": r["simd"], "calibration_windows": r["calibration_windows"]}
+                 for r in records if r["scheme"] == "int8"]
+        for e in exact:
+            print(f"{e['dataset']}: reference vs engine over {e['windows']} windows ({e['outputs']} outputs): "
+                  f"{e['differing_outputs']} differ, max |diff| {e['max_abs_diff']:g} "
+                  f"(reference {e['reference_seconds']:.0f} s)")
+        atomic_write_json(args.bit_exact_out, {"machine": out["machine"], "records": exact})
+        print(f"wrote {args.bit_exact_out}")
     return 0
 
 

@@ -28,16 +28,26 @@ void linear(const Tile& t, int32_t rows, const int8_t* a, int32_t lda,
   t.k->gemm_s8(&dims, a, l.w, l.b, acc, t.at<void>(t.plan->gemm_scratch));
 }
 
+// out (rows, n) int8 = requant(a W^T + bias), fused in the GEMM epilogue
+void linear_to_s8(const Tile& t, int32_t rows, const int8_t* a, int32_t lda,
+                  const ofa_linear_int8& l, int32_t k, int32_t n, int8_t* out) {
+  const ofa_gemm_s8_dims dims = {rows, n, k, lda, k, n};
+  t.k->gemm_s8_requant_s8(&dims, a, l.w, l.b, l.out.table, l.out.count, out,
+                          t.at<void>(t.plan->gemm_scratch));
+}
+
+// h (rows, n) += requant(a W^T + bias), fused in the GEMM epilogue
+void linear_add_into(const Tile& t, int32_t rows, const int8_t* a, int32_t lda,
+                     const ofa_linear_int8& l, int32_t k, int32_t n, int32_t* h) {
+  const ofa_gemm_s8_dims dims = {rows, n, k, lda, k, n};
+  t.k->gemm_s8_requant_add_s32(&dims, a, l.w, l.b, l.out.table, l.out.count, h,
+                               t.at<void>(t.plan->gemm_scratch));
+}
+
 void to_s8(const Tile& t, int32_t rows, int32_t cols, const int32_t* in, const ofa_requant& q,
            int8_t* out) {
   const ofa_requant_dims d = {rows, cols, cols, cols, q.count};
   t.k->requant_to_s8(&d, in, q.table, out);
-}
-
-void add_into(const Tile& t, int32_t rows, int32_t cols, const int32_t* in, const ofa_requant& q,
-              int32_t* h) {
-  const ofa_requant_dims d = {rows, cols, cols, cols, q.count};
-  t.k->requant_add_s32(&d, in, q.table, h);
 }
 
 // y (int32, may be x) = LN(x); narrow (int8) = its requantised copy.
@@ -45,12 +55,12 @@ void layer_norm(const Tile& t, int32_t rows, const int32_t* x, const ofa_layer_n
                 int32_t* y, int8_t* narrow) {
   const int32_t d = t.m->config.d_model;
   const ofa_layer_norm_s32_dims dims = {rows, d, d};
-  t.k->layer_norm_s32(&dims, x, *ln.eps, ln.out.table, y);
-  to_s8(t, rows, d, y, ln.narrow, narrow);
+  t.k->layer_norm_s32_s8(&dims, x, *ln.eps, ln.out.table, y, ln.narrow.table, narrow);
 }
 
-// q|k|v int8 (rows, 3d) -> int32 context (rows, d) in acc.
-void attention(const Tile& t, const ofa_layer_int8& l, const int8_t* qkv, int32_t* ctx) {
+// q|k|v int8 (rows, 3d) -> int8 context (rows, d), requantised per head in
+// the p.v GEMM's epilogue.
+void attention(const Tile& t, const ofa_layer_int8& l, const int8_t* qkv, int8_t* ctx) {
   const ofa_config& c = t.m->config;
   const int32_t n = t.n_tokens, d = c.d_model, hd = d / c.n_heads;
   int32_t* scores = t.at<int32_t>(t.plan->scores);
@@ -62,7 +72,7 @@ void attention(const Tile& t, const ofa_layer_int8& l, const int8_t* qkv, int32_
   const ofa_softmax_s8_dims sm = {n, n, n, n, c.layout == OFA_LAYOUT_GPT2};
   for (int32_t s = 0; s < t.n_series; ++s) {
     const int8_t* qs = qkv + (size_t)s * n * 3 * d;
-    int32_t* cs = ctx + (size_t)s * n * d;
+    int8_t* cs = ctx + (size_t)s * n * d;
     for (int32_t h = 0; h < c.n_heads; ++h) {
       const int8_t* q = qs + (size_t)h * hd;
       const int8_t* k = q + d;
@@ -71,7 +81,8 @@ void attention(const Tile& t, const ofa_layer_int8& l, const int8_t* qkv, int32_
       t.k->softmax_s8(&sm, scores, l.scores.table, probs);
       for (int32_t tok = 0; tok < n; ++tok)
         for (int32_t j = 0; j < hd; ++j) v_t[(size_t)j * n + tok] = v[(size_t)tok * 3 * d + j];
-      t.k->gemm_s8(&pv, probs, v_t, nullptr, cs + (size_t)h * hd, scratch);
+      t.k->gemm_s8_requant_s8(&pv, probs, v_t, nullptr, l.context.table, l.context.count,
+                              cs + (size_t)h * hd, scratch);
     }
   }
 }
@@ -81,13 +92,10 @@ void feed_forward(const Tile& t, int32_t rows, const ofa_layer_int8& l, const in
                   int32_t* h) {
   const ofa_config& c = t.m->config;
   const int32_t d = c.d_model, f = c.d_ff;
-  int32_t* acc = t.at<int32_t>(t.plan->acc);
   int8_t* wide = t.at<int8_t>(t.plan->wide);
-  linear(t, rows, x8, d, l.ff_in, d, f, acc);
-  to_s8(t, rows, f, acc, l.ff_in.out, wide);
-  ofa_lut_s8(l.gelu_lut, wide, (size_t)rows * f);
-  linear(t, rows, wide, f, l.ff_out, f, d, acc);
-  add_into(t, rows, d, acc, l.ff_out.out, h);
+  linear_to_s8(t, rows, x8, d, l.ff_in, d, f, wide);
+  t.k->lut_s8(l.gelu_lut, wide, (size_t)rows * f);
+  linear_add_into(t, rows, wide, f, l.ff_out, f, d, h);
 }
 
 // BERT: h = LN1(h + Attn(h)); h = LN2(h + FF(h)).
@@ -103,12 +111,9 @@ void transformer_layer(const Tile& t, const ofa_layer_int8& l) {
   const bool pre_ln = c.layout == OFA_LAYOUT_GPT2;
 
   if (pre_ln) layer_norm(t, rows, h, l.ln1, acc, x8);
-  linear(t, rows, x8, d, l.qkv, d, 3 * d, acc);
-  to_s8(t, rows, 3 * d, acc, l.qkv.out, wide);
-  attention(t, l, wide, acc);
-  to_s8(t, rows, d, acc, l.context, x8);
-  linear(t, rows, x8, d, l.attn_out, d, d, acc);
-  add_into(t, rows, d, acc, l.attn_out.out, h);
+  linear_to_s8(t, rows, x8, d, l.qkv, d, 3 * d, wide);
+  attention(t, l, wide, x8);  // x8 (this layer's input) is free once q|k|v exist
+  linear_add_into(t, rows, x8, d, l.attn_out, d, d, h);
   if (pre_ln) {
     layer_norm(t, rows, h, l.ln2, acc, x8);
     feed_forward(t, rows, l, x8, h);
@@ -173,8 +178,7 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
     int32_t* hr = h + (size_t)r * d;
     for (int32_t j = 0; j < d; ++j) hr[j] = p[j];
   }
-  linear(t, rows, x8, P, m.in_layer, P, d, acc);
-  add_into(t, rows, d, acc, m.in_layer.out, h);
+  linear_add_into(t, rows, x8, P, m.in_layer, P, d, h);
   if (c.layout == OFA_LAYOUT_BERT) layer_norm(t, rows, h, m.emb_ln, h, x8);
   for (int32_t i = 0; i < c.n_layers; ++i) transformer_layer(t, m.layers[i]);
   if (c.layout == OFA_LAYOUT_GPT2) layer_norm(t, rows, h, m.final_ln, acc, x8);

@@ -76,9 +76,51 @@ void gemm_s8_avx2(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
   }
 }
 
+// Fused requantisation: the GEMM runs on tiles of kTileM x kTileN into a
+// stack buffer (L1) that the portable requantisation then reads, so the int32
+// result never goes through the arena. Same bits: the same two functions.
+constexpr int32_t kTileM = kMR * 2, kTileN = 64;
+
+template <class Requant>
+void gemm_tiled(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
+                const int32_t* table, int32_t count, const Requant& requant) {
+  alignas(32) int32_t tile[kTileM * kTileN];
+  for (int32_t j0 = 0; j0 < d->n; j0 += kTileN) {
+    const int32_t nb = d->n - j0 < kTileN ? d->n - j0 : kTileN;
+    const int32_t* tj = count > 1 ? table + j0 : table;  // rows stay `count` apart
+    for (int32_t i0 = 0; i0 < d->m; i0 += kTileM) {
+      const int32_t mb = d->m - i0 < kTileM ? d->m - i0 : kTileM;
+      const ofa_gemm_s8_dims g = {mb, nb, d->k, d->lda, d->ldw, kTileN};
+      gemm_s8_avx2(&g, a + (size_t)i0 * d->lda, w + (size_t)j0 * d->ldw, bias ? bias + j0 : nullptr,
+                   tile, nullptr);
+      const ofa_requant_dims rd = {mb, nb, kTileN, d->ldc, count};
+      requant(&rd, tile, tj, (size_t)i0 * d->ldc + j0);
+    }
+  }
+}
+
+void gemm_s8_requant_s8_avx2(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
+                             const int32_t* bias, const int32_t* table, int32_t count, int8_t* out,
+                             void* /*scratch*/) {
+  gemm_tiled(d, a, w, bias, table, count,
+             [out](const ofa_requant_dims* rd, const int32_t* tile, const int32_t* t, size_t at) {
+               ofa_requant_to_s8(rd, tile, t, out + at);
+             });
+}
+
+void gemm_s8_requant_add_s32_avx2(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
+                                  const int32_t* bias, const int32_t* table, int32_t count,
+                                  int32_t* out, void* /*scratch*/) {
+  gemm_tiled(d, a, w, bias, table, count,
+             [out](const ofa_requant_dims* rd, const int32_t* tile, const int32_t* t, size_t at) {
+               ofa_requant_add_s32(rd, tile, t, out + at);
+             });
+}
+
 }  // namespace
 
 // The elementwise ops stay portable here (AVX2 lacks 64-bit multiplies).
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_avx2 = {
     "avx2", gemm_s8_avx2, ofa_requant_to_s8, ofa_requant_add_s32,
-    ofa_layer_norm_s32, ofa_softmax_s8};
+    ofa_layer_norm_s32, ofa_softmax_s8, gemm_s8_requant_s8_avx2, gemm_s8_requant_add_s32_avx2,
+    ofa_layer_norm_s32_s8, ofa_lut_s8};

@@ -1,15 +1,65 @@
 // Portable int8 GEMM: the reference every SIMD variant must match bit for
 // bit, and the only path on microcontrollers.
 #include "ofa/ofa_kernels_int8.h"
+#include "requant_inline.h"
 
 namespace {
 
+// Epilogues: what happens to each finished int32 sum (bias included) at (i, j).
+struct StoreS32 {
+  int32_t* c;
+  int32_t ldc;
+  void operator()(int32_t i, int32_t j, int32_t v) const { c[(size_t)i * ldc + j] = v; }
+};
+
+struct Requant {
+  const int32_t* mult;
+  const int32_t* shift;
+  const int32_t* zp;
+  int32_t step;  // 1: per channel, 0: one set
+  int32_t at(int32_t j, int32_t v) const {
+    return ofa_rq::requantize(v, mult[j * step], shift[j * step]);
+  }
+};
+Requant requant_of(const int32_t* table, int32_t count) {
+  return {table, table + count, table + 2 * count, count > 1 ? 1 : 0};
+}
+
+// Same formulas as ofa_requant_to_s8 / ofa_requant_add_s32. Not inlined: one
+// call per output against k multiply-adds, and the flash of a microcontroller
+// holds one copy of the requantisation instead of one per unrolled column.
+#if defined(__GNUC__)
+#define OFA_NOINLINE __attribute__((noinline))
+#else
+#define OFA_NOINLINE
+#endif
+
+struct ToS8 {
+  Requant q;
+  int8_t* out;
+  int32_t ld;
+  OFA_NOINLINE void operator()(int32_t i, int32_t j, int32_t v) const {
+    const int32_t r = ofa_rq::saturate32((int64_t)q.at(j, v) + q.zp[j * q.step]);
+    out[(size_t)i * ld + j] = (int8_t)(r > 127 ? 127 : r < -128 ? -128 : r);
+  }
+};
+
+struct AddS32 {
+  Requant q;
+  int32_t* out;
+  int32_t ld;
+  OFA_NOINLINE void operator()(int32_t i, int32_t j, int32_t v) const {
+    int32_t* o = out + (size_t)i * ld + j;
+    *o = ofa_rq::saturate32((int64_t)ofa_rq::saturate32((int64_t)*o + q.at(j, v)) + q.zp[j * q.step]);
+  }
+};
+
 // Four output columns at a time so each A row is reused from registers.
-void gemm_s8_scalar(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
-                    const int32_t* bias, int32_t* c, void* /*scratch*/) {
+template <class Epilogue>
+void gemm(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
+          const Epilogue& out) {
   for (int32_t i = 0; i < d->m; ++i) {
     const int8_t* ar = a + (size_t)i * d->lda;
-    int32_t* cr = c + (size_t)i * d->ldc;
     int32_t j = 0;
     for (; j + 4 <= d->n; j += 4) {
       const int8_t* w0 = w + (size_t)j * d->ldw;
@@ -27,18 +77,37 @@ void gemm_s8_scalar(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
       if (bias) {
         s0 += bias[j]; s1 += bias[j + 1]; s2 += bias[j + 2]; s3 += bias[j + 3];
       }
-      cr[j] = s0; cr[j + 1] = s1; cr[j + 2] = s2; cr[j + 3] = s3;
+      out(i, j, s0); out(i, j + 1, s1); out(i, j + 2, s2); out(i, j + 3, s3);
     }
     for (; j < d->n; ++j) {
       const int8_t* wr = w + (size_t)j * d->ldw;
       int32_t s = 0;
       for (int32_t k = 0; k < d->k; ++k) s += (int32_t)ar[k] * wr[k];
-      cr[j] = s + (bias ? bias[j] : 0);
+      out(i, j, s + (bias ? bias[j] : 0));
     }
   }
 }
 
+void gemm_s8_scalar(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
+                    const int32_t* bias, int32_t* c, void* /*scratch*/) {
+  gemm(d, a, w, bias, StoreS32{c, d->ldc});
+}
+
 }  // namespace
+
+extern "C" void ofa_gemm_s8_requant_s8(const ofa_gemm_s8_dims* d, const int8_t* a,
+                                       const int8_t* w, const int32_t* bias,
+                                       const int32_t* table, int32_t count, int8_t* out,
+                                       void* /*scratch*/) {
+  gemm(d, a, w, bias, ToS8{requant_of(table, count), out, d->ldc});
+}
+
+extern "C" void ofa_gemm_s8_requant_add_s32(const ofa_gemm_s8_dims* d, const int8_t* a,
+                                            const int8_t* w, const int32_t* bias,
+                                            const int32_t* table, int32_t count, int32_t* out,
+                                            void* /*scratch*/) {
+  gemm(d, a, w, bias, AddS32{requant_of(table, count), out, d->ldc});
+}
 
 extern "C" size_t ofa_gemm_s8_scratch_bytes(int32_t k) {
   if (k <= 0) return 0;
@@ -47,4 +116,5 @@ extern "C" size_t ofa_gemm_s8_scratch_bytes(int32_t k) {
 
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_scalar = {
     "scalar", gemm_s8_scalar, ofa_requant_to_s8, ofa_requant_add_s32,
-    ofa_layer_norm_s32, ofa_softmax_s8};
+    ofa_layer_norm_s32, ofa_softmax_s8, ofa_gemm_s8_requant_s8, ofa_gemm_s8_requant_add_s32,
+    ofa_layer_norm_s32_s8, ofa_lut_s8};

@@ -127,6 +127,18 @@ extern "C" void ofa_layer_norm_s32(const ofa_layer_norm_s32_dims* d, const int32
   }
 }
 
+extern "C" void ofa_layer_norm_s32_s8(const ofa_layer_norm_s32_dims* d, const int32_t* x,
+                                      int64_t eps, const int32_t* table, int32_t* y,
+                                      const int32_t* narrow_table, int8_t* narrow) {
+  const ofa_layer_norm_s32_dims row = {1, d->dim, d->ld};
+  const ofa_requant_dims rq = {1, d->dim, d->ld, d->ld, 1};
+  for (int32_t r = 0; r < d->rows; ++r) {
+    int32_t* yr = y + (size_t)r * d->ld;
+    ofa_layer_norm_s32(&row, x + (size_t)r * d->ld, eps, table, yr);
+    ofa_requant_to_s8(&rq, yr, narrow_table, narrow + (size_t)r * d->ld);
+  }
+}
+
 namespace {
 int32_t iexp_q10(int32_t x) {
   if (x > 0) x = 0;

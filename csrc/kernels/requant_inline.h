@@ -32,4 +32,26 @@ static inline int32_t requantize(int32_t x, int32_t mult, int32_t shift) {
   return rdbpot(srdhm(shifted, mult), right);
 }
 
+// requantize(x, mult, shift) for mult != INT32_MIN as one rounding shift of
+// a 64-bit value. A left shift (shift > 0) first saturates x * 2^shift to
+// int32, as requantize does; then, with e = max(-shift, 0) and
+// p = x * mult + 2^30 (exact in int64), srdhm is floor(p / 2^31) and
+// RoundingDivideByPOT of it by 2^e rounds half away from zero; the nested
+// floors merge into
+//   (p + 2^(e+30) - (p < 0 && e > 0 ? 2^31 : 0)) >> (31 + e)
+// (|p + ...| < 2^63). In the form the SIMD kernels use:
+//   x = sat32(x << left); q = x * mult + add; q += (q < base ? neg : 0); result = q >> sh.
+struct FastRequant {
+  int64_t add, base, neg, sh, left;
+  static bool applies(int32_t mult) { return mult != INT32_MIN; }
+  explicit FastRequant(int32_t shift) {
+    const int32_t e = shift < 0 ? -shift : 0;
+    base = e > 0 ? (int64_t)1 << (e + 30) : 0;
+    add = base + ((int64_t)1 << 30);
+    neg = e > 0 ? -((int64_t)1 << 31) : 0;
+    sh = 31 + e;
+    left = shift > 0 ? shift : 0;
+  }
+};
+
 }  // namespace ofa_rq

@@ -62,6 +62,26 @@ typedef struct ofa_kernels_int8 {
                          int64_t eps, const int32_t* table, int32_t* y);
   void (*softmax_s8)(const ofa_softmax_s8_dims* d, int32_t* scores,
                      const int32_t* table, int8_t* probs);
+  /* GEMM with the requantisation fused into its epilogue: the same bits as
+   * gemm_s8 into an int32 (m, n) tile followed by requant_to_s8 /
+   * requant_add_s32 of that tile with `table` of `count` channels (n or 1),
+   * but the tile is requantised while still in registers. out's leading
+   * dimension is dims->ldc (elements); scratch as for gemm_s8. */
+  void (*gemm_s8_requant_s8)(const ofa_gemm_s8_dims* dims, const int8_t* a,
+                             const int8_t* w, const int32_t* bias,
+                             const int32_t* table, int32_t count, int8_t* out,
+                             void* scratch);
+  void (*gemm_s8_requant_add_s32)(const ofa_gemm_s8_dims* dims,
+                                  const int8_t* a, const int8_t* w,
+                                  const int32_t* bias, const int32_t* table,
+                                  int32_t count, int32_t* out, void* scratch);
+  /* layer_norm_s32, then requant_to_s8 of y with the (3, 1) `narrow_table`
+   * into narrow (row stride d->ld), row by row while y is hot. */
+  void (*layer_norm_s32_s8)(const ofa_layer_norm_s32_dims* d, const int32_t* x,
+                            int64_t eps, const int32_t* table, int32_t* y,
+                            const int32_t* narrow_table, int8_t* narrow);
+  /* ofa_lut_s8 */
+  void (*lut_s8)(const int8_t* lut, int8_t* x, size_t n);
 } ofa_kernels_int8;
 
 extern const ofa_kernels_int8 ofa_kernels_int8_scalar;
@@ -87,12 +107,26 @@ void ofa_requant_to_s8(const ofa_requant_dims* d, const int32_t* in,
 void ofa_requant_add_s32(const ofa_requant_dims* d, const int32_t* in,
                          const int32_t* table, int32_t* out);
 
+/* Portable fused GEMM + requantisation (the scalar table's entries). */
+void ofa_gemm_s8_requant_s8(const ofa_gemm_s8_dims* dims, const int8_t* a,
+                            const int8_t* w, const int32_t* bias,
+                            const int32_t* table, int32_t count, int8_t* out,
+                            void* scratch);
+void ofa_gemm_s8_requant_add_s32(const ofa_gemm_s8_dims* dims, const int8_t* a,
+                                 const int8_t* w, const int32_t* bias,
+                                 const int32_t* table, int32_t count,
+                                 int32_t* out, void* scratch);
+
 /* floor(sqrt(v)), v >= 0 */
 int64_t ofa_isqrt64(int64_t v);
 
 /* In place allowed. table: (3, dim) gamma multipliers, shifts, beta. */
 void ofa_layer_norm_s32(const ofa_layer_norm_s32_dims* d, const int32_t* x,
                         int64_t eps, const int32_t* table, int32_t* y);
+
+void ofa_layer_norm_s32_s8(const ofa_layer_norm_s32_dims* d, const int32_t* x,
+                           int64_t eps, const int32_t* table, int32_t* y,
+                           const int32_t* narrow_table, int8_t* narrow);
 
 /* Scores int32 -> probabilities int8 in [0, 127] (scale 1/127). table (3, 1)
  * maps a score to Q10 logits (value * 1024). scores is used as scratch

@@ -27,32 +27,56 @@ def saturate32(v: np.ndarray) -> np.ndarray:
     return np.clip(v, INT32_MIN, INT32_MAX)
 
 
+def _clip_(v: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """In-place clip of an int64 array (a fresh temporary)."""
+    np.maximum(v, lo, out=v)
+    np.minimum(v, hi, out=v)
+    return v
+
+
 def srdhm(a: np.ndarray, b) -> np.ndarray:
-    """gemmlowp SaturatingRoundingDoublingHighMul."""
+    """gemmlowp SaturatingRoundingDoublingHighMul.
+
+    gemmlowp adds a nudge (2^30, or 1 - 2^30 for a negative product) and divides by 2^31 truncating toward
+    zero; for every product that equals floor((a*b + 2^30) / 2^31), one add and one arithmetic shift.
+    """
     a, b = i64(a), i64(b)
-    ab = a * b
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    v = ab + nudge
-    q = np.where(v >= 0, v >> 31, -((-v) >> 31))  # C division truncates toward zero
-    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, q)
+    q = a * b
+    q += 1 << 30
+    q >>= 31
+    if (b == INT32_MIN).any():  # the one saturating case: INT32_MIN * INT32_MIN
+        q = np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, q)
+    return q
 
 
 def rdbpot(x: np.ndarray, exponent) -> np.ndarray:
-    """gemmlowp RoundingDivideByPOT, exponent in 0..31."""
-    x, exponent = i64(x), i64(exponent)
-    mask = (np.int64(1) << exponent) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> exponent) + (remainder > threshold)
+    """gemmlowp RoundingDivideByPOT, exponent in 0..31: x / 2^e rounded half away from zero.
+
+    gemmlowp's (x >> e) + (remainder > (mask >> 1) + (x < 0)) equals (x + 2^e / 2 - (x < 0 and e > 0)) >> e.
+    """
+    x, e = i64(x), i64(exponent)
+    neg = x >> 63                     # -1 where x < 0
+    if e.ndim == 0:
+        if e == 0:
+            return x.copy()
+        y = x + (np.int64(1) << (e - 1))
+        y += neg
+    else:
+        y = x + ((np.int64(1) << e) >> 1)
+        neg &= -(e > 0).astype(np.int64)
+        y += neg
+    y >>= e
+    return y
 
 
 def requantize(x, mult, shift) -> np.ndarray:
     """TFLite MultiplyByQuantizedMultiplier: x * mult * 2^shift / 2^31, the left shift saturating."""
     shift = i64(shift)
-    left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
-    shifted = saturate32(i64(x) * (np.int64(1) << left))
-    return rdbpot(srdhm(shifted, mult), right)
+    if (shift > 0).any():
+        left = np.maximum(shift, 0)
+        x = _clip_(i64(x) * (np.int64(1) << left), INT32_MIN, INT32_MAX)
+    return rdbpot(srdhm(x, mult), right)
 
 
 def requant_table(table: np.ndarray, cols: int):
@@ -65,13 +89,23 @@ def requant_table(table: np.ndarray, cols: int):
 
 
 def requant_to_s8(acc: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """clamp(sat32(requant + zp), -128, 127): with int64 sums the int32 saturation is inside the clamp."""
     mult, shift, zp = requant_table(table, acc.shape[-1])
-    return np.clip(saturate32(requantize(acc, mult, shift) + zp), -128, 127)
+    v = requantize(acc, mult, shift)
+    v += zp
+    return _clip_(v, -128, 127)
 
 
 def requant_add(h: np.ndarray, acc: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """sat32(sat32(h + requant) + zp), as ofa_requant_add_s32."""
     mult, shift, zp = requant_table(table, acc.shape[-1])
-    return saturate32(h + requantize(acc, mult, shift) + zp)
+    v = requantize(acc, mult, shift)
+    v += h
+    _clip_(v, INT32_MIN, INT32_MAX)
+    if np.any(zp != 0):
+        v += zp
+        _clip_(v, INT32_MIN, INT32_MAX)
+    return v
 
 
 def isqrt(v: np.ndarray) -> np.ndarray:
@@ -131,11 +165,35 @@ def softmax(scores: np.ndarray, table: np.ndarray, causal: bool) -> np.ndarray:
     return np.where(used, np.minimum(p, 127), 0)
 
 
+GEMM_F32_DEPTH = 1024   # |sum| <= 1024 * 128 * 128 = 2^24: every partial sum is an exact float32 integer
+
+
 def gemm(a: np.ndarray, w: np.ndarray, bias=None) -> np.ndarray:
-    """Exact int8 GEMM a @ w.T (+ bias) through float64 BLAS: every sum stays below 2^53."""
-    a2 = a.reshape(-1, a.shape[-1]).astype(np.float64)   # 2-D: BLAS
-    c = (a2 @ np.asarray(w, np.float64).T).astype(np.int64).reshape(*a.shape[:-1], w.shape[0])
-    return c if bias is None else c + i64(bias)
+    """Exact int8 GEMM a @ w.T (+ bias) through float32 BLAS.
+
+    Inputs are int8 values, so over a depth of at most 1024 every partial sum, in whatever order BLAS adds
+    (FMA or not), is an integer of magnitude <= 2^24, exact in float32; deeper GEMMs add such slices in int64.
+    """
+    k = a.shape[-1]
+    a2 = a.reshape(-1, k)   # 2-D: BLAS
+    w = np.asarray(w)
+    c = None
+    for k0 in range(0, k, GEMM_F32_DEPTH):
+        part = a2[:, k0:k0 + GEMM_F32_DEPTH].astype(np.float32) @ w[:, k0:k0 + GEMM_F32_DEPTH].astype(np.float32).T
+        if c is None:
+            c = part.astype(np.int64)
+        else:
+            c += part.astype(np.int64)
+    c = c.reshape(*a.shape[:-1], w.shape[0])
+    if bias is not None:
+        c += i64(bias)
+    return c
+
+
+def matmul_exact(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched int8-valued a @ b (depth <= 1024) in float32, exact for the same reason as gemm."""
+    assert a.shape[-1] <= GEMM_F32_DEPTH
+    return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(np.int64)
 
 
 def quantize_multiplier(real) -> tuple[np.ndarray, np.ndarray]:

@@ -67,9 +67,9 @@ class Int8Forward:
         qkv = q.requant_to_s8(self.linear(x8, f"blocks.{i}.attn_qkv"), t[f"blocks.{i}.attn_qkv.requant"])
         qkv = qkv.reshape(s, n, 3, heads, hd).transpose(2, 0, 3, 1, 4)  # (3, S, heads, N, hd)
         qh, kh, vh = qkv[0], qkv[1], qkv[2]
-        scores = np.matmul(qh.astype(np.float64), kh.astype(np.float64).swapaxes(-1, -2)).astype(np.int64)
+        scores = q.matmul_exact(qh, kh.swapaxes(-1, -2))
         probs = q.softmax(scores, t[f"blocks.{i}.scores.requant"], self.gpt2)
-        ctx = np.matmul(probs.astype(np.float64), vh.astype(np.float64)).astype(np.int64)  # (S, heads, N, hd)
+        ctx = q.matmul_exact(probs, vh)  # (S, heads, N, hd)
         ctx = ctx.transpose(0, 2, 1, 3).reshape(s, n, d)
         return q.requant_to_s8(ctx, t[f"blocks.{i}.context.requant"])
 
@@ -110,7 +110,7 @@ class Int8Forward:
         """Real value of one unit of block i's int32 output (from the exporter's metadata)."""
         return self.c["int8"]["block_grids"][i]
 
-    def run(self, x: np.ndarray, blocks: list | None = None, chunk: int = 256) -> np.ndarray:
+    def run(self, x: np.ndarray, blocks: list | None = None, chunk: int = 64) -> np.ndarray:
         """x (B, L, C) float32 data units -> (B, H, C) float32, as ofa_forward_int8."""
         f32 = np.float32
         b, _, c = x.shape

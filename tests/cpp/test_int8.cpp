@@ -95,6 +95,64 @@ TEST_P(GemmS8, RequantMatchesPortableOnEdgeCases) {
   }
 }
 
+TEST_P(GemmS8, FusedRequantMatchesGemmThenRequant) {
+  OFA_REQUIRE_INT8(kern, GetParam());
+  struct Shape { int m, n, k; };
+  const Shape shapes[] = {{1, 1, 1}, {3, 5, 7}, {8, 32, 64}, {9, 33, 65}, {17, 70, 43}, {43, 32, 42}, {20, 96, 1536}};
+  std::mt19937 rng(23);
+  uint32_t seed = 100;
+  for (const Shape& s : shapes) {
+    const int lda = s.k + 3, ldw = s.k + 5, ldc = s.n + 2;  // strided
+    auto a = random_s8((size_t)s.m * lda, seed++);
+    auto w = random_s8((size_t)s.n * ldw, seed++);
+    for (int kk = 0; kk < s.k; ++kk) a[kk] = w[kk] = -128;
+    std::vector<int32_t> bias(s.n);
+    for (int j = 0; j < s.n; ++j) bias[j] = (int32_t)(rng() % 2000001) - 1000000;
+    std::vector<unsigned char> scratch(ofa_gemm_s8_scratch_bytes(s.k) + 64);
+    void* sp = scratch.data() + (64 - (uintptr_t)scratch.data() % 64) % 64;
+    const ofa_gemm_s8_dims d = {s.m, s.n, s.k, lda, ldw, ldc};
+    std::vector<int32_t> c((size_t)s.m * ldc);
+    ofa_kernels_int8_scalar.gemm_s8(&d, a.data(), w.data(), bias.data(), c.data(), sp);
+    // Tables: typical right shifts; with left shifts and the INT32_MIN
+    // multiplier (the portable fallback); extreme zero points.
+    for (int kind = 0; kind < 5; ++kind) {
+      std::vector<int32_t> table((size_t)3 * s.n);
+      for (int j = 0; j < s.n; ++j) {
+        int32_t m = (int32_t)((1u << 30) + rng() % (1u << 30));
+        if (rng() % 2) m = -m;
+        int32_t sh = -(int32_t)(rng() % 32);
+        int32_t zp = (int32_t)(rng() % 300) - 150;
+        if (kind == 1 && rng() % 5 == 0) sh = (int32_t)(rng() % 31);
+        if (kind == 1 && rng() % 7 == 0) m = INT32_MIN;
+        if (kind == 2) zp = rng() % 2 ? INT32_MAX - (int32_t)(rng() % 100) : INT32_MIN + (int32_t)(rng() % 100);
+        if (kind == 3) { sh = j % 2 ? 0 : -31; m = j % 3 ? m : 0; }
+        if (kind == 4 && j % 3 == 0) sh = (int32_t)(rng() % 31);  // left shifts alone
+        table[j] = m;
+        table[s.n + j] = sh;
+        table[2 * s.n + j] = zp;
+      }
+      const std::vector<int32_t> one = {table[0], table[s.n], table[2 * s.n]};
+      for (int count : {s.n, 1}) {
+        const int32_t* t = count == 1 ? one.data() : table.data();
+        const ofa_requant_dims rd = {s.m, s.n, ldc, ldc, count};
+        std::vector<int8_t> want8((size_t)s.m * ldc, 7), got8((size_t)s.m * ldc, 7);
+        ofa_requant_to_s8(&rd, c.data(), t, want8.data());
+        kern->gemm_s8_requant_s8(&d, a.data(), w.data(), bias.data(), t, count, got8.data(), sp);
+        ASSERT_EQ(want8, got8) << "to_s8 " << s.m << "x" << s.n << "x" << s.k << " kind " << kind << " count " << count;
+        std::vector<int32_t> want32((size_t)s.m * ldc), got32;
+        for (size_t i = 0; i < want32.size(); ++i) {
+          const int32_t ext[] = {INT32_MIN, INT32_MAX, -5, 0, 123456};
+          want32[i] = i % 3 ? (int32_t)rng() : ext[rng() % 5];
+        }
+        got32 = want32;
+        ofa_requant_add_s32(&rd, c.data(), t, want32.data());
+        kern->gemm_s8_requant_add_s32(&d, a.data(), w.data(), bias.data(), t, count, got32.data(), sp);
+        ASSERT_EQ(want32, got32) << "add_s32 " << s.m << "x" << s.n << "x" << s.k << " kind " << kind << " count " << count;
+      }
+    }
+  }
+}
+
 TEST_P(GemmS8, LayerNormAndSoftmaxMatchPortable) {
   OFA_REQUIRE_INT8(kern, GetParam());
   std::mt19937 rng(17);
@@ -102,7 +160,7 @@ TEST_P(GemmS8, LayerNormAndSoftmaxMatchPortable) {
     std::vector<int32_t> table((size_t)3 * d);
     for (int j = 0; j < d; ++j) {
       table[j] = (int32_t)((1u << 30) + rng() % (1u << 30)) * (j % 3 ? 1 : -1);
-      table[d + j] = -(int32_t)(rng() % 14);
+      table[d + j] = d == 37 ? (int32_t)(rng() % 17) - 14 : -(int32_t)(rng() % 14);  // d 37: some left shifts
       table[2 * d + j] = (int32_t)(rng() % 20001) - 10000;
     }
     const int rows = 6;
@@ -120,14 +178,30 @@ TEST_P(GemmS8, LayerNormAndSoftmaxMatchPortable) {
       ofa_layer_norm_s32(&dims, x.data(), eps, table.data(), ya.data());
       kern->layer_norm_s32(&dims, x.data(), eps, table.data(), yb.data());
       ASSERT_EQ(ya, yb) << "layer norm d=" << d << " eps=" << eps;
+      // Fused int8 copy: layer norm then requant_to_s8 of y, in place too.
+      const int32_t narrow_tables[][3] = {{(int32_t)((1u << 30) + rng() % (1u << 30)), -(int32_t)(rng() % 20), 3},
+                                          {-(int32_t)((1u << 30) + rng() % (1u << 30)), 0, -128},
+                                          {(1 << 30) + 5, 4, 0},       // left shift: portable path
+                                          {INT32_MIN, -2, 0},          // the srdhm saturation case
+                                          {(1 << 30) + 7, -31, INT32_MAX}};
+      for (const auto& nt : narrow_tables) {
+        std::vector<int8_t> na((size_t)rows * d), nb((size_t)rows * d, 1);
+        const ofa_requant_dims rq = {rows, d, d, d, 1};
+        ofa_requant_to_s8(&rq, ya.data(), nt, na.data());
+        std::vector<int32_t> yc = x;
+        kern->layer_norm_s32_s8(&dims, yc.data(), eps, table.data(), yc.data(), nt, nb.data());
+        ASSERT_EQ(ya, yc) << "fused layer norm d=" << d << " eps=" << eps;
+        ASSERT_EQ(na, nb) << "fused layer norm int8 copy d=" << d << " eps=" << eps << " shift " << nt[1];
+      }
     }
   }
   for (int n : {1, 7, 16, 43}) {
     std::vector<int32_t> scores((size_t)n * n);
     for (auto& v : scores) v = (int32_t)rng();
     for (int i = 0; i < n; ++i) scores[(size_t)i * n] = INT32_MIN;  // extreme logits
-    for (const int32_t shift : {-20, -3, 5}) {
-      const int32_t table[3] = {(int32_t)((1u << 30) + rng() % (1u << 30)), shift, (int32_t)(rng() % 100) - 50};
+    for (const int32_t shift : {-20, -3, 0, 1, 5, -31}) {
+      int32_t table[3] = {(int32_t)((1u << 30) + rng() % (1u << 30)), shift, (int32_t)(rng() % 100) - 50};
+      if (shift == 0) table[0] = INT32_MIN;  // the srdhm saturation case
       for (int causal : {0, 1}) {
         std::vector<int32_t> wa = scores, wb = scores;
         std::vector<int8_t> pa((size_t)n * n, 9), pb((size_t)n * n, 9);
@@ -137,6 +211,17 @@ TEST_P(GemmS8, LayerNormAndSoftmaxMatchPortable) {
         ASSERT_EQ(pa, pb) << "softmax n=" << n << " shift=" << shift << " causal=" << causal;
       }
     }
+  }
+}
+
+TEST_P(GemmS8, LutMatchesPortable) {
+  OFA_REQUIRE_INT8(kern, GetParam());
+  auto lut = random_s8(256, 77);
+  for (size_t n : {(size_t)0, (size_t)1, (size_t)63, (size_t)64, (size_t)65, (size_t)1000}) {
+    auto xa = random_s8(n + 8, (uint32_t)n + 3), xb = xa;
+    ofa_lut_s8(lut.data(), xa.data(), n);
+    kern->lut_s8(lut.data(), xb.data(), n);
+    ASSERT_EQ(xa, xb) << "n=" << n;  // and nothing past n touched
   }
 }
 
