@@ -12,7 +12,10 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))  # from a checkout
+try:
+    import ofa._engine  # noqa: F401  the installed package (pip install .)
+except ImportError:  # a checkout whose python/ofa holds a built _engine (development)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 
 from ofa.errors import OfaError  # noqa: E402
 from ofa.firmware import TARGETS, human, parse_size  # noqa: E402
