@@ -157,21 +157,14 @@ struct PanelRequant {
   }
 };
 
-inline __m512i add_saturating(__m512i a, __m512i b) {
-  const __m512i s = _mm512_add_epi32(a, b);
-  const __m512i overflow = _mm512_and_si512(_mm512_xor_si512(a, s), _mm512_xor_si512(b, s));
-  const __mmask16 bad = _mm512_cmplt_epi32_mask(overflow, _mm512_setzero_si512());
-  const __mmask16 neg = _mm512_cmplt_epi32_mask(a, _mm512_setzero_si512());
-  const __m512i sat = _mm512_mask_blend_epi32(neg, _mm512_set1_epi32(INT32_MAX),
-                                              _mm512_set1_epi32(INT32_MIN));
-  return _mm512_mask_mov_epi32(s, bad, sat);
-}
-
-struct ToS8 {
-  ToS8(const int32_t* t, int32_t c, int8_t* o, int32_t ld) : table(t), count(c), out(o), ldc(ld) {}
+// What both requantising epilogues share: the output, the panel's lane
+// constants, and the portable fallback for a panel the fast form cannot take.
+template <class Out>
+struct RequantEpilogue {
+  RequantEpilogue(const int32_t* t, int32_t c, Out* o, int32_t ld) : table(t), count(c), out(o), ldc(ld) {}
   const int32_t* table;
   int32_t count;
-  int8_t* out;
+  Out* out;
   int32_t ldc;
   int32_t j0 = 0;
   int nb = 0;
@@ -183,16 +176,23 @@ struct ToS8 {
     fast = p.load(table, count, j, n);
     return fast;
   }
+  Out* row_out(int32_t i) const { return out + (size_t)i * ldc + j0; }
+  // Rare (the INT32_MIN multiplier): the portable formulas on this row.
+  template <class Portable>
+  void portable_row(Out* o, __m512i v0, __m512i v1, Portable portable) const {
+    alignas(64) int32_t buf[kNR];
+    _mm512_store_si512(buf, v0);
+    _mm512_store_si512(buf + 16, v1);
+    const ofa_requant_dims d = {1, nb, kNR, kNR, count};
+    portable(&d, buf, count > 1 ? table + j0 : table, o);
+  }
+};
+
+struct ToS8 : RequantEpilogue<int8_t> {
+  using RequantEpilogue::RequantEpilogue;
   void row(int32_t i, __m512i v0, __m512i v1, __mmask16 m0, __mmask16 m1) const {
-    int8_t* o = out + (size_t)i * ldc + j0;
-    if (!fast) {  // rare: the portable formulas on this row
-      alignas(64) int32_t buf[kNR];
-      _mm512_store_si512(buf, v0);
-      _mm512_store_si512(buf + 16, v1);
-      const ofa_requant_dims d = {1, nb, kNR, kNR, count};
-      ofa_requant_to_s8_avx512(&d, buf, count > 1 ? table + j0 : table, o);
-      return;
-    }
+    int8_t* o = row_out(i);
+    if (!fast) return portable_row(o, v0, v1, ofa_requant_to_s8_avx512);
     const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
     __m512i r[2] = {v0, v1};
     for (int h = 0; h < 2; ++h) {
@@ -207,38 +207,17 @@ struct ToS8 {
   }
 };
 
-struct AddS32 {
-  AddS32(const int32_t* t, int32_t c, int32_t* o, int32_t ld) : table(t), count(c), out(o), ldc(ld) {}
-  const int32_t* table;
-  int32_t count;
-  int32_t* out;
-  int32_t ldc;
-  int32_t j0 = 0;
-  int nb = 0;
-  bool fast = false;
-  PanelRequant p;
-  bool begin_panel(int32_t j, int n) {
-    j0 = j;
-    nb = n;
-    fast = p.load(table, count, j, n);
-    return fast;
-  }
+struct AddS32 : RequantEpilogue<int32_t> {
+  using RequantEpilogue::RequantEpilogue;
   void row(int32_t i, __m512i v0, __m512i v1, __mmask16 m0, __mmask16 m1) const {
-    int32_t* o = out + (size_t)i * ldc + j0;
-    if (!fast) {
-      alignas(64) int32_t buf[kNR];
-      _mm512_store_si512(buf, v0);
-      _mm512_store_si512(buf + 16, v1);
-      const ofa_requant_dims d = {1, nb, kNR, kNR, count};
-      ofa_requant_add_s32_avx512(&d, buf, count > 1 ? table + j0 : table, o);
-      return;
-    }
+    int32_t* o = row_out(i);
+    if (!fast) return portable_row(o, v0, v1, ofa_requant_add_s32_avx512);
     const __m512i r[2] = {v0, v1};
     const __mmask16 m[2] = {m0, m1};
     for (int h = 0; h < 2; ++h) {
       // Same order as the portable code: saturate(saturate(out + v) + zp).
-      __m512i v = add_saturating(_mm512_maskz_loadu_epi32(m[h], o + 16 * h), p.requantize(r[h], h));
-      if (p.any_zp) v = add_saturating(v, _mm512_load_si512(p.zp[h]));
+      __m512i v = add_saturating_epi32(_mm512_maskz_loadu_epi32(m[h], o + 16 * h), p.requantize(r[h], h));
+      if (p.any_zp) v = add_saturating_epi32(v, _mm512_load_si512(p.zp[h]));
       _mm512_mask_storeu_epi32(o + 16 * h, m[h], v);
     }
   }

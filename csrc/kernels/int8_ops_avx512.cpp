@@ -62,17 +62,6 @@ inline __m512i requantize(__m512i x, __m512i mult, __m512i shift) {
   return rdbpot(srdhm(x, mult), right);
 }
 
-// a + b saturated to int32.
-inline __m512i add_saturating(__m512i a, __m512i b) {
-  const __m512i s = _mm512_add_epi32(a, b);
-  const __m512i overflow = _mm512_and_si512(_mm512_xor_si512(a, s), _mm512_xor_si512(b, s));
-  const __mmask16 bad = _mm512_cmplt_epi32_mask(overflow, _mm512_setzero_si512());
-  const __mmask16 neg = _mm512_cmplt_epi32_mask(a, _mm512_setzero_si512());
-  const __m512i sat = _mm512_mask_blend_epi32(neg, _mm512_set1_epi32(INT32_MAX),
-                                              _mm512_set1_epi32(INT32_MIN));
-  return _mm512_mask_mov_epi32(s, bad, sat);
-}
-
 struct Params {
   __m512i mult, shift, zp;
 };
@@ -94,7 +83,7 @@ void ofa_requant_to_s8_avx512(const ofa_requant_dims* d, const int32_t* in, cons
       const __mmask16 m = tail_mask(d->cols - j);
       const Params p = params(table, d->count, j, m);
       __m512i v = requantize(_mm512_maskz_loadu_epi32(m, ir + j), p.mult, p.shift);
-      v = add_saturating(v, p.zp);
+      v = add_saturating_epi32(v, p.zp);
       v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(-128)), _mm512_set1_epi32(127));
       _mm512_mask_cvtepi32_storeu_epi8(orow + j, m, v);
     }
@@ -112,7 +101,7 @@ void ofa_requant_add_s32_avx512(const ofa_requant_dims* d, const int32_t* in, co
       const __m512i v = requantize(_mm512_maskz_loadu_epi32(m, ir + j), p.mult, p.shift);
       // Same order as the scalar code: saturate(saturate(out + v) + zp).
       const __m512i o = _mm512_maskz_loadu_epi32(m, orow + j);
-      _mm512_mask_storeu_epi32(orow + j, m, add_saturating(add_saturating(o, v), p.zp));
+      _mm512_mask_storeu_epi32(orow + j, m, add_saturating_epi32(add_saturating_epi32(o, v), p.zp));
     }
   }
 }
@@ -188,7 +177,7 @@ void ofa_layer_norm_s32_avx512(const ofa_layer_norm_s32_dims* d, const int32_t* 
       }
       const __m512i k = _mm512_inserti64x4(_mm512_castsi256_si512(k2[0]), k2[1], 1);
       const __m512i v = requantize(k, _mm512_loadu_si512(mult + j), _mm512_loadu_si512(shift + j));
-      _mm512_storeu_si512(yr + j, add_saturating(v, _mm512_loadu_si512(beta + j)));
+      _mm512_storeu_si512(yr + j, add_saturating_epi32(v, _mm512_loadu_si512(beta + j)));
     }
     for (int32_t j = full; j < n; ++j) {
       const int64_t t = centred(xr[j], n, sum) >> sh;
@@ -245,7 +234,7 @@ void ofa_softmax_s8_avx512(const ofa_softmax_s8_dims* d, int32_t* scores, const 
     __m512i mxv = _mm512_set1_epi32(INT32_MIN);
     for (int32_t j = 0; j < used; j += 16) {
       const __mmask16 m = tail_mask(used - j);
-      const __m512i v = add_saturating(rq.apply(_mm512_maskz_loadu_epi32(m, sr + j)), zp);
+      const __m512i v = add_saturating_epi32(rq.apply(_mm512_maskz_loadu_epi32(m, sr + j)), zp);
       _mm512_mask_storeu_epi32(sr + j, m, v);
       mxv = _mm512_mask_max_epi32(mxv, m, mxv, v);
     }
