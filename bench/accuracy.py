@@ -5,14 +5,21 @@
     python bench/accuracy.py --datasets ETTh1 --models ofa,ofa-paper,dlinear --out bench/results/x.json
 
 Reduced protocol: evenly spaced training window starts (all channels of each) up to about
-REDUCED_TRAIN_SERIES series, REDUCED_EPOCHS epochs, validation on at most REDUCED_VAL_SERIES evenly spaced series, bf16
-autocast for training only; scoring is always fp32 on every window of the standard test split, by the
-exported model in the C++ engine (identical to the PyTorch model within 1e-4, see bench/parity.py).
-Records: {"dataset", "horizon", "model", "protocol", "mse", "mae", "train_seconds", "trainable_params"}.
+REDUCED_TRAIN_SERIES series, REDUCED_EPOCHS epochs, validation on at most REDUCED_VAL_SERIES evenly spaced series,
+peak lr SHORT_BUDGET_LR for the default preset unless a variant sets one (the preset's lr is for full-length
+training; the paper preset keeps the paper's).
+Both protocols train with bf16 autocast by default (--precision fp32 to change); scoring is always fp32
+on every window of the standard test split, by the exported model in the C++ engine (identical to the
+PyTorch model within 1e-4, see bench/parity.py).
+Records: {"dataset", "horizon", "model", "protocol", "mse", "mae", "train_seconds", "trainable_params"}, plus
+"run" (when the run started: records with the same "run" were trained and scored in the same run).
+A run merges into --out: its records replace those with the same dataset, horizon, model and protocol,
+and the others stay, so `--full --datasets ETTh1` adds full-protocol rows beside the reduced ones.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -29,7 +36,7 @@ from ofa.checkpoint import atomic_write_json  # noqa: E402
 from ofa.data import load_series, make_splits  # noqa: E402
 from ofa.evaluate import scores  # noqa: E402
 from ofa.model import ModelConfig, parameter_counts  # noqa: E402
-from ofa.train import PRESETS, TrainConfig, train  # noqa: E402
+from ofa.train import PRESETS, SHORT_BUDGET_LR, TrainConfig, train  # noqa: E402
 
 DATA = os.environ.get("OFA_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 DATASETS = {"ETTh1": "ETT/ETTh1.csv", "ETTh2": "ETT/ETTh2.csv", "ETTm1": "ETT/ETTm1.csv",
@@ -55,6 +62,13 @@ VARIANTS = {
     "ofa-lr3e-4": dict(preset="default", lr=3e-4),
     "ofa-ln": dict(preset="default", train="lora+input+ln"),
     "ofa-lr3e-4-6ep": dict(preset="default", lr=3e-4, epochs=6),
+    "ofa-lr2e-3": dict(preset="default", lr=2e-3),
+    "ofa-lr1e-3": dict(preset="default", lr=1e-3),
+    "ofa-lr1e-4": dict(preset="default", lr=1e-4),  # GPT4TS's; now the default preset's
+    "ofa-b32": dict(preset="default", batch_size=32),
+    "ofa-ln-lr2e-3": dict(preset="default", train="lora+input+ln", lr=2e-3),
+    "ofa-lr3e-3": dict(preset="default", lr=3e-3),
+    "ofa-lr2e-3-b32": dict(preset="default", lr=2e-3, batch_size=32),
 }
 TRAIN_KEYS = ("lr", "precision", "batch_size", "epochs", "weight_decay")  # variant keys that belong to TrainConfig
 
@@ -145,16 +159,20 @@ def reduced_window_cap(path: str, series: int = REDUCED_TRAIN_SERIES) -> int:
 
 def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: int, workdir: str,
             test_every: int = 1, threads: int = 0, train_series: int = REDUCED_TRAIN_SERIES,
-            rescore: bool = False) -> dict:
+            rescore: bool = False, precision: str = "bf16") -> dict:
     from ofa import checkpoint
 
     spec = dict(VARIANTS[name])
-    preset = PRESETS[spec.pop("preset")]
-    train_over = preset["train"] | {k: spec.pop(k) for k in TRAIN_KEYS if k in spec}
+    preset_name = spec.pop("preset")
+    preset = PRESETS[preset_name]
+    spec_train = {k: spec.pop(k) for k in TRAIN_KEYS if k in spec}  # what the variant sets explicitly
+    train_over = preset["train"] | spec_train
     mc = ModelConfig(seq_len=seq_len, horizon=horizon, **(preset["model"] | spec))
-    tc = TrainConfig(epochs=10 if full else REDUCED_EPOCHS, seed=seed, precision="fp32" if full else "bf16",
+    tc = TrainConfig(epochs=10 if full else REDUCED_EPOCHS, seed=seed, precision=precision,
                      max_train_windows=0 if full else reduced_window_cap(path, train_series),
                      max_val_series=0 if full else REDUCED_VAL_SERIES, progress=False)
+    if not full and preset_name == "default" and "lr" not in spec_train:
+        train_over["lr"] = SHORT_BUDGET_LR  # the reduced budget is ~650 steps: the preset's lr undertrains it
     for key, value in train_over.items():
         setattr(tc, key, value)
     out = os.path.join(workdir, f"{os.path.basename(path)}-{horizon}-{name}")
@@ -169,7 +187,32 @@ def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: 
     x, y = x[::test_every], y[::test_every]
     result = scores(engine_forecast(out, splits.scaler, x, threads), y)
     return result | {"train_seconds": meta["train_seconds"], "trainable_params": meta["sizes"]["trainable_params"],
-                     "epochs_run": len(meta["history"])}
+                     "epochs_run": len(meta["history"]), "lr": tc.lr, "precision": tc.precision}
+
+
+RECORD_KEY = ("dataset", "horizon", "model", "protocol")
+
+
+def earlier_records(path: str) -> list[dict]:
+    """The records already in `path` (none if it does not exist); a file that is not a record list is an error."""
+    if not os.path.isfile(path):
+        return []
+    try:
+        with open(path) as f:
+            records = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--out {path}: not readable as JSON ({e}); move it away or pick another --out") from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) and all(k in r for k in RECORD_KEY)
+                                                for r in records):
+        raise SystemExit(f"--out {path}: not a list of accuracy records; move it away or pick another --out")
+    return records
+
+
+def merge_records(earlier: list[dict], new: list[dict]) -> list[dict]:
+    """`earlier` in its order, each record that `new` measures again replaced, then the rest of `new`."""
+    fresh = {tuple(r[k] for k in RECORD_KEY): r for r in new}
+    merged = [fresh.pop(tuple(r[k] for k in RECORD_KEY), r) for r in earlier]
+    return merged + list(fresh.values())
 
 
 def main(argv=None) -> int:
@@ -188,6 +231,8 @@ def main(argv=None) -> int:
                     help="reduced protocol: training series (window x channel) per epoch")
     ap.add_argument("--rescore", action="store_true",
                     help="score an existing finished checkpoint in --workdir instead of training it again")
+    ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
+                    help="One-for-All training matmuls (bf16 autocast: 2.1x faster here); scoring is fp32")
     ap.add_argument("--engine-threads", type=int, default=2, help="C++ engine threads for scoring")
     args = ap.parse_args(argv)
     if args.threads:
@@ -197,8 +242,10 @@ def main(argv=None) -> int:
         protocol += f"-{args.train_series // 1000}k"
     if args.screen > 1:
         protocol += f"-screen{args.screen}"
-    records = []
     started = time.time()
+    run_id = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
+    earlier_records(args.out)  # refuse a bad --out before hours of training
+    records = []
     for ds in args.datasets.split(","):
         path = os.path.join(DATA, DATASETS[ds])
         if not os.path.isfile(path):
@@ -219,13 +266,14 @@ def main(argv=None) -> int:
                                                       "trainable_params": parameter_counts(model)["trainable_params"]}
             else:
                 rec = run_ofa(name, path, args.horizon, seq_len, args.full, args.seed, args.workdir, args.screen,
-                              args.engine_threads, args.train_series, args.rescore)
+                              args.engine_threads, args.train_series, args.rescore, args.precision)
             rec = {"dataset": ds, "horizon": args.horizon, "model": name, "protocol": protocol, **rec,
-                   "seq_len": seq_len, "wall_seconds": time.time() - t0}
+                   "seq_len": seq_len, "wall_seconds": time.time() - t0, "run": run_id}
             print(f"   mse {rec['mse']:.4f}  mae {rec['mae']:.4f}  train {rec['train_seconds']:.0f} s  "
                   f"params {rec['trainable_params']:,}", flush=True)
             records.append(rec)
-            atomic_write_json(args.out, records)  # after every record: a long run keeps what it finished
+            # After every record, so a long run keeps what it finished; read again so another run's writes stay.
+            atomic_write_json(args.out, merge_records(earlier_records(args.out), records))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     print(f"\n{'dataset':8} {'model':14} {'mse':>7} {'mae':>7}   ({protocol} protocol, {machine}, "
           f"{(time.time() - started) / 60:.0f} min)")

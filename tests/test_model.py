@@ -7,7 +7,7 @@ import torch
 from ofa import checkpoint
 from ofa.errors import OfaError
 from ofa.model import ModelConfig, base_of, build, parameter_counts
-from ofa.train import TrainConfig, train
+from ofa.train import PRESETS, TrainConfig, train
 
 SMALL = dict(seq_len=64, horizon=16)
 
@@ -54,6 +54,15 @@ def test_only_adapters_train_and_backbone_stays_bit_identical(mode):
     for k, v in before.items():
         assert torch.equal(v, after[k]), k
     assert any(not torch.equal(v, model.state_dict()[k]) for k, v in lora_before.items())
+
+
+def test_config_defaults_are_the_default_preset():
+    """ofa.train(data, out) with no configs must train what `ofa train` (default preset) trains."""
+    preset = PRESETS["default"]
+    for key, value in preset["model"].items():
+        assert getattr(ModelConfig(), key) == value, key
+    for key, value in preset["train"].items():
+        assert getattr(TrainConfig(), key) == value, key
 
 
 def test_rslora_scaling_and_gaussian_init():

@@ -36,7 +36,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=16.0)
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, help="windows per step (default: the preset's)")
-    p.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the preset's, 1e-4 for the default one; "
+                   "brief runs of a few hundred steps train better at 2e-3)")
     p.add_argument("--patience", type=positive_int, default=3)
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16 autocasts training matmuls (fast on AMX/AVX512-BF16 CPUs)")

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from .model import ModelConfig
-from .train import TrainConfig, train
+from .train import SHORT_BUDGET_LR, TrainConfig, train
 
 DATA = "builtin:taylor"
 
@@ -19,7 +19,7 @@ def demo(out: str, epochs: int = 2, log=print) -> dict:
     from .evaluate import evaluate
 
     mc = ModelConfig(horizon=48, layers=2)  # one day ahead from one week of half-hours; 2 blocks keep it quick
-    tc = TrainConfig(epochs=epochs, seed=0, progress=False)
+    tc = TrainConfig(epochs=epochs, lr=SHORT_BUDGET_LR, seed=0, progress=False)  # a brief run: see SHORT_BUDGET_LR
     train(DATA, out, mc, tc, log=log)
     result = evaluate(checkpoint_dir=out, data=DATA, json_path=os.path.join(out, "scores.json"),
                       plot_path=os.path.join(out, "forecast.png"))

@@ -26,16 +26,21 @@ PRESETS = {
     # six blocks (all of MiniLM's; GPT-2's first six).
     "paper": dict(model=dict(train="lora", head_base="random", layers=6), train=dict(lr=1e-3, batch_size=256)),
     # Our default, chosen with bench/accuracy.py (README, "Accuracy"): the input layer trains too, the
-    # output layer's base is zero (an exact rank-16 head), two blocks, smaller batches.
-    "default": dict(model=dict(train="lora+input", head_base="zero", layers=2), train=dict(lr=1e-3, batch_size=64)),
+    # output layer's base is zero (an exact rank-16 head), two blocks, smaller batches. lr 1e-4 is for
+    # the full budget `ofa train` runs (all windows, up to 10 epochs): ETTh1 full protocol 1e-4 / 1e-3 /
+    # 2e-3 gave test MSE 0.3951 / 0.4199 / 0.4383, with validation in the same order.
+    "default": dict(model=dict(train="lora+input", head_base="zero", layers=2), train=dict(lr=1e-4, batch_size=64)),
 }
+# Peak lr for short budgets (a few hundred steps: the benchmark's reduced protocol, the demo), where
+# 1e-4 undertrains: best of 3e-4 / 1e-3 / 2e-3 / 3e-3 on ETTh1's reduced protocol, on two seeds.
+SHORT_BUDGET_LR = 2e-3
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 1e-4                 # the default preset's (README, "Accuracy")
     weight_decay: float = 0.0
     patience: int = 3
     seed: int = 0
