@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import os
+import sys
 
 import pytest
 
@@ -10,9 +11,15 @@ BENCH = os.path.join(os.path.dirname(__file__), "..", "bench", "accuracy.py")
 
 @pytest.fixture(scope="module")
 def accuracy():
+    # The bench puts the checkout's python/ on sys.path (to run from a checkout); undo that, or later
+    # tests that hand sys.path to a subprocess would import the source tree instead of the installed ofa.
+    saved = list(sys.path)
     spec = importlib.util.spec_from_file_location("bench_accuracy", BENCH)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved
     return module
 
 
