@@ -170,12 +170,12 @@ def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: 
     preset = PRESETS[preset_name]
     spec_train = {k: spec.pop(k) for k in TRAIN_KEYS if k in spec}  # what the variant sets explicitly
     train_over = preset["train"] | spec_train
+    if not full and preset_name == "default" and "lr" not in spec_train:
+        train_over["lr"] = SHORT_BUDGET_LR  # the reduced budget is ~650 steps: the preset's lr undertrains it
     mc = ModelConfig(seq_len=seq_len, horizon=horizon, **(preset["model"] | spec))
     tc = TrainConfig(epochs=10 if full else REDUCED_EPOCHS, seed=seed, precision=precision,
                      max_train_windows=0 if full else reduced_window_cap(path, train_series),
                      max_val_series=0 if full else REDUCED_VAL_SERIES, progress=False)
-    if not full and preset_name == "default" and "lr" not in spec_train:
-        train_over["lr"] = SHORT_BUDGET_LR  # the reduced budget is ~650 steps: the preset's lr undertrains it
     for key, value in train_over.items():
         setattr(tc, key, value)
     out = os.path.join(workdir, f"{os.path.basename(path)}-{horizon}-{name}")

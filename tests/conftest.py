@@ -32,13 +32,23 @@ def write_csv(path, values: np.ndarray, columns=None) -> str:
     return str(path)
 
 
+def sines(rows: int = 600) -> np.ndarray:
+    """Two clean sinusoid channels (rows, 2)."""
+    t = np.arange(rows)
+    return np.stack([np.sin(t / 8), np.cos(t / 5) + 2], axis=1)
+
+
+def noisy_sines(seed: int, rows: int = 600) -> np.ndarray:
+    """Two channels (rows, 2): a sine with N(0, 0.1^2) noise from `seed`, and an offset cosine."""
+    t = np.arange(rows)
+    rng = np.random.default_rng(seed)
+    return np.stack([np.sin(t / 8) + 0.1 * rng.standard_normal(rows), np.cos(t / 13) * 3 + 5], axis=1)
+
+
 @pytest.fixture
 def small_csv(tmp_path) -> str:
     """Two channels of noisy sines, 600 rows: enough for seq_len 64, horizon 16."""
-    t = np.arange(600)
-    rng = np.random.default_rng(0)
-    values = np.stack([np.sin(t / 8) + 0.1 * rng.standard_normal(600), np.cos(t / 13) * 3 + 5], axis=1)
-    return write_csv(tmp_path / "small.csv", values, ["a", "b"])
+    return write_csv(tmp_path / "small.csv", noisy_sines(0), ["a", "b"])
 
 
 def shared_file(relative: str) -> str:

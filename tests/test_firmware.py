@@ -26,15 +26,12 @@ EMIT = os.path.join(ROOT, "tools", "emit_header.py")
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, tiny_gpt2):
     """A tiny GPT-2-layout int8 model, and a BERT-layout student distilled from it (int8)."""
-    from conftest import write_csv
+    from conftest import noisy_sines, write_csv
     from ofa.distill import StudentConfig, distill
     from ofa.train import TrainConfig
 
     tmp = tmp_path_factory.mktemp("fw")
-    t = np.arange(600)
-    rng = np.random.default_rng(1)
-    data = write_csv(tmp / "d.csv", np.stack([np.sin(t / 8) + 0.1 * rng.standard_normal(600), np.cos(t / 13) * 3 + 5],
-                                             1), ["a", "b"])
+    data = write_csv(tmp / "d.csv", noisy_sines(1), ["a", "b"])
     run, fp32 = exported(tmp, data, backbone=tiny_gpt2, layers=2)
     gpt2_int8 = str(tmp / "gpt2-int8.ofa")
     quantize_model_file(fp32, gpt2_int8, data, 32)

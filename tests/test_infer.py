@@ -73,12 +73,10 @@ def test_parity_etth1_test_slice(tmp_path):
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory, tiny_gpt2):
-    import numpy as np
-    from conftest import write_csv
+    from conftest import sines, write_csv
 
     tmp = tmp_path_factory.mktemp("infer")
-    t = np.arange(600)
-    data = write_csv(tmp / "d.csv", np.stack([np.sin(t / 8), np.cos(t / 5) + 2], 1), ["a", "b"])
+    data = write_csv(tmp / "d.csv", sines(), ["a", "b"])
     _, path = exported(tmp, data, backbone=tiny_gpt2, layers=1)
     return path
 

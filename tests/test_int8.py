@@ -79,11 +79,10 @@ def test_etth1_test_slice_bit_exact(tmp_path):
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, tiny_gpt2):
-    from conftest import write_csv
+    from conftest import sines, write_csv
 
     tmp = tmp_path_factory.mktemp("int8")
-    t = np.arange(600)
-    data = write_csv(tmp / "d.csv", np.stack([np.sin(t / 8), np.cos(t / 5) + 2], 1), ["a", "b"])
+    data = write_csv(tmp / "d.csv", sines(), ["a", "b"])
     run, path = exported(tmp, data, backbone=tiny_gpt2, layers=1)
     return run, path, int8_file(tmp, path, data), data, tmp
 
