@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rescore", action="store_true",
                     help="score an existing finished checkpoint in --workdir instead of training it again")
     ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
-                    help="One-for-All training matmuls (bf16 autocast: 2.1x faster here); scoring is fp32")
+                    help="One-for-All training matmuls (bf16: faster on AMX/AVX512-BF16 CPUs); scoring is fp32")
     ap.add_argument("--engine-threads", type=int, default=2, help="C++ engine threads for scoring")
     args = ap.parse_args(argv)
     if args.threads:
