@@ -4,7 +4,8 @@
     frozen.safetensors                               frozen non-backbone tensors that are not recoverable
                                                      otherwise: random in_layer / out_layer bases
     ofa.json                                         model config, backbone fingerprint, scaler, sizes, metrics
-    resume.pt                                        optimiser and loop state of the last finished epoch
+    resume.safetensors                               optimiser and loop state of the last finished epoch
+                                                     (ofa.resume: tensors + JSON, no pickle)
 
 Every file is written to a temporary name and renamed; ofa.json goes last, so a directory without
 it (or with a stale one) is never mistaken for a finished checkpoint.
@@ -23,34 +24,10 @@ from safetensors.torch import load_file, save_file
 from . import backbone as backbones
 from .data import Scaler
 from .errors import OfaError
+from .fileio import atomic_write, atomic_write_json  # noqa: F401  (re-exported for callers)
 from .model import ModelConfig, OneForAll, base_of, lora_config
 
 FORMAT = "ofa-checkpoint/1"
-
-
-def atomic_write(path: str, write) -> None:
-    """Call write(tmp_path), then rename tmp_path onto path."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str, obj) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2)
-    atomic_write(path, write)
 
 
 def frozen_tensors(model) -> dict[str, torch.Tensor]:

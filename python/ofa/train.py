@@ -1,7 +1,7 @@
 """Train the adapters: AdamW, per-step cosine schedule, early stopping on validation MSE.
 
 Only tensors PEFT marks trainable (LoRA, plus the input layer in "lora+input" mode) get gradients;
-the backbone is frozen. The best epoch's adapters are the checkpoint; resume.pt holds the loop
+the backbone is frozen. The best epoch's adapters are the checkpoint; resume.safetensors holds the loop
 state of the last finished epoch, so `resume=True` continues an interrupted run.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 
 from . import backbone as backbones
 from . import checkpoint
+from . import resume as resume_state
 from .data import Splits, WindowSet, load_series, make_splits
 from .errors import OfaError
 from .evaluate import predict_windowset
@@ -163,21 +164,31 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
     total_steps = steps_per_epoch * tc.epochs
     rng = np.random.default_rng(tc.seed)
     state = {"epoch": 0, "step": 0, "best_val": math.inf, "bad_epochs": 0, "history": [], "train_seconds": 0.0}
-    resume_path = os.path.join(out, "resume.pt")
+    resume_path = resume_state.path_in(out)
 
     if resume:
-        if not os.path.isfile(resume_path):
-            raise OfaError(f"--resume: no resume state in {out}")
-        saved = torch.load(resume_path, weights_only=False)
-        if saved["model_config"] != mc.to_dict() or settings(saved["train_config"]) != settings(asdict(tc)):
+        info, tensors = resume_state.load_state(resume_path) if os.path.isfile(resume_path) else (None, None)
+        if info is None:
+            legacy = os.path.isfile(os.path.join(out, resume_state.LEGACY))
+            raise OfaError(f"--resume: no resume state in {out}" + (
+                f" ({resume_state.LEGACY} is the old pickle format, which ofa never opens: it could run code; "
+                f"start a new --out)" if legacy else ""))
+        if info.get("model_config") != mc.to_dict() or settings(info.get("train_config") or {}) != settings(asdict(tc)):
             raise OfaError(f"--resume: {out} was started with different settings; start a new --out")
+        saved_params = [tensors.get(f"param.{i}") for i in range(len(params))]
+        if info.get("n_params") != len(params) or any(
+                v is None or v.shape != p.shape or v.dtype != p.dtype for v, p in zip(saved_params, params)):
+            raise OfaError(f"--resume: the saved parameters in {resume_path} do not match this model")
         with torch.no_grad():
-            for p, v in zip(params, saved["trainable"]):
+            for p, v in zip(params, saved_params):
                 p.copy_(v)
-        optimizer.load_state_dict(saved["optimizer"])
-        rng.bit_generator.state = saved["rng"]
-        torch.set_rng_state(saved["torch_rng"])
-        state = saved["state"]
+        resume_state.restore_optimizer(optimizer, info, tensors)
+        try:
+            rng.bit_generator.state = info["rng"]
+            torch.set_rng_state(tensors["torch_rng"])
+            state = dict(info["state"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise OfaError(f"--resume: bad loop state in {resume_path}: {exc}") from None
         log(f"resuming {out} after epoch {state['epoch']}")
 
     meta = {
@@ -214,10 +225,9 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
                                                 "train_seconds": state["train_seconds"]})
         else:
             state["bad_epochs"] += 1
-        snapshot = {"model_config": mc.to_dict(), "train_config": asdict(tc), "state": state,
-                    "trainable": [p.detach().clone() for p in params], "optimizer": optimizer.state_dict(),
-                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
-        checkpoint.atomic_write(resume_path, lambda tmp: torch.save(snapshot, tmp))
+        resume_state.save_state(resume_path, params, optimizer, torch.get_rng_state(),
+                                {"model_config": mc.to_dict(), "train_config": asdict(tc), "state": state,
+                                 "rng": rng.bit_generator.state})
         if on_epoch is not None:
             on_epoch(state["history"][-1])
     # The best epoch's checkpoint records the final history too.
