@@ -72,6 +72,12 @@ VARIANTS = {
     "ofa-lr2e-3": dict(preset="default", lr=2e-3),
     "ofa-lr2e-3-b32": dict(preset="default", lr=2e-3, batch_size=32),
     "ofa-lr3e-3": dict(preset="default", lr=3e-3),
+    # the linear path (issue 11): instance-normalised window -> horizon, added to the transformer head
+    "ofa-ridge": dict(preset="default", linear_path="ridge"),
+    "ofa-ridge-train": dict(preset="default", linear_path="ridge+train"),
+    "ofa-ridge-lr1e-3": dict(preset="default", linear_path="ridge", lr=1e-3),
+    "ofa-ridge-lr5e-4": dict(preset="default", linear_path="ridge", lr=5e-4),
+    "ofa-ridge-ln": dict(preset="default", linear_path="ridge", train="lora+input+ln"),
 }
 TRAIN_KEYS = ("lr", "precision", "batch_size", "epochs", "weight_decay")  # variant keys that belong to TrainConfig
 
@@ -94,11 +100,82 @@ class DLinear(nn.Module):
         return self.seasonal(x - trend) + self.trend(trend)
 
 
+# The learning rates of the official LTSF-Linear scripts (Zeng et al., scripts/EXP-LongForecasting/Linear);
+# the bench lets DLinear pick its rate per dataset and horizon on the validation split from a grid around these.
+DLINEAR_OFFICIAL_LR = {"ETTh1": 5e-3, "ETTh2": 5e-2, "ETTm1": 1e-4, "ETTm2": 1e-3, "Weather": 1e-4}
+DLINEAR_LR_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
+DLINEAR_LR_COMMON = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # so every dataset's grid also spans the usual range
+DLINEAR_LR_EDGE_STEPS = 2  # a best rate at the grid's edge tries up to this many more, x3 or /3 each
+
+
+def dlinear_lr_grid(dataset: str) -> list[float]:
+    official = DLINEAR_OFFICIAL_LR.get(dataset, 5e-3)
+    return sorted({float(f"{official * f:.3g}") for f in DLINEAR_LR_FACTORS} | set(DLINEAR_LR_COMMON))
+
+
+def val_mse_of(model, splits) -> float:
+    """MSE over every validation series: what the DLinear grid is chosen by (never the test split)."""
+    vx, vy = splits.val.batch(np.arange(len(splits.val)))
+    with torch.no_grad():
+        return float(np.mean((model(torch.from_numpy(vx)).numpy() - vy) ** 2))
+
+
+def tuned_dlinear(dataset: str, splits, seq_len: int, horizon: int, epochs: int, seed: int, kind: str = "dlinear"):
+    """DLinear (or RLinear) at each rate of the grid; the one with the best validation MSE. (model, info)."""
+    t0 = time.perf_counter()
+    tried = []
+
+    def attempt(lr: float) -> None:
+        model, _ = train_dlinear(splits, seq_len, horizon, epochs, seed, lr=lr, kind=kind)
+        tried.append((val_mse_of(model, splits), lr, model))
+        print(f"    {kind} lr {lr:g}: val mse {tried[-1][0]:.4f}", flush=True)
+
+    for lr in dlinear_lr_grid(dataset):
+        attempt(lr)
+    for _ in range(DLINEAR_LR_EDGE_STEPS):  # the best is at an edge: the grid did not bracket it
+        rates = sorted(t[1] for t in tried)
+        best = min(tried, key=lambda t: t[0])[1]
+        if best == rates[0]:
+            attempt(float(f"{best / 3:.3g}"))
+        elif best == rates[-1]:
+            attempt(float(f"{best * 3:.3g}"))
+        else:
+            break
+    val, lr, model = min(tried, key=lambda t: t[0])
+    tried.sort(key=lambda t: t[1])
+    return model, {"lr": lr, "val_mse": val, "lr_grid": [t[1] for t in tried],
+                   "grid_val_mse": [t[0] for t in tried], "train_seconds": time.perf_counter() - t0}
+
+
+def score_naive(splits, test_every: int = 1) -> dict:
+    """Repeat the window's last value over the horizon."""
+    x, y = splits.test.windows()
+    x, y = x[::test_every], y[::test_every]
+    return scores(np.repeat(x[:, -1:, :], y.shape[1], axis=1), y)
+
+
+class RLinear(nn.Module):
+    """Instance normalisation + one linear map (Li et al. 2023, "Revisiting long-term time series forecasting"):
+    what One-for-All's linear path alone would be."""
+
+    def __init__(self, seq_len: int, horizon: int):
+        super().__init__()
+        self.linear = nn.Linear(seq_len, horizon)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=1, keepdim=True)
+        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-5)
+        return self.linear((x - mean) / std) * std + mean
+
+
+LINEAR_BASELINES = {"dlinear": DLinear, "rlinear": RLinear}
+
+
 def train_dlinear(splits, seq_len: int, horizon: int, epochs: int, seed: int, lr: float = 5e-3,
-                  batch: int = 256, patience: int = 3) -> tuple[nn.Module, float]:
+                  batch: int = 256, patience: int = 3, kind: str = "dlinear") -> tuple[nn.Module, float]:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = DLinear(seq_len, horizon)
+    model = LINEAR_BASELINES[kind](seq_len, horizon)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     total = math.ceil(len(splits.train) / batch) * epochs
     step, best, bad, best_state = 0, math.inf, 0, None
@@ -162,7 +239,7 @@ def reduced_window_cap(path: str, series: int = REDUCED_TRAIN_SERIES) -> int:
 
 def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: int, workdir: str,
             test_every: int = 1, threads: int = 0, train_series: int = REDUCED_TRAIN_SERIES,
-            rescore: bool = False, precision: str = "bf16") -> dict:
+            rescore: bool = False, precision: str = "bf16", scorer: str = "engine") -> dict:
     from ofa import checkpoint
 
     spec = dict(VARIANTS[name])
@@ -178,7 +255,8 @@ def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: 
                      max_val_series=0 if full else REDUCED_VAL_SERIES, progress=False)
     for key, value in train_over.items():
         setattr(tc, key, value)
-    out = os.path.join(workdir, f"{os.path.basename(path)}-{horizon}-{name}")
+    suffix = "" if seq_len == 336 else f"-L{seq_len}"
+    out = os.path.join(workdir, f"{os.path.basename(path)}-{horizon}-{name}{suffix}")
     if rescore and os.path.isfile(os.path.join(out, "ofa.json")):
         meta = checkpoint.read_meta(out)  # a finished training of this run: score it again
         if meta["model"] != mc.to_dict():
@@ -188,12 +266,21 @@ def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: 
     splits = make_splits(load_series(path), seq_len, horizon)
     x, y = splits.test.windows()
     x, y = x[::test_every], y[::test_every]
-    result = scores(engine_forecast(out, splits.scaler, x, threads), y)
-    return result | {"train_seconds": meta["train_seconds"], "trainable_params": meta["sizes"]["trainable_params"],
+    if scorer == "engine":
+        result = scores(engine_forecast(out, splits.scaler, x, threads), y)
+    else:  # PyTorch: for screening variants the engine cannot run yet
+        from ofa.evaluate import predict_windows_torch
+        result = scores(predict_windows_torch(checkpoint.load(out)[0], x), y)
+    return result | {"scorer": scorer, "train_seconds": meta["train_seconds"], "trainable_params": meta["sizes"]["trainable_params"],
                      "epochs_run": len(meta["history"]), "lr": tc.lr, "precision": tc.precision}
 
 
-RECORD_KEY = ("dataset", "horizon", "model", "protocol")
+RECORD_FIELDS = ("dataset", "horizon", "model", "protocol")  # every record has these
+RECORD_KEY = RECORD_FIELDS + ("seq_len",)                    # what one measurement is identified by
+
+
+def key_of(record: dict) -> tuple:
+    return tuple(record.get(k) for k in RECORD_KEY)
 
 
 def earlier_records(path: str) -> list[dict]:
@@ -205,7 +292,7 @@ def earlier_records(path: str) -> list[dict]:
             records = json.load(f)
     except (OSError, ValueError) as e:
         raise SystemExit(f"--out {path}: not readable as JSON ({e}); move it away or pick another --out") from None
-    if not isinstance(records, list) or not all(isinstance(r, dict) and all(k in r for k in RECORD_KEY)
+    if not isinstance(records, list) or not all(isinstance(r, dict) and all(k in r for k in RECORD_FIELDS)
                                                 for r in records):
         raise SystemExit(f"--out {path}: not a list of accuracy records; move it away or pick another --out")
     return records
@@ -213,17 +300,50 @@ def earlier_records(path: str) -> list[dict]:
 
 def merge_records(earlier: list[dict], new: list[dict]) -> list[dict]:
     """`earlier` in its order, each record that `new` measures again replaced, then the rest of `new`."""
-    fresh = {tuple(r[k] for k in RECORD_KEY): r for r in new}
-    merged = [fresh.pop(tuple(r[k] for k in RECORD_KEY), r) for r in earlier]
+    fresh = {key_of(r): r for r in new}
+    merged = [fresh.pop(key_of(r), r) for r in earlier]
     return merged + list(fresh.values())
+
+
+def reduced_splits(path: str, seq_len: int, horizon: int, full: bool, train_series: int):
+    """The splits every model of a cell trains on: all windows (full) or the reduced protocol's."""
+    splits = make_splits(load_series(path), seq_len, horizon)
+    if full:
+        return splits
+    every = math.ceil(len(splits.train.starts) / reduced_window_cap(path, train_series))
+    return make_splits(load_series(path), seq_len, horizon, train_every=every)
+
+
+def measure(name: str, ds: str, path: str, horizon: int, seq_len: int, args, protocol: str) -> dict:
+    """Train (where the model trains) and score one model on one (dataset, horizon) cell: one record."""
+    t0 = time.time()
+    print(f"== {ds} h{horizon} L{seq_len} {name} ({protocol})", flush=True)
+    if name == "naive":
+        rec = score_naive(make_splits(load_series(path), seq_len, horizon), args.screen)
+        rec |= {"train_seconds": 0.0, "trainable_params": 0}
+    elif name in LINEAR_BASELINES:
+        splits = reduced_splits(path, seq_len, horizon, args.full, args.train_series)
+        model, info = tuned_dlinear(ds, splits, seq_len, horizon, 10 if args.full else REDUCED_EPOCHS, args.seed,
+                                    kind=name)
+        rec = score_dlinear(model, splits, args.screen) | info | {
+            "trainable_params": parameter_counts(model)["trainable_params"]}
+    else:
+        rec = run_ofa(name, path, horizon, seq_len, args.full, args.seed, args.workdir, args.screen,
+                      args.engine_threads, args.train_series, args.rescore, args.precision, args.scorer)
+    return {"dataset": ds, "horizon": horizon, "model": name, "protocol": protocol, **rec,
+            "wall_seconds": time.time() - t0}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="published protocol instead of the reduced one")
     ap.add_argument("--datasets", default=",".join(DATASETS))
-    ap.add_argument("--models", default="ofa,ofa-paper,dlinear", help=f"dlinear and any of {', '.join(VARIANTS)}")
-    ap.add_argument("--horizon", type=int, default=96)
+    ap.add_argument("--models", default="ofa,dlinear,naive",
+                    help=f"dlinear, rlinear (validation-tuned lr), naive (repeat last) and any of {', '.join(VARIANTS)}")
+    ap.add_argument("--horizons", "--horizon", default="96",
+                    help="comma-separated horizons, e.g. 96,192,336,720")
+    ap.add_argument("--seq-len", type=int, default=0,
+                    help="lookback for every model (0: 336 reduced; full: 336 ETTh, 512 others, as the paper's code)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "accuracy.json"))
     ap.add_argument("--workdir", default=os.path.join("runs", "bench"))
@@ -237,6 +357,9 @@ def main(argv=None) -> int:
     ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
                     help="One-for-All training matmuls (bf16: faster on AMX/AVX512-BF16 CPUs); scoring is fp32")
     ap.add_argument("--engine-threads", type=int, default=2, help="C++ engine threads for scoring")
+    ap.add_argument("--scorer", choices=["engine", "torch"], default="engine",
+                    help="score One-for-All through the exported model in the C++ engine (the product path) or "
+                         "in PyTorch (screening only)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -254,34 +377,25 @@ def main(argv=None) -> int:
         if not os.path.isfile(path):
             print(f"skip {ds}: {path} not found (set OFA_DATA)")
             continue
-        seq_len = (336 if ds.startswith("ETTh") else 512) if args.full else 336
-        for name in args.models.split(","):
-            t0 = time.time()
-            print(f"== {ds} h{args.horizon} {name} ({protocol})", flush=True)
-            if name == "dlinear":
-                splits = make_splits(load_series(path), seq_len, args.horizon)
-                if not args.full:
-                    every = math.ceil(len(splits.train.starts) / reduced_window_cap(path, args.train_series))
-                    splits = make_splits(load_series(path), seq_len, args.horizon, train_every=every)
-                model, seconds = train_dlinear(splits, seq_len, args.horizon, 10 if args.full else REDUCED_EPOCHS,
-                                               args.seed)
-                rec = score_dlinear(model, splits, args.screen) | {"train_seconds": seconds,
-                                                      "trainable_params": parameter_counts(model)["trainable_params"]}
-            else:
-                rec = run_ofa(name, path, args.horizon, seq_len, args.full, args.seed, args.workdir, args.screen,
-                              args.engine_threads, args.train_series, args.rescore, args.precision)
-            rec = {"dataset": ds, "horizon": args.horizon, "model": name, "protocol": protocol, **rec,
-                   "seq_len": seq_len, "wall_seconds": time.time() - t0, "run": run_id}
-            print(f"   mse {rec['mse']:.4f}  mae {rec['mae']:.4f}  train {rec['train_seconds']:.0f} s  "
-                  f"params {rec['trainable_params']:,}", flush=True)
-            records.append(rec)
-            # After every record, so a long run keeps what it finished; read again so another run's writes stay.
-            atomic_write_json(args.out, merge_records(earlier_records(args.out), records))
+        default_len = (336 if ds.startswith("ETTh") else 512) if args.full else 336
+        seq_len = args.seq_len or default_len
+        for horizon in [int(h) for h in args.horizons.split(",")]:
+            for name in args.models.split(","):
+                rec = measure(name, ds, path, horizon, seq_len, args, protocol)
+                rec |= {"seq_len": seq_len, "run": run_id}
+                print(f"   mse {rec['mse']:.4f}  mae {rec['mae']:.4f}  train {rec['train_seconds']:.0f} s  "
+                      f"params {rec['trainable_params']:,}", flush=True)
+                records.append(rec)
+                # After every record, so a long run keeps what it finished; read again so another run's
+                # writes stay.
+                atomic_write_json(args.out, merge_records(earlier_records(args.out), records))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
-    print(f"\n{'dataset':8} {'model':14} {'mse':>7} {'mae':>7}   ({protocol} protocol, {machine}, "
-          f"{(time.time() - started) / 60:.0f} min)")
+    print(f"\n{'dataset':8} {'H':>4} {'model':18} {'mse':>7} {'mae':>7}  {'/dlinear':>8}   ({protocol} protocol, "
+          f"{machine}, {(time.time() - started) / 60:.0f} min)")
+    base = {(r["dataset"], r["horizon"]): r["mse"] for r in records if r["model"] == "dlinear"}
     for r in records:
-        print(f"{r['dataset']:8} {r['model']:14} {r['mse']:7.4f} {r['mae']:7.4f}")
+        ratio = r["mse"] / base[(r["dataset"], r["horizon"])] if (r["dataset"], r["horizon"]) in base else math.nan
+        print(f"{r['dataset']:8} {r['horizon']:4} {r['model']:18} {r['mse']:7.4f} {r['mae']:7.4f}  {ratio:8.3f}")
     return 0
 
 

@@ -26,6 +26,9 @@ extern "C" ofa_status ofa_validate_config(const ofa_config* c) {
   if (c->d_model % c->n_heads != 0) return OFA_ERR_BAD_CONFIG;
   if (c->patch_len > c->seq_len) return OFA_ERR_BAD_CONFIG;
   if (!valid_eps(c->ln_eps) || !valid_eps(c->revin_eps)) return OFA_ERR_BAD_CONFIG;
+  // The linear path reads the window back from the patches: they must cover every step.
+  if (c->linear_path != 0 && c->linear_path != 1) return OFA_ERR_BAD_CONFIG;
+  if (c->linear_path && c->stride > c->patch_len) return OFA_ERR_BAD_CONFIG;
   const int64_t n = (int64_t)(c->seq_len - c->patch_len) / c->stride + 2;
   if (n * c->d_model > kMaxFlat) return OFA_ERR_BAD_CONFIG;
   return OFA_OK;
@@ -51,6 +54,7 @@ extern "C" ofa_status ofa_validate_model(const ofa_model* m) {
   if (c->head_rank == 0 ? !m->head_w : (!m->head_a || !m->head_b_lr))
     return OFA_ERR_MISSING_TENSOR;
   if (c->n_layers > 0 && !m->layers) return OFA_ERR_MISSING_TENSOR;
+  if (c->linear_path && (!m->linear_w || !m->linear_b)) return OFA_ERR_MISSING_TENSOR;
   for (int32_t i = 0; i < c->n_layers; ++i) {
     const ofa_layer_weights* l = &m->layers[i];
     if (!l->attn_qkv_w || !l->attn_qkv_b || !l->attn_out_w || !l->attn_out_b ||

@@ -102,5 +102,11 @@ extern "C" ofa_status ofa_validate_model_int8(const ofa_model_int8* m) {
     OFA_TRY(check_to_s8(m->head_a.out, c.head_rank));
     OFA_TRY(check_linear(m->head_b, H, c.head_rank));
   }
+  if (c.linear_path) {
+    if (!m->linear.w || !m->linear_out_scale || !m->linear_bias) return OFA_ERR_MISSING_TENSOR;
+    if (c.seq_len > OFA_GEMM_S8_MAX_K) return OFA_ERR_BAD_CONFIG;
+    for (int32_t i = 0; i < H; ++i)
+      if (!isfinite(m->linear_out_scale[i]) || !isfinite(m->linear_bias[i])) return OFA_ERR_BAD_QUANT;
+  }
   return OFA_OK;
 }

@@ -102,6 +102,15 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
                           m.scaler_mean[ch], m.scaler_std[ch],
                           wide + (size_t)s * n * c.patch_len, &mu[s], &sd[s]);
   }
+  const int32_t flat = n * d, H = c.horizon;
+  float* yh = t.at(t.plan->head_out);
+  if (c.linear_path) {  // yh = W u, before the layers overwrite the patches
+    float* u = t.at(t.plan->window);
+    for (int32_t s = 0; s < t.n_series; ++s)
+      for (int32_t k = 0; k < c.seq_len; ++k)
+        u[(size_t)s * c.seq_len + k] = wide[(size_t)s * n * c.patch_len + ofa_patch_offset(&sdims, k)];
+    linear(t, t.n_series, u, c.seq_len, m.linear_w, nullptr, yh, H, 0);
+  }
   linear(t, rows, wide, c.patch_len, m.in_w, m.in_b, h, d, 0);
   for (int32_t r = 0; r < rows; ++r) {
     const float* p = m.pos + (size_t)(r % n) * d;
@@ -117,10 +126,10 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
     final_h = normed;
   }
 
-  // Head: each series' (N, d) block is already its flattened row of N*d.
-  const int32_t flat = n * d, H = c.horizon;
-  float* yh = t.at(t.plan->head_out);
-  const ofa_gemm_dims shape = {t.n_series, 0, flat, flat, flat, 0, 0};
+  // Head: each series' (N, d) block is already its flattened row of N*d. It
+  // accumulates onto the linear path's W u when there is one.
+  const int32_t acc = c.linear_path;
+  const ofa_gemm_dims shape = {t.n_series, 0, flat, flat, flat, 0, acc};
   if (c.head_rank == 0) {
     ofa_gemm_dims dims = shape;
     dims.n = H;
@@ -131,8 +140,9 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
     ofa_gemm_dims dims = shape;
     dims.n = c.head_rank;
     dims.ldc = c.head_rank;
+    dims.accumulate = 0;
     t.k->gemm(&dims, final_h, m.head_a, nullptr, low, t.at(t.plan->gemm_scratch));
-    linear(t, t.n_series, low, c.head_rank, m.head_b_lr, m.head_bias, yh, H, 0);
+    linear(t, t.n_series, low, c.head_rank, m.head_b_lr, m.head_bias, yh, H, acc);
   }
 
   for (int32_t s = 0; s < t.n_series; ++s) {
@@ -140,7 +150,8 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
     const int32_t b = g / C, ch = g % C;
     const float mean = m.scaler_mean[ch], std = m.scaler_std[ch];
     for (int32_t k = 0; k < H; ++k) {
-      const float v = yh[(size_t)s * H + k] * sd[s] + mu[s];
+      float v = yh[(size_t)s * H + k] * sd[s] + mu[s];
+      if (c.linear_path) v += m.linear_b[k];
       y[((size_t)b * H + k) * C + ch] = v * std + mean;
     }
   }

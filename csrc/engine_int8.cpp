@@ -195,13 +195,29 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
     linear(t, t.n_series, low, c.head_rank, m.head_b, c.head_rank, H, yh);
   }
 
+  // Linear path: the window's steps on the patch grid (requantised from the
+  // float patches, which are still intact) times int8 W. x8 and acc are free
+  // once the head has run.
+  const int32_t* lin = acc;
+  if (c.linear_path) {
+    const int32_t L = c.seq_len;
+    for (int32_t s = 0; s < t.n_series; ++s)
+      for (int32_t k = 0; k < L; ++k)
+        x8[(size_t)s * L + k] =
+            quantize_patch(patches[(size_t)s * n * P + ofa_patch_offset(&sdims, k)], inv_scale);
+    const ofa_gemm_s8_dims dims = {t.n_series, H, L, L, L, H};
+    t.k->gemm_s8(&dims, x8, m.linear.w, nullptr, acc, t.at<void>(t.plan->gemm_scratch));
+  }
+
   for (int32_t s = 0; s < t.n_series; ++s) {
     const int32_t g = first_series + s;
     const int32_t b = g / C, ch = g % C;
     const float mean = m.scaler_mean[ch], std = m.scaler_std[ch];
     for (int32_t k = 0; k < H; ++k) {
-      const float z = (float)yh[(size_t)s * H + k] * m.head_out_scale[k];
-      const float v = z * sd[s] + mu[s];
+      float z = (float)yh[(size_t)s * H + k] * m.head_out_scale[k];
+      if (c.linear_path) z = z + (float)lin[(size_t)s * H + k] * m.linear_out_scale[k];
+      float v = z * sd[s] + mu[s];
+      if (c.linear_path) v = v + m.linear_bias[k];
       y[((size_t)b * H + k) * C + ch] = v * std + mean;
     }
   }

@@ -47,6 +47,7 @@ ofa_status ofa_plan_arena(const ofa_config* c, int32_t tile_series, ofa_arena_pl
     gs = max2(gs, ofa_gemm_scratch_floats(flat, c->head_rank));
     gs = max2(gs, ofa_gemm_scratch_floats(c->head_rank, c->horizon));
   }
+  if (c->linear_path) gs = max2(gs, ofa_gemm_scratch_floats(c->seq_len, c->horizon));
 
   Carver cv;
   p->hidden = cv.take(rows * d);
@@ -57,6 +58,7 @@ ofa_status ofa_plan_arena(const ofa_config* c, int32_t tile_series, ofa_arena_pl
   p->head_low = cv.take(t * r);
   p->head_out = cv.take(t * h);
   p->stats = cv.take(2 * t);
+  p->window = cv.take(c->linear_path ? t * (uint64_t)c->seq_len : 0);
   p->gemm_scratch = cv.take(gs);
   // The last region is not padded: the planned size is exactly what is used.
   const uint64_t total = (uint64_t)p->gemm_scratch + gs;

@@ -15,6 +15,7 @@ struct ofa_arena_plan {
   size_t head_low;    // (tile_series, r) factored head intermediate
   size_t head_out;    // (tile_series, H) normalised forecasts
   size_t stats;       // (2, tile_series) instance mean / std
+  size_t window;      // (tile_series, L) normalised windows, linear path only (else empty)
   size_t gemm_scratch;
   size_t total_floats;
 };

@@ -49,6 +49,7 @@ ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_are
   const int32_t depths[] = {c->patch_len, c->d_model, c->d_ff, (int32_t)hd, (int32_t)n,
                             c->head_rank};
   for (int32_t k : depths) gs = max2(gs, ofa_gemm_s8_scratch_bytes(k));
+  if (c->linear_path) gs = max2(gs, ofa_gemm_s8_scratch_bytes(c->seq_len));
   p->gemm_scratch = cv.take(gs);
   // The last region is not padded: the planned size is exactly what is used.
   if (cv.last_end > (uint64_t)SIZE_MAX) return OFA_ERR_BAD_BATCH;

@@ -25,7 +25,8 @@ EMIT = os.path.join(ROOT, "tools", "emit_header.py")
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, tiny_gpt2):
-    """A tiny GPT-2-layout int8 model, and a BERT-layout student distilled from it (int8)."""
+    """A tiny GPT-2-layout int8 model, and a BERT-layout student (int8) distilled from a GPT-2 teacher
+    with a linear path, which the student inherits: the QEMU runs cover the graph with and without it."""
     from conftest import noisy_sines, write_csv
     from ofa.distill import StudentConfig, distill
     from ofa.train import TrainConfig
@@ -36,10 +37,13 @@ def models(tmp_path_factory, tiny_gpt2):
     gpt2_int8 = str(tmp / "gpt2-int8.ofa")
     quantize_model_file(fp32, gpt2_int8, data, 32)
     student = str(tmp / "student")
-    distill(run, data, student, StudentConfig(width=32, layers=2, heads=4, ff=64),
+    (tmp / "lp").mkdir()
+    run_lp, _ = exported(tmp / "lp", data, backbone=tiny_gpt2, layers=2, linear_path="ridge")
+    distill(run_lp, data, student, StudentConfig(width=32, layers=2, heads=4, ff=64),
             TrainConfig(epochs=1, progress=False), log=lambda s: None)
     student_int8 = str(tmp / "student-int8.ofa")
     export(student, student_int8, int8=True, data=data, calibration_windows=32)
+    assert json.loads(read_model_file(student_int8, schemes=("int8",))[1]["config"])["linear_path"] == 1
     return {"data": data, "fp32": fp32, "gpt2": gpt2_int8, "student": student_int8, "tmp": tmp}
 
 

@@ -21,6 +21,14 @@ void ofa_series_to_patches(const ofa_series_dims* d, const float* x,
                            float scaler_mean, float scaler_std, float* patches,
                            float* mu, float* sd);
 
+// Where step t of the normalised window sits in its (N, P) patches: the
+// first patch that holds it. Needs stride <= patch_len (the config checks).
+inline size_t ofa_patch_offset(const ofa_series_dims* d, int32_t t) {
+  int32_t n = t / d->stride;
+  if (n > d->n_patches - 1) n = d->n_patches - 1;
+  return (size_t)n * d->patch_len + (size_t)(t - n * d->stride);
+}
+
 struct ofa_attention_dims {
   int32_t n_tokens;
   int32_t n_heads;

@@ -51,6 +51,7 @@ typedef struct ofa_config {
   int32_t gelu;       /* ofa_gelu */
   float ln_eps;
   float revin_eps;
+  int32_t linear_path; /* 1: add the linear path (needs stride <= patch_len) */
 } ofa_config;
 
 typedef struct ofa_layer_weights {
@@ -85,6 +86,10 @@ typedef struct ofa_model {
   const float* head_bias; /* (H) */
   const float* scaler_mean; /* (C) */
   const float* scaler_std;  /* (C) */
+  /* Linear path, linear_path == 1: forecast = (head + W u) * sd + mu + b, with
+   * u the instance-normalised window (python/ofa/linear_path.py). */
+  const float* linear_w; /* (H, L) */
+  const float* linear_b; /* (H), added after the instance de-normalisation */
 } ofa_model;
 
 /* N = (L - P) / S + 2; 0 when the config is invalid. */

@@ -75,6 +75,13 @@ typedef struct ofa_model_int8 {
   const float* head_out_scale;  /* (H) final accumulator -> normalised forecast */
   const float* scaler_mean;     /* (C) */
   const float* scaler_std;      /* (C) */
+  /* Linear path (config.linear_path == 1): int8 W (H, L) over the window's
+   * quantised normalised values (the patch grid), no accumulator bias; the
+   * normalised forecast is head acc * head_out_scale + linear acc *
+   * linear_out_scale, then * sd + mu + linear_bias. */
+  ofa_linear_int8 linear;         /* b and out unused */
+  const float* linear_out_scale;  /* (H) */
+  const float* linear_bias;       /* (H) */
 } ofa_model_int8;
 
 /* Checks config, tensors present, and every multiplier / shift / scale in

@@ -122,6 +122,7 @@ ofa_config parse_config(const nb::dict& d) {
                        c.layout == OFA_LAYOUT_GPT2 ? OFA_GELU_TANH : OFA_GELU_ERF);
   c.ln_eps = config_float(d, "ln_eps", c.layout == OFA_LAYOUT_GPT2 ? 1e-5f : 1e-12f);
   c.revin_eps = config_float(d, "revin_eps", 1e-5f);
+  c.linear_path = config_int(d, "linear_path", false, 0);
   const ofa_status st = ofa_validate_config(&c);
   if (st != OFA_OK) value_error(std::string("invalid config: ") + ofa_status_name(st));
   // n_patches is derived; when present it must agree with the other lengths.
@@ -148,6 +149,7 @@ nb::dict config_to_dict(const ofa_config& c) {
   d["gelu"] = c.gelu == OFA_GELU_TANH ? "tanh" : "erf";
   d["ln_eps"] = (double)c.ln_eps;
   d["revin_eps"] = (double)c.revin_eps;
+  d["linear_path"] = c.linear_path;
   d["n_patches"] = ofa_n_patches(&c);
   return d;
 }
@@ -326,6 +328,11 @@ class Engine {
       model_.head_b_lr = take(t, used, "head.b", {H, r});
     }
     model_.head_bias = take(t, used, "head.bias", {H});
+    if (cfg_.linear_path) {
+      const size_t L = cfg_.seq_len;
+      model_.linear_w = take(t, used, "linear.weight", {H, L});
+      model_.linear_b = take(t, used, "linear.bias", {H});
+    }
     model_.scaler_mean = take(t, used, "scaler.mean", {C});
     model_.scaler_std = take(t, used, "scaler.std", {C});
     for (size_t c = 0; c < C; ++c)
@@ -504,6 +511,12 @@ class EngineInt8 {
       model_.head_b = linear(t, "head.b", H, r, 0);
     }
     model_.head_out_scale = take<float>(t, "head.out_scale", {H}, "float32");
+    if (cfg_.linear_path) {
+      const size_t L = cfg_.seq_len;
+      model_.linear.w = take<int8_t>(t, "linear.weight", {H, L}, "int8");
+      model_.linear_out_scale = take<float>(t, "linear.out_scale", {H}, "float32");
+      model_.linear_bias = take<float>(t, "linear.bias", {H}, "float32");
+    }
     model_.scaler_mean = check_array("scaler.mean", fetch(t, "scaler.mean"), {C});
     model_.scaler_std = check_array("scaler.std", fetch(t, "scaler.std"), {C});
     for (size_t c = 0; c < C; ++c)

@@ -40,6 +40,9 @@ def frozen_tensors(model) -> dict[str, torch.Tensor]:
     if base.cfg.head_base == "random":
         out["out_layer.weight"] = base.out_layer.base_layer.weight
         out["out_layer.bias"] = base.out_layer.base_layer.bias
+    if base.cfg.linear_path == "ridge":  # fitted before training, fixed since: not in PEFT's adapter file
+        out["linear_path.weight"] = base.linear_path.weight
+        out["linear_path.bias"] = base.linear_path.bias
     return {k: v.detach().contiguous().clone() for k, v in out.items()}
 
 

@@ -109,7 +109,7 @@ def distill(teacher_dir: str, data: str, out: str, student: StudentConfig | None
     target = teacher_meta["data"].get("target")
     mc = ModelConfig(backbone="./backbone", layers=sc.layers, seq_len=tm["seq_len"], horizon=tm["horizon"],
                      patch=tm["patch"], stride=tm["stride"], rank=tm["rank"], alpha=tm["alpha"],
-                     train="all", head_base="zero")
+                     train="all", head_base="zero", linear_path=tm.get("linear_path", "none"))
     mc.check()
     if os.path.abspath(out) == os.path.abspath(teacher_dir):
         raise OfaError("--out must differ from --teacher")

@@ -96,6 +96,8 @@ def model_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[str, st
         tensors.update(block_tensors(base.layout, block, f"blocks.{i}"))
     if not factored:
         tensors["head.weight"], tensors["head.bias"] = merged.out_layer.weight, merged.out_layer.bias
+    if cfg.linear_path != "none":
+        tensors["linear.weight"], tensors["linear.bias"] = merged.linear_path.weight, merged.linear_path.bias
     scaler = checkpoint.scaler_from(meta)
     arrays = {k: as_np(v) for k, v in tensors.items()}
     arrays["scaler.mean"], arrays["scaler.std"] = scaler.mean.astype(np.float32), scaler.std.astype(np.float32)
@@ -106,7 +108,7 @@ def model_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[str, st
         "layout": base.layout, "d_model": d, "n_heads": n_heads, "d_ff": d_ff, "n_layers": len(blocks),
         "seq_len": cfg.seq_len, "patch_len": cfg.patch, "stride": cfg.stride, "n_patches": n, "horizon": cfg.horizon,
         "n_channels": len(scaler.mean), "head_rank": rank if factored else 0, "gelu": GELU_KINDS[act],
-        "ln_eps": float(ln_eps), "revin_eps": REVIN_EPS,
+        "ln_eps": float(ln_eps), "revin_eps": REVIN_EPS, "linear_path": int(cfg.linear_path != "none"),
     }
     metadata = {
         "format": FORMAT, "format_version": str(FORMAT_VERSION), "dtype": "fp32",

@@ -185,28 +185,37 @@ def model_struct(config: dict, tensors: dict[str, np.ndarray]) -> str:
             f"    {linear(p + 'ff_in')},\n    {t(p + 'gelu.lut')},\n    {linear(p + 'ff_out')}\n  }}")
     rank = config.get("head_rank", 0)
     gelu = "OFA_GELU_TANH" if config.get("gelu") == "tanh" else "OFA_GELU_ERF"
-    cfg = (f"{{{'OFA_LAYOUT_BERT' if bert else 'OFA_LAYOUT_GPT2'}, {config['d_model']}, {config['n_heads']}, "
-           f"{config['d_ff']}, {config['n_layers']}, {config['seq_len']}, {config['patch_len']}, "
-           f"{config['stride']}, {config['horizon']}, {config['n_channels']}, {rank}, {gelu}, "
-           f"{c_float(config['ln_eps'])}, {c_float(config['revin_eps'])}}}")
+    linear_path = int(config.get("linear_path", 0))
+    cfg = (f"{{.layout = {'OFA_LAYOUT_BERT' if bert else 'OFA_LAYOUT_GPT2'}, .d_model = {config['d_model']}, "
+           f".n_heads = {config['n_heads']}, .d_ff = {config['d_ff']}, .n_layers = {config['n_layers']}, "
+           f".seq_len = {config['seq_len']}, .patch_len = {config['patch_len']}, .stride = {config['stride']}, "
+           f".horizon = {config['horizon']}, .n_channels = {config['n_channels']}, .head_rank = {rank}, "
+           f".gelu = {gelu}, .ln_eps = {c_float(config['ln_eps'])}, .revin_eps = {c_float(config['revin_eps'])}, "
+           f".linear_path = {linear_path}}}")
+    # Designated initialisers: the struct's field order in ofa_int8.h can change without a silent mix-up.
+    fields = [
+        ("config", cfg),
+        ("patch_inv_scale", t("patch.inv_scale")),
+        ("in_layer", linear("in_layer")),
+        ("pos", t("pos")),
+        ("emb_ln", layer_norm("emb_ln") if bert else none_ln),
+        ("layers", "ofa_model_layers"),
+        ("final_ln", none_ln if bert else layer_norm("final_ln")),
+        ("head", linear("head", False) if rank == 0 else none_linear),
+        ("head_a", linear("head.a") if rank else none_linear),
+        ("head_b", linear("head.b", False) if rank else none_linear),
+        ("head_out_scale", t("head.out_scale")),
+        ("scaler_mean", t("scaler.mean")),
+        ("scaler_std", t("scaler.std")),
+    ]
+    if linear_path:
+        fields += [("linear", f"{{{t('linear.weight')}, 0, {{0, 0}}}}"),
+                   ("linear_out_scale", t("linear.out_scale")), ("linear_bias", t("linear.bias"))]
     return (
         f"static const ofa_layer_int8 ofa_model_layers[{max(1, config['n_layers'])}] = {{\n"
         + ",\n".join(layers) + "\n};\n\n"
         "static const ofa_model_int8 ofa_firmware_model = {\n"
-        f"  {cfg},\n"
-        f"  {t('patch.inv_scale')},\n"
-        f"  {linear('in_layer')},\n"
-        f"  {t('pos')},\n"
-        f"  {layer_norm('emb_ln') if bert else none_ln},\n"
-        "  ofa_model_layers,\n"
-        f"  {none_ln if bert else layer_norm('final_ln')},\n"
-        f"  {linear('head', False) if rank == 0 else none_linear},\n"
-        f"  {linear('head.a') if rank else none_linear},\n"
-        f"  {linear('head.b', False) if rank else none_linear},\n"
-        f"  {t('head.out_scale')},\n"
-        f"  {t('scaler.mean')},\n"
-        f"  {t('scaler.std')}\n"
-        "};\n")
+        + ",\n".join(f"  .{name} = {value}" for name, value in fields) + "\n};\n")
 
 
 def model_header(model_path: str, metadata: dict, config: dict, tensors: dict[str, np.ndarray],

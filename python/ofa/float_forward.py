@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .int8_reference import normalised_patches
+from .int8_reference import normalised_patches, window_from_patches
 
 
 def gelu(x: np.ndarray, kind: str) -> np.ndarray:
@@ -97,7 +97,7 @@ class FloatForward:
                 blocks.append(h.astype(np.float64))
         if self.gpt2:
             h = self.ln(h, "final_ln", observe)
-        return h, mu, sd
+        return h, mu, sd, patches
 
     def run(self, x, observe=_nothing, blocks: list | None = None, chunk: int = 256) -> np.ndarray:
         """x (B, L, C) data units -> (B, H, C) float32."""
@@ -106,7 +106,7 @@ class FloatForward:
         out = []
         per = max(1, chunk // c)
         for start in range(0, b, per):
-            h, mu, sd = self.hidden(x[start:start + per], observe, blocks)
+            h, mu, sd, patches = self.hidden(x[start:start + per], observe, blocks)
             flat = h.reshape(h.shape[0], -1)
             if self.c.get("head_rank", 0) == 0:
                 z = flat @ t["head.weight"].T + t["head.bias"]
@@ -114,6 +114,11 @@ class FloatForward:
                 low = flat @ t["head.a"].T
                 observe("head.low", low)
                 z = low @ t["head.b"].T + t["head.bias"]
-            v = (z * sd[:, None] + mu[:, None]).reshape(-1, c, H).transpose(0, 2, 1)
+            if self.c.get("linear_path", 0):
+                z = z + window_from_patches(self.c, patches) @ t["linear.weight"].T
+            v = z * sd[:, None] + mu[:, None]
+            if self.c.get("linear_path", 0):
+                v = v + t["linear.bias"]
+            v = v.reshape(-1, c, H).transpose(0, 2, 1)
             out.append(v * t["scaler.std"] + t["scaler.mean"])
         return np.concatenate(out).astype(np.float32)

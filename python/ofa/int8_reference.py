@@ -44,6 +44,14 @@ def normalised_patches(config: dict, tensors: dict, x: np.ndarray):
     return patches.astype(f32), mu, sd
 
 
+def window_from_patches(config: dict, patches: np.ndarray) -> np.ndarray:
+    """(S, N, P) patches -> the (S, L) normalised window they hold, read as ofa_patch_offset does:
+    step t from the first patch that contains it (stride <= patch_len)."""
+    steps = np.arange(config["seq_len"])
+    first = np.minimum(steps // config["stride"], patches.shape[1] - 1)
+    return patches[:, first, steps - first * config["stride"]]
+
+
 class Int8Forward:
     """Runs an int8 model file's tensors; `run` equals the engine's output bit for bit."""
 
@@ -104,7 +112,7 @@ class Int8Forward:
                 blocks.append(h.astype(np.float64) * self.grid_scale(i))
         if self.gpt2:
             _, x8 = self.layer_norm(h, "final_ln")
-        return x8, mu, sd
+        return x8, mu, sd, patches
 
     def grid_scale(self, i: int) -> float:
         """Real value of one unit of block i's int32 output (from the exporter's metadata)."""
@@ -119,7 +127,7 @@ class Int8Forward:
         per = max(1, chunk // c)
         for start in range(0, b, per):
             xb = x[start:start + per]
-            x8, mu, sd = self.hidden(xb, blocks)
+            x8, mu, sd, patches = self.hidden(xb, blocks)
             flat = x8.reshape(x8.shape[0], -1)
             if self.c.get("head_rank", 0) == 0:
                 acc = self.linear(flat, "head")
@@ -127,7 +135,12 @@ class Int8Forward:
                 low = q.requant_to_s8(self.linear(flat, "head.a"), t["head.a.requant"])
                 acc = self.linear(low, "head.b")
             z = acc.astype(f32) * t["head.out_scale"].astype(f32)
+            if self.c.get("linear_path", 0):
+                u8 = q.quantize_patches(window_from_patches(self.c, patches), t["patch.inv_scale"][0])
+                z = z + q.gemm(u8, t["linear.weight"]).astype(f32) * t["linear.out_scale"].astype(f32)
             v = z * sd[:, None] + mu[:, None]
+            if self.c.get("linear_path", 0):
+                v = v + t["linear.bias"].astype(f32)
             v = v.reshape(-1, c, H).transpose(0, 2, 1)
             out.append(v * t["scaler.std"].astype(f32) + t["scaler.mean"].astype(f32))
         return np.concatenate(out).astype(f32)

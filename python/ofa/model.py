@@ -22,6 +22,7 @@ REVIN_EPS = 1e-5
 # distilled student, whose backbone is small and randomly initialised; BERT layout).
 TRAIN_MODES = ("lora", "lora+input", "lora+input+ln", "all")
 HEAD_BASES = ("random", "zero")              # frozen base of the output layer
+LINEAR_PATHS = ("none", "ridge", "ridge+train")
 
 
 @dataclass
@@ -38,6 +39,9 @@ class ModelConfig:
     train: str = "lora+input"
     head_base: str = "zero"
     backbone_dropout: bool = True  # keep the backbone's own dropout active while training (GPT4TS does)
+    # A linear forecast of the window added to the transformer head (ofa/linear_path.py): "none", "ridge"
+    # (fitted in closed form before training, then fixed) or "ridge+train" (fitted, then trained too).
+    linear_path: str = "none"
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -55,6 +59,11 @@ class ModelConfig:
             raise OfaError(f"head base must be one of {HEAD_BASES}, got {self.head_base!r}")
         if not self.alpha > 0:
             raise OfaError(f"alpha must be positive, got {self.alpha}")
+        if self.linear_path not in LINEAR_PATHS:
+            raise OfaError(f"linear path must be one of {LINEAR_PATHS}, got {self.linear_path!r}")
+        if self.linear_path != "none" and self.stride > self.patch:
+            raise OfaError(f"the linear path reads the window from its patches: stride ({self.stride}) must not "
+                           f"exceed patch ({self.patch})")
 
     @property
     def n_patches(self) -> int:
@@ -62,6 +71,19 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class LinearPath(nn.Module):
+    """W (H, L) on the instance-normalised window, plus a bias b (H) added after de-normalisation:
+    (head + W u) * sd + mu + b, so W u * sd = W (x - mu) is a linear map of the centred window."""
+
+    def __init__(self, seq_len: int, horizon: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(horizon, seq_len))
+        self.bias = nn.Parameter(torch.zeros(horizon))
+
+    def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return nn.functional.linear(u, self.weight), self.bias
 
 
 class OneForAll(nn.Module):
@@ -83,28 +105,34 @@ class OneForAll(nn.Module):
         if cfg.head_base == "zero":
             nn.init.zeros_(self.out_layer.weight)
             nn.init.zeros_(self.out_layer.bias)
+        self.linear_path = LinearPath(cfg.seq_len, cfg.horizon) if cfg.linear_path != "none" else None
         self.register_buffer("position_ids", torch.arange(self.n_patches), persistent=False)
 
-    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(S, L) normalised series -> patch embeddings (S, N, d), plus the instance mean and std."""
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(S, L) scaled series -> patch embeddings (S, N, d), the instance-normalised series (S, L),
+        and the instance mean and std."""
         mean = x.mean(dim=1, keepdim=True)
         std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + REVIN_EPS)
         u = (x - mean) / std
-        u = torch.cat([u, u[:, -1:].expand(-1, self.cfg.stride)], dim=1)  # replication pad by one stride
-        patches = u.unfold(dimension=1, size=self.cfg.patch, step=self.cfg.stride)  # (S, N, P)
-        return self.in_layer(patches), mean, std
+        padded = torch.cat([u, u[:, -1:].expand(-1, self.cfg.stride)], dim=1)  # replication pad by one stride
+        patches = padded.unfold(dimension=1, size=self.cfg.patch, step=self.cfg.stride)  # (S, N, P)
+        return self.in_layer(patches), u, mean, std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, L, C) in scaled units -> forecast (B, H, C) in the same units."""
         batch, _, channels = x.shape
         series = x.permute(0, 2, 1).reshape(batch * channels, -1)
-        tokens, mean, std = self.embed(series)
+        tokens, u, mean, std = self.embed(series)
         # The backbone adds its own position table (PEFT wraps it with the LoRA update) and, for BERT,
         # the token-type row 0 and the embedding layer norm.
         position_ids = self.position_ids.unsqueeze(0).expand(tokens.shape[0], -1)
         hidden = self.backbone(inputs_embeds=tokens, position_ids=position_ids).last_hidden_state
         forecast = self.out_layer(hidden.reshape(hidden.shape[0], -1))
-        forecast = forecast * std + mean
+        if self.linear_path is None:
+            forecast = forecast * std + mean
+        else:
+            path, bias = self.linear_path(u)
+            forecast = (forecast + path) * std + mean + bias
         return forecast.reshape(batch, channels, -1).permute(0, 2, 1)
 
 
@@ -126,15 +154,17 @@ def lora_config(cfg: ModelConfig, backbone: backbones.Backbone):
 
 def trained_modules(cfg: ModelConfig, backbone: backbones.Backbone) -> list[str] | None:
     """Modules that train whole (PEFT modules_to_save: a trained copy beside the frozen original)."""
+    extra = ["linear_path"] if cfg.linear_path == "ridge+train" else []
     if cfg.train == "lora":
-        return None
+        return extra or None
     if cfg.train == "lora+input":
-        return ["in_layer"]
+        return ["in_layer", *extra]
     if cfg.train == "lora+input+ln":  # GPT4TS's choice: the layer norms' affine parameters train too
-        return ["in_layer", "LayerNorm"] if backbone.layout == backbones.BERT else ["in_layer", "ln_1", "ln_2", "ln_f"]
+        norms = ["LayerNorm"] if backbone.layout == backbones.BERT else ["ln_1", "ln_2", "ln_f"]
+        return ["in_layer", *norms, *extra]
     if backbone.layout != backbones.BERT:
         raise OfaError("train mode 'all' (a distilled student) needs a BERT-layout backbone")
-    return ["in_layer", "encoder"]
+    return ["in_layer", "encoder", *extra]
 
 
 def build(cfg: ModelConfig, seed: int = 0, backbone: backbones.Backbone | None = None, root: str | None = None):

@@ -194,6 +194,11 @@ class Builder:
                 g, s_x, zp_x = self.block(i, g, s_x, zp_x, None)
                 block_grids.append(g)
         self.head(s_x, zp_x)
+        if c.get("linear_path", 0):  # over the window's steps on the patch grid; no accumulator bias
+            wq, s_w = quantize_weight(f["linear.weight"])
+            self.out["linear.weight"] = wq
+            self.out["linear.out_scale"] = (s_p * s_w).astype(np.float32)
+            self.out["linear.bias"] = f["linear.bias"].astype(np.float32)
         self.out["scaler.mean"], self.out["scaler.std"] = f["scaler.mean"], f["scaler.std"]
         self.block_grids = block_grids
         return self.out

@@ -123,6 +123,22 @@ def run_epoch(model, optimizer, windows: WindowSet, tc: TrainConfig, rng: np.ran
     return float(np.mean(losses)), step
 
 
+def fit_linear_path(model, splits: Splits) -> dict:
+    """Fit the linear path in closed form (ofa/linear_path.py) and write it into the model."""
+    from .linear_path import fit
+    from .model import base_of
+
+    weight, bias, info = fit(splits.train, splits.val)
+    module = base_of(model).linear_path
+    copies = [module.original_module, *module.modules_to_save.values()] if hasattr(module, "modules_to_save") \
+        else [module]
+    with torch.no_grad():
+        for copy in copies:
+            copy.weight.copy_(torch.from_numpy(weight))
+            copy.bias.copy_(torch.from_numpy(bias))
+    return info
+
+
 def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: TrainConfig | None = None,
           target: str | None = None, resume: bool = False, log=print, on_epoch=None, teacher=None,
           truth_weight: float = 1.0, extra_meta: dict | None = None) -> dict:
@@ -157,6 +173,10 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
         if soft.shape != (len(splits.train), mc.horizon) or not np.isfinite(soft).all():
             raise OfaError(f"teacher forecasts have shape {soft.shape} or non-finite values; "
                            f"expected ({len(splits.train)}, {mc.horizon})")
+    linear_info = None
+    if mc.linear_path != "none":
+        linear_info = fit_linear_path(model, splits)
+        log(f"linear path: ridge {linear_info['ridge']:g} (validation mse {linear_info['val_mse']:.4f})")
     params = trainable_parameters(model)
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     counts = parameter_counts(model)
@@ -200,12 +220,19 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
         "backbone_fingerprint": fingerprint,
         "backbone_layout": backbone.layout,
         "sizes": counts,
+        **({"linear_path": linear_info} if linear_info else {}),
         **(extra_meta or {}),
     }
     log(f"{mc.backbone} x{mc.layers} blocks, {mc.n_patches} patches, train={mc.train}, head base={mc.head_base}: "
         f"{counts['trainable_params']:,} trainable / {counts['frozen_params']:,} frozen parameters, "
         f"adapter {counts['adapter_bytes'] / 1024:.1f} KiB")
     log(f"{len(splits.train):,} training series (every {every} window), {len(splits.val):,} validation series")
+
+    if linear_info is not None and not resume:
+        # Epoch 0: the linear path alone (the head starts at zero) is the first candidate checkpoint.
+        state["best_val"] = val_mse(model, splits.val, tc.max_val_series, tc.precision)
+        log(f"epoch 0: val mse {state['best_val']:.4f} (linear path alone)  *")
+        checkpoint.save(out, model, meta | {"best_val_mse": state["best_val"], "history": [], "train_seconds": 0.0})
 
     while state["epoch"] < tc.epochs and state["bad_epochs"] < tc.patience:
         t0 = time.perf_counter()

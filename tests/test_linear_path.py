@@ -1,0 +1,118 @@
+"""The linear path: the closed-form ridge fit, the model that starts at it, and the engines that run it
+(fp32 parity with PyTorch, int8 bit-exact with the numpy reference, the firmware struct)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_csv
+from test_infer import exported, parity
+from test_int8 import assert_bit_exact, int8_file, relative_error, windows_of
+
+import ofa
+from ofa import checkpoint, linear_path
+from ofa.data import WindowSet
+from ofa.errors import OfaError
+from ofa.firmware import model_struct
+from ofa.model import ModelConfig, build
+from ofa.modelfile import read_model_file
+
+
+def test_ridge_recovers_an_exact_linear_rule():
+    """y_t = x_{t-1} - x_{t-3}: the rule is linear in the centred window, so the fit is exact."""
+    rng = np.random.default_rng(0)
+    series = np.cumsum(rng.standard_normal((3000, 1)), axis=0).astype(np.float32)
+    for t in range(3, len(series)):
+        series[t] = 0.5 * series[t - 1] + 0.3 * series[t - 3] + 0.2 * series[t - 2]
+        series[t] += 0.01 * rng.standard_normal()
+    train, val = WindowSet(series[:2000], 24, 1), WindowSet(series[2000:], 24, 1)
+    weight, bias, info = linear_path.fit(train, val)
+    x, y = val.batch(np.arange(len(val)))
+    mse = np.mean((linear_path.predict(weight, bias, x) - y) ** 2)
+    assert mse < 2e-4, mse
+    assert info["ridge"] in linear_path.RIDGE_GRID and len(info["grid_val_mse"]) == len(linear_path.RIDGE_GRID)
+    assert info["val_mse"] == min(info["grid_val_mse"])
+
+
+def test_ridge_strength_is_chosen_on_validation():
+    """Noise-only targets: the strongest ridge wins on validation; a clean rule: the weakest."""
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal((4000, 1)).astype(np.float32)
+    train, val = WindowSet(noise[:3000], 64, 4), WindowSet(noise[3000:], 64, 4)
+    assert linear_path.fit(train, val)[2]["ridge"] == max(linear_path.RIDGE_GRID)
+
+
+def test_model_starts_at_the_ridge_forecast(tmp_path, small_csv):
+    run, _ = exported(tmp_path, small_csv, linear_path="ridge", perturb=False)
+    model, meta = checkpoint.load(run)
+    assert meta["linear_path"]["ridge"] in linear_path.RIDGE_GRID
+    base = model.get_base_model()
+    assert not base.linear_path.weight.requires_grad  # "ridge": fitted, then fixed
+    # Zero the transformer head: what is left is exactly the ridge forecast.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "out_layer" in name and "lora_B" in name:
+                p.zero_()
+    from ofa.data import load_csv, make_splits
+    splits = make_splits(load_csv(small_csv), 64, 16)
+    x, y = splits.val.batch(np.arange(50))
+    with torch.no_grad():
+        got = model(torch.from_numpy(x).unsqueeze(-1)).squeeze(-1).numpy()
+    want = linear_path.predict(base.linear_path.weight.numpy(), base.linear_path.bias.numpy(), x)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["ridge", "ridge+train"])
+def test_fp32_engine_matches_pytorch(tmp_path, small_csv, mode):
+    run, path = exported(tmp_path, small_csv, linear_path=mode)
+    tensors, meta = read_model_file(path)
+    assert json.loads(meta["config"])["linear_path"] == 1
+    assert tensors["linear.weight"].shape == (16, 64)
+    assert parity(run, path, small_csv) <= 1e-4
+
+
+def test_fp32_engine_matches_pytorch_gpt2_dense_head(tmp_path, small_csv, tiny_gpt2):
+    run, path = exported(tmp_path, small_csv, backbone=tiny_gpt2, layers=3, head_base="random",
+                         linear_path="ridge")
+    assert json.loads(read_model_file(path)[1]["config"])["head_rank"] == 0
+    assert parity(run, path, small_csv) <= 1e-4
+
+
+def test_int8_bit_exact_and_close(tmp_path, small_csv):
+    _, path = exported(tmp_path, small_csv, linear_path="ridge")
+    path8 = int8_file(tmp_path, path, small_csv)
+    tensors, _ = read_model_file(path8, schemes=("int8",))
+    assert tensors["linear.weight"].dtype == np.int8
+    x = windows_of(path8, small_csv)
+    y8 = assert_bit_exact(path8, x)
+    assert relative_error(y8, ofa.load(path).run(x)) < 0.05
+
+
+def test_uneven_last_patch_and_long_lookback(tmp_path):
+    """seq_len 100, patch 16, stride 12: the last steps come from the padded last patch."""
+    t = np.arange(900)
+    values = np.stack([np.sin(t / 7) + 0.05 * np.cos(t / 3), np.cos(t / 11)], axis=1)
+    data = write_csv(tmp_path / "s.csv", values)
+    run, path = exported(tmp_path, data, seq_len=100, horizon=12, linear_path="ridge", stride=12)
+    assert parity(run, path, data) <= 1e-4
+    path8 = int8_file(tmp_path, path, data)
+    assert_bit_exact(path8, windows_of(path8, data))
+
+
+def test_stride_beyond_patch_is_refused():
+    with pytest.raises(OfaError, match="stride"):
+        ModelConfig(seq_len=64, horizon=8, stride=20, linear_path="ridge").check()
+
+
+def test_firmware_struct_names_its_fields(tmp_path, small_csv):
+    _, path = exported(tmp_path, small_csv, linear_path="ridge")
+    tensors, meta = read_model_file(int8_file(tmp_path, path, small_csv), schemes=("int8",))
+    text = model_struct(json.loads(meta["config"]), tensors)
+    for field in (".config = {.layout = ", ".linear_path = 1", ".linear = {ofa_t_linear_weight, 0",
+                  ".linear_out_scale = ofa_t_linear_out_scale", ".linear_bias = ofa_t_linear_bias", ".head_a = "):
+        assert field in text, field
+
+
+def test_builds_without_a_linear_path_by_default():
+    model = build(ModelConfig(seq_len=64, horizon=8, layers=1))
+    assert model.get_base_model().linear_path is None
