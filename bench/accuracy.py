@@ -36,6 +36,8 @@ from ofa.checkpoint import atomic_write_json  # noqa: E402
 from ofa.data import load_series, make_splits  # noqa: E402
 from ofa.evaluate import scores  # noqa: E402
 from ofa.model import ModelConfig, parameter_counts  # noqa: E402
+from ofa.errors import OfaError  # noqa: E402
+from ofa.linear_path import LOOKBACKS  # noqa: E402
 from ofa.train import PRESETS, SHORT_BUDGET_LR, TrainConfig, train  # noqa: E402
 
 DATA = os.environ.get("OFA_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
@@ -48,36 +50,38 @@ REDUCED_VAL_SERIES = 4096
 # One-for-All variants: model- and train-config overrides on top of a preset. "ofa" is the default preset
 # (trained at SHORT_BUDGET_LR in the reduced protocol). The screens of the architecture ran while the
 # default's lr was 1e-3, so their variants pin it: each README row's command reproduces its figure.
+# Variants screened before the linear path and lookback choice joined the default preset pin the old
+# default (no linear path, seq_len 336), so each README row's command still reproduces its figure.
+BEFORE_LINEAR_PATH = dict(linear_path="none", seq_len=336)
 VARIANTS = {
     "ofa": dict(preset="default"),
     "ofa-paper": dict(preset="paper"),
     "ofa-paper-zero-head": dict(preset="paper", head_base="zero"),
     # screened at lr 1e-3
-    "ofa-random-head": dict(preset="default", head_base="random", lr=1e-3),
-    "ofa-6blocks": dict(preset="default", layers=6, lr=1e-3),
-    "ofa-6blocks-b256": dict(preset="default", layers=6, batch_size=256, lr=1e-3),
-    "ofa-6blocks-lr3e-3": dict(preset="default", layers=6, lr=3e-3),
-    "ofa-3blocks": dict(preset="default", layers=3, lr=1e-3),
-    "ofa-1block": dict(preset="default", layers=1, lr=1e-3),
-    "ofa-5ep": dict(preset="default", epochs=5, lr=1e-3),
-    "ofa-dropout0.1": dict(preset="default", lora_dropout=0.1, lr=1e-3),
-    "ofa-wd0.05": dict(preset="default", weight_decay=0.05, lr=1e-3),
-    "ofa-ln": dict(preset="default", train="lora+input+ln", lr=1e-3),
-    "ofa-b32": dict(preset="default", batch_size=32, lr=1e-3),
+    "ofa-random-head": dict(preset="default", **BEFORE_LINEAR_PATH, head_base="random", lr=1e-3),
+    "ofa-6blocks": dict(preset="default", **BEFORE_LINEAR_PATH, layers=6, lr=1e-3),
+    "ofa-6blocks-b256": dict(preset="default", **BEFORE_LINEAR_PATH, layers=6, batch_size=256, lr=1e-3),
+    "ofa-6blocks-lr3e-3": dict(preset="default", **BEFORE_LINEAR_PATH, layers=6, lr=3e-3),
+    "ofa-3blocks": dict(preset="default", **BEFORE_LINEAR_PATH, layers=3, lr=1e-3),
+    "ofa-1block": dict(preset="default", **BEFORE_LINEAR_PATH, layers=1, lr=1e-3),
+    "ofa-5ep": dict(preset="default", **BEFORE_LINEAR_PATH, epochs=5, lr=1e-3),
+    "ofa-dropout0.1": dict(preset="default", **BEFORE_LINEAR_PATH, lora_dropout=0.1, lr=1e-3),
+    "ofa-wd0.05": dict(preset="default", **BEFORE_LINEAR_PATH, weight_decay=0.05, lr=1e-3),
+    "ofa-ln": dict(preset="default", **BEFORE_LINEAR_PATH, train="lora+input+ln", lr=1e-3),
+    "ofa-b32": dict(preset="default", **BEFORE_LINEAR_PATH, batch_size=32, lr=1e-3),
     # the learning-rate screen
-    "ofa-lr1e-4": dict(preset="default", lr=1e-4),  # GPT4TS's; the default preset's (full-length training)
-    "ofa-lr3e-4": dict(preset="default", lr=3e-4),
-    "ofa-lr3e-4-6ep": dict(preset="default", lr=3e-4, epochs=6),
-    "ofa-lr1e-3": dict(preset="default", lr=1e-3),
-    "ofa-lr2e-3": dict(preset="default", lr=2e-3),
-    "ofa-lr2e-3-b32": dict(preset="default", lr=2e-3, batch_size=32),
-    "ofa-lr3e-3": dict(preset="default", lr=3e-3),
+    "ofa-lr1e-4": dict(preset="default", **BEFORE_LINEAR_PATH, lr=1e-4),  # GPT4TS's; the default preset's (full-length training)
+    "ofa-lr3e-4": dict(preset="default", **BEFORE_LINEAR_PATH, lr=3e-4),
+    "ofa-lr3e-4-6ep": dict(preset="default", **BEFORE_LINEAR_PATH, lr=3e-4, epochs=6),
+    "ofa-lr1e-3": dict(preset="default", **BEFORE_LINEAR_PATH, lr=1e-3),
+    "ofa-lr2e-3": dict(preset="default", **BEFORE_LINEAR_PATH, lr=2e-3),
+    "ofa-lr2e-3-b32": dict(preset="default", **BEFORE_LINEAR_PATH, lr=2e-3, batch_size=32),
+    "ofa-lr3e-3": dict(preset="default", **BEFORE_LINEAR_PATH, lr=3e-3),
     # the linear path (issue 11): instance-normalised window -> horizon, added to the transformer head
-    "ofa-ridge": dict(preset="default", linear_path="ridge"),
-    "ofa-ridge-train": dict(preset="default", linear_path="ridge+train"),
-    "ofa-ridge-lr1e-3": dict(preset="default", linear_path="ridge", lr=1e-3),
-    "ofa-ridge-lr5e-4": dict(preset="default", linear_path="ridge", lr=5e-4),
-    "ofa-ridge-ln": dict(preset="default", linear_path="ridge", train="lora+input+ln"),
+    "ofa-ridge": dict(preset="default", linear_path="ridge", seq_len=336),
+    "ofa-ridge-train": dict(preset="default", linear_path="ridge+train", seq_len=336),
+    "ofa-ridge-lr5e-4": dict(preset="default", linear_path="ridge", lr=5e-4, seq_len=336),
+    "ofa-no-linear": dict(preset="default", linear_path="none"),  # the default's lookback, no linear path
 }
 TRAIN_KEYS = ("lr", "precision", "batch_size", "epochs", "weight_decay")  # variant keys that belong to TrainConfig
 
@@ -104,7 +108,7 @@ class DLinear(nn.Module):
 # the bench lets DLinear pick its rate per dataset and horizon on the validation split from a grid around these.
 DLINEAR_OFFICIAL_LR = {"ETTh1": 5e-3, "ETTh2": 5e-2, "ETTm1": 1e-4, "ETTm2": 1e-3, "Weather": 1e-4}
 DLINEAR_LR_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
-DLINEAR_LR_COMMON = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # so every dataset's grid also spans the usual range
+DLINEAR_LR_COMMON = (1e-3, 5e-3)  # the bench's earlier fixed rate and its neighbour, in every grid
 DLINEAR_LR_EDGE_STEPS = 2  # a best rate at the grid's edge tries up to this many more, x3 or /3 each
 
 
@@ -237,7 +241,7 @@ def reduced_window_cap(path: str, series: int = REDUCED_TRAIN_SERIES) -> int:
     return max(1, series // load_series(path).values.shape[1])
 
 
-def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: int, workdir: str,
+def run_ofa(name: str, path: str, horizon: int, lookback, full: bool, seed: int, workdir: str,
             test_every: int = 1, threads: int = 0, train_series: int = REDUCED_TRAIN_SERIES,
             rescore: bool = False, precision: str = "bf16", scorer: str = "engine") -> dict:
     from ofa import checkpoint
@@ -249,20 +253,22 @@ def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: 
     train_over = preset["train"] | spec_train
     if not full and preset_name == "default" and "lr" not in spec_train:
         train_over["lr"] = SHORT_BUDGET_LR  # the reduced budget is ~650 steps: the preset's lr undertrains it
-    mc = ModelConfig(seq_len=seq_len, horizon=horizon, **(preset["model"] | spec))
+    model_over = preset["model"] | spec | ({} if lookback is None else {"seq_len": lookback})
+    mc = ModelConfig(horizon=horizon, **model_over)
     tc = TrainConfig(epochs=10 if full else REDUCED_EPOCHS, seed=seed, precision=precision,
                      max_train_windows=0 if full else reduced_window_cap(path, train_series),
                      max_val_series=0 if full else REDUCED_VAL_SERIES, progress=False)
     for key, value in train_over.items():
         setattr(tc, key, value)
-    suffix = "" if seq_len == 336 else f"-L{seq_len}"
+    suffix = "" if mc.seq_len == 336 else f"-L{mc.seq_len}"
     out = os.path.join(workdir, f"{os.path.basename(path)}-{horizon}-{name}{suffix}")
     if rescore and os.path.isfile(os.path.join(out, "ofa.json")):
         meta = checkpoint.read_meta(out)  # a finished training of this run: score it again
-        if meta["model"] != mc.to_dict():
+        if mc.seq_len != "auto" and meta["model"] != mc.to_dict():
             raise SystemExit(f"--rescore: {out} holds a different model configuration")
     else:
         meta = train(path, out, mc, tc, log=lambda s: print("   ", s, flush=True))
+    seq_len = meta["model"]["seq_len"]
     splits = make_splits(load_series(path), seq_len, horizon)
     x, y = splits.test.windows()
     x, y = x[::test_every], y[::test_every]
@@ -271,16 +277,18 @@ def run_ofa(name: str, path: str, horizon: int, seq_len: int, full: bool, seed: 
     else:  # PyTorch: for screening variants the engine cannot run yet
         from ofa.evaluate import predict_windows_torch
         result = scores(predict_windows_torch(checkpoint.load(out)[0], x), y)
-    return result | {"scorer": scorer, "train_seconds": meta["train_seconds"], "trainable_params": meta["sizes"]["trainable_params"],
+    return result | {"seq_len": seq_len, "lookback_val_mse": meta.get("lookback", {}).get("val_mse"),
+                     "linear_path": meta.get("linear_path"), "scorer": scorer, "train_seconds": meta["train_seconds"], "trainable_params": meta["sizes"]["trainable_params"],
                      "epochs_run": len(meta["history"]), "lr": tc.lr, "precision": tc.precision}
 
 
 RECORD_FIELDS = ("dataset", "horizon", "model", "protocol")  # every record has these
-RECORD_KEY = RECORD_FIELDS + ("seq_len",)                    # what one measurement is identified by
+RECORD_KEY = RECORD_FIELDS + ("lookback",)                   # what one measurement is identified by
 
 
 def key_of(record: dict) -> tuple:
-    return tuple(record.get(k) for k in RECORD_KEY)
+    """lookback: what was asked for (a length, or "auto"); records before it existed asked for their seq_len."""
+    return tuple(record.get(k, record.get("seq_len")) for k in RECORD_KEY)
 
 
 def earlier_records(path: str) -> list[dict]:
@@ -314,24 +322,47 @@ def reduced_splits(path: str, seq_len: int, horizon: int, full: bool, train_seri
     return make_splits(load_series(path), seq_len, horizon, train_every=every)
 
 
-def measure(name: str, ds: str, path: str, horizon: int, seq_len: int, args, protocol: str) -> dict:
+def dlinear_cell(name: str, ds: str, path: str, horizon: int, lookback, args) -> dict:
+    """DLinear (or RLinear) with its rate, and under "auto" its lookback too, chosen on validation."""
+    epochs = 10 if args.full else REDUCED_EPOCHS
+    best = None
+    for seq_len in (LOOKBACKS if lookback == "auto" else (lookback,)):
+        try:
+            splits = reduced_splits(path, seq_len, horizon, args.full, args.train_series)
+        except OfaError:
+            continue  # too short for this lookback
+        model, info = tuned_dlinear(ds, splits, seq_len, horizon, epochs, args.seed, kind=name)
+        info["seq_len"] = seq_len
+        print(f"    {name} L{seq_len}: lr {info['lr']:g}, val mse {info['val_mse']:.4f}", flush=True)
+        if best is None or info["val_mse"] < best[2]["val_mse"]:
+            best = (model, splits, info)
+    model, splits, info = best
+    return score_dlinear(model, splits, args.screen) | info | {
+        "trainable_params": parameter_counts(model)["trainable_params"]}
+
+
+def measure(name: str, ds: str, path: str, horizon: int, args, protocol: str) -> dict:
     """Train (where the model trains) and score one model on one (dataset, horizon) cell: one record."""
     t0 = time.time()
-    print(f"== {ds} h{horizon} L{seq_len} {name} ({protocol})", flush=True)
+    lookback = args.seq_len
+    print(f"== {ds} h{horizon} {name} ({protocol}, lookback {lookback or 'the preset' + chr(39) + 's'})", flush=True)
     if name == "naive":
-        rec = score_naive(make_splits(load_series(path), seq_len, horizon), args.screen)
-        rec |= {"train_seconds": 0.0, "trainable_params": 0}
+        rec = score_naive(make_splits(load_series(path), 336, horizon), args.screen)  # same targets for any L
+        rec |= {"train_seconds": 0.0, "trainable_params": 0, "seq_len": 1}
+    elif name == "dlinear-lr5e-3":  # the bench's DLinear before its rate and lookback were tuned
+        splits = reduced_splits(path, 336, horizon, args.full, args.train_series)
+        model, seconds = train_dlinear(splits, 336, horizon, 10 if args.full else REDUCED_EPOCHS, args.seed)
+        rec = score_dlinear(model, splits, args.screen) | {
+            "train_seconds": seconds, "trainable_params": parameter_counts(model)["trainable_params"], "seq_len": 336}
     elif name in LINEAR_BASELINES:
-        splits = reduced_splits(path, seq_len, horizon, args.full, args.train_series)
-        model, info = tuned_dlinear(ds, splits, seq_len, horizon, 10 if args.full else REDUCED_EPOCHS, args.seed,
-                                    kind=name)
-        rec = score_dlinear(model, splits, args.screen) | info | {
-            "trainable_params": parameter_counts(model)["trainable_params"]}
+        rec = dlinear_cell(name, ds, path, horizon, lookback or "auto", args)
     else:
-        rec = run_ofa(name, path, horizon, seq_len, args.full, args.seed, args.workdir, args.screen,
+        rec = run_ofa(name, path, horizon, lookback, args.full, args.seed, args.workdir, args.screen,
                       args.engine_threads, args.train_series, args.rescore, args.precision, args.scorer)
-    return {"dataset": ds, "horizon": horizon, "model": name, "protocol": protocol, **rec,
-            "wall_seconds": time.time() - t0}
+    return {"dataset": ds, "horizon": horizon, "model": name, "protocol": protocol,
+            "lookback": lookback or {"naive": "auto", "dlinear-lr5e-3": 336}.get(
+                name, "auto" if name in LINEAR_BASELINES else "preset"),
+            **rec, "wall_seconds": time.time() - t0}
 
 
 def main(argv=None) -> int:
@@ -342,8 +373,10 @@ def main(argv=None) -> int:
                     help=f"dlinear, rlinear (validation-tuned lr), naive (repeat last) and any of {', '.join(VARIANTS)}")
     ap.add_argument("--horizons", "--horizon", default="96",
                     help="comma-separated horizons, e.g. 96,192,336,720")
-    ap.add_argument("--seq-len", type=int, default=0,
-                    help="lookback for every model (0: 336 reduced; full: 336 ETTh, 512 others, as the paper's code)")
+    ap.add_argument("--seq-len", type=lambda v: v if v == "auto" else int(v), default=None,
+                    help="lookback for every model of the run: a length, or auto (each model picks one of "
+                         f"{LOOKBACKS} on its own validation split); default: each variant's own (auto for the "
+                         "default preset), and auto for DLinear")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "accuracy.json"))
     ap.add_argument("--workdir", default=os.path.join("runs", "bench"))
@@ -372,19 +405,17 @@ def main(argv=None) -> int:
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
     earlier_records(args.out)  # refuse a bad --out before hours of training
     records = []
-    for ds in args.datasets.split(","):
-        path = os.path.join(DATA, DATASETS[ds])
-        if not os.path.isfile(path):
-            print(f"skip {ds}: {path} not found (set OFA_DATA)")
-            continue
-        default_len = (336 if ds.startswith("ETTh") else 512) if args.full else 336
-        seq_len = args.seq_len or default_len
-        for horizon in [int(h) for h in args.horizons.split(",")]:
+    for horizon in [int(h) for h in args.horizons.split(",")]:  # horizon-major: a cut-short run has whole rows
+        for ds in args.datasets.split(","):
+            path = os.path.join(DATA, DATASETS[ds])
+            if not os.path.isfile(path):
+                print(f"skip {ds}: {path} not found (set OFA_DATA)")
+                continue
             for name in args.models.split(","):
-                rec = measure(name, ds, path, horizon, seq_len, args, protocol)
-                rec |= {"seq_len": seq_len, "run": run_id}
-                print(f"   mse {rec['mse']:.4f}  mae {rec['mae']:.4f}  train {rec['train_seconds']:.0f} s  "
-                      f"params {rec['trainable_params']:,}", flush=True)
+                rec = measure(name, ds, path, horizon, args, protocol)
+                rec["run"] = run_id
+                print(f"   mse {rec['mse']:.4f}  mae {rec['mae']:.4f}  L {rec['seq_len']}  train "
+                      f"{rec['train_seconds']:.0f} s  params {rec['trainable_params']:,}", flush=True)
                 records.append(rec)
                 # After every record, so a long run keeps what it finished; read again so another run's
                 # writes stay.

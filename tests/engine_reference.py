@@ -84,5 +84,9 @@ def reference_forward(config: dict, tensors: dict, x) -> np.ndarray:
                 out = t["head.weight"] @ flat + t["head.bias"]
             else:
                 out = t["head.b"] @ (t["head.a"] @ flat) + t["head.bias"]
+            if config.get("linear_path", 0):  # the linear path: W u, its bias after the instance scaling
+                out = out + t["linear.weight"] @ u[:L]
+                y[b, :, c] = (out * sd + mu + t["linear.bias"]) * t["scaler.std"][c] + t["scaler.mean"][c]
+                continue
             y[b, :, c] = (out * sd + mu) * t["scaler.std"][c] + t["scaler.mean"][c]
     return y

@@ -113,6 +113,8 @@ def test_firmware_struct_names_its_fields(tmp_path, small_csv):
         assert field in text, field
 
 
-def test_builds_without_a_linear_path_by_default():
-    model = build(ModelConfig(seq_len=64, horizon=8, layers=1))
-    assert model.get_base_model().linear_path is None
+def test_linear_path_is_the_default_and_can_be_left_out():
+    assert build(ModelConfig(seq_len=64, horizon=8, layers=1)).get_base_model().linear_path is not None
+    assert build(ModelConfig(seq_len=64, horizon=8, layers=1, linear_path="none")).get_base_model().linear_path is None
+    with pytest.raises(OfaError, match="auto"):
+        build(ModelConfig(horizon=8, layers=1))  # "auto" is resolved by ofa.train, not by build

@@ -18,12 +18,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def lookback(text: str):
+    return "auto" if text == "auto" else positive_int(text)
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="CSV (date column, then numeric channels) or builtin:taylor")
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--target", help="train on this one column instead of all channels")
     p.add_argument("--horizon", type=positive_int, default=96)
-    p.add_argument("--seq-len", type=positive_int, default=336)
+    p.add_argument("--seq-len", type=lookback, help="input steps, or auto: the one of 336 / 512 / 720 whose ridge "
+                   "forecaster validates best (default: the preset's; auto for the default preset, 336 for paper)")
     p.add_argument("--patch", type=positive_int, default=16)
     p.add_argument("--stride", type=positive_int, default=8)
     p.add_argument("--backbone", default="minilm", help="minilm (bundled), gpt2, or a local model directory")
@@ -54,9 +59,10 @@ def cmd_train(args) -> int:
     from .train import PRESETS, TrainConfig, train
 
     preset = PRESETS[args.preset]
-    mc = ModelConfig(backbone=args.backbone, seq_len=args.seq_len, horizon=args.horizon, patch=args.patch,
+    mc = ModelConfig(backbone=args.backbone, horizon=args.horizon, patch=args.patch,
                      stride=args.stride, rank=args.rank, alpha=args.alpha, **preset["model"])
-    for key, value in (("layers", args.layers), ("train", args.train_mode), ("head_base", args.head_base)):
+    for key, value in (("layers", args.layers), ("train", args.train_mode), ("head_base", args.head_base),
+                       ("seq_len", args.seq_len)):
         if value is not None:
             setattr(mc, key, value)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size or preset["train"]["batch_size"],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .data import WindowSet
+from .errors import OfaError
 
 # Ridge strengths relative to the mean energy of a centred input step (unitless), chosen on validation.
 RIDGE_GRID = (1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
@@ -78,3 +79,25 @@ def fit(train: WindowSet, val: WindowSet, grid=RIDGE_GRID) -> tuple[np.ndarray, 
     best_val, strength, weight, bias = min(tried, key=lambda t: t[0])
     info = {"ridge": strength, "val_mse": best_val, "grid": list(grid), "grid_val_mse": [t[0] for t in tried]}
     return weight.astype(np.float32), bias.astype(np.float32), info
+
+
+# Lookbacks `--seq-len auto` chooses from: the paper's 336 and 512, and 720 (90 patches at stride 8).
+LOOKBACKS = (336, 512, 720)
+
+
+def choose_lookback(splits_for, candidates=LOOKBACKS) -> tuple[int, dict]:
+    """The lookback whose validated ridge forecaster has the lowest validation MSE.
+
+    `splits_for(seq_len)` returns the Splits for that lookback, or None where the data are too short.
+    Validation targets start at the same border for every lookback, so the MSEs compare the same rows.
+    """
+    tried = {}
+    for seq_len in candidates:
+        splits = splits_for(seq_len)
+        if splits is None:
+            continue
+        tried[seq_len] = fit(splits.train, splits.val)[2]["val_mse"]
+    if not tried:
+        raise OfaError(f"no lookback of {list(candidates)} fits this series' splits; give --seq-len")
+    best = min(tried, key=tried.get)
+    return best, {"chosen": best, "val_mse": {str(k): v for k, v in tried.items()}}

@@ -29,7 +29,7 @@ LINEAR_PATHS = ("none", "ridge", "ridge+train")
 class ModelConfig:
     backbone: str = "minilm"
     layers: int | None = 2        # first N blocks; None: all. 2 of MiniLM's 6 measured best (README)
-    seq_len: int = 336
+    seq_len: int | str = "auto"   # or a length; "auto": ofa.train picks 336 / 512 / 720 on validation
     horizon: int = 96
     patch: int = 16
     stride: int = 8
@@ -41,10 +41,13 @@ class ModelConfig:
     backbone_dropout: bool = True  # keep the backbone's own dropout active while training (GPT4TS does)
     # A linear forecast of the window added to the transformer head (ofa/linear_path.py): "none", "ridge"
     # (fitted in closed form before training, then fixed) or "ridge+train" (fitted, then trained too).
-    linear_path: str = "none"
+    linear_path: str = "ridge"
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
+        if self.seq_len == "auto":
+            raise OfaError("seq_len 'auto' is chosen when training starts (ofa.train); give a length to build "
+                           "a model directly")
         for label in ("seq_len", "horizon", "patch", "stride", "rank"):
             value = getattr(self, label)
             if not isinstance(value, int) or value <= 0:

@@ -25,12 +25,15 @@ from .model import ModelConfig, build, parameter_counts
 PRESETS = {
     # The paper's setting: only the LoRA tensors train, the output layer keeps a frozen random base,
     # six blocks (all of MiniLM's; GPT-2's first six).
-    "paper": dict(model=dict(train="lora", head_base="random", layers=6), train=dict(lr=1e-3, batch_size=256)),
+    "paper": dict(model=dict(train="lora", head_base="random", layers=6, seq_len=336, linear_path="none"),
+                  train=dict(lr=1e-3, batch_size=256)),
     # Our default, chosen with bench/accuracy.py (README, "Accuracy"): the input layer trains too, the
     # output layer's base is zero (an exact rank-16 head), two blocks, smaller batches. lr 1e-4 is for
     # the full budget `ofa train` runs (all windows, up to 10 epochs): ETTh1 full protocol 1e-4 / 1e-3 /
     # 2e-3 gave test MSE 0.3951 / 0.4199 / 0.4383, with validation in the same order.
-    "default": dict(model=dict(train="lora+input", head_base="zero", layers=2), train=dict(lr=1e-4, batch_size=64)),
+    # The linear path (ridge, then fixed) and the lookback chosen on validation: README, "Accuracy".
+    "default": dict(model=dict(train="lora+input", head_base="zero", layers=2, linear_path="ridge", seq_len="auto"),
+                    train=dict(lr=1e-4, batch_size=64)),
 }
 # Peak lr for short budgets (a few hundred steps: the benchmark's reduced protocol, the demo), where
 # 1e-4 undertrains: best of 3e-4 / 1e-3 / 2e-3 / 3e-3 on ETTh1's reduced protocol, on two seeds.
@@ -123,6 +126,21 @@ def run_epoch(model, optimizer, windows: WindowSet, tc: TrainConfig, rng: np.ran
     return float(np.mean(losses)), step
 
 
+def choose_lookback(series, horizon: int, tc: TrainConfig) -> tuple[int, dict]:
+    """`--seq-len auto`: the lookback whose ridge forecaster validates best (ofa/linear_path.py)."""
+    from . import linear_path
+
+    def splits_for(seq_len):
+        try:
+            probe = make_splits(series, seq_len, horizon, tc.train_fraction)
+            every = every_for(len(probe.train.starts), tc.max_train_windows)
+            return make_splits(series, seq_len, horizon, tc.train_fraction, train_every=every)
+        except OfaError:  # too short for this lookback
+            return None
+
+    return linear_path.choose_lookback(splits_for)
+
+
 def fit_linear_path(model, splits: Splits) -> dict:
     """Fit the linear path in closed form (ofa/linear_path.py) and write it into the model."""
     from .linear_path import fit
@@ -152,11 +170,16 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
     """
     mc = model_cfg or ModelConfig()
     tc = train_cfg or TrainConfig()
-    mc.check()
     tc.check()
     if tc.threads:
         torch.set_num_threads(tc.threads)
     series = load_series(data, target)
+    lookback = None
+    if mc.seq_len == "auto":
+        mc.seq_len, lookback = choose_lookback(series, mc.horizon, tc)
+        log(f"lookback: seq_len {mc.seq_len} (ridge validation mse "
+            + ", ".join(f"{k}: {v:.4f}" for k, v in lookback["val_mse"].items()) + ")")
+    mc.check()
     probe = make_splits(series, mc.seq_len, mc.horizon, tc.train_fraction)
     every = every_for(len(probe.train.starts), tc.max_train_windows)
     splits: Splits = make_splits(series, mc.seq_len, mc.horizon, tc.train_fraction, train_every=every)
@@ -221,6 +244,7 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
         "backbone_layout": backbone.layout,
         "sizes": counts,
         **({"linear_path": linear_info} if linear_info else {}),
+        **({"lookback": lookback} if lookback else {}),
         **(extra_meta or {}),
     }
     log(f"{mc.backbone} x{mc.layers} blocks, {mc.n_patches} patches, train={mc.train}, head base={mc.head_base}: "
