@@ -45,7 +45,8 @@ ofa_status check_linear(const ofa_linear_int8& l, int32_t n_out, int32_t k) {
 
 ofa_status check_layer_norm(const ofa_layer_norm_int8& ln, int32_t d) {
   if (!ln.eps) return OFA_ERR_MISSING_TENSOR;
-  if (*ln.eps < 0) return OFA_ERR_BAD_QUANT;
+  // <= 2^62, as the quantiser writes it: the kernels add it to a variance < 2^60 in int64.
+  if (*ln.eps < 0 || *ln.eps > ((int64_t)1 << 62)) return OFA_ERR_BAD_QUANT;
   ofa_status st = check_requant(ln.out, d, -kMaxBias + 1, kMaxBias - 1);
   if (st != OFA_OK) return st;
   return check_to_s8(ln.narrow, 1);

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import re
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tokenize
 
+import numpy as np
 import pytest
 
 from ofa.errors import OfaError
@@ -161,3 +163,208 @@ def test_the_guard_catches_what_it_looks_for():
     assert not any(p.search("model.eval()") for p, _ in FORBIDDEN)
     assert "pickle" not in _code_only('x = 1  # pickle.loads\ns = "no pickle.load here"\n')
     assert "pickle.loads" in _code_only("y = pickle.loads(b)  # comment\n")
+
+
+def test_generated_c_strings_and_comments_cannot_be_escaped():
+    from ofa.firmware import c_comment, c_ident, c_string
+
+    evil = 'm".ofa\n#include "/etc/passwd"\nint pwn = 1; /* */ \\ ??= é'
+    literal = c_string(evil)
+    body = literal[1:-1]
+    assert literal.startswith('"') and literal.endswith('"')
+    assert '"' not in body.replace('\\042', '') and "\n" not in literal and "?" not in body
+    assert all(0x20 <= ord(ch) < 0x7F for ch in literal)
+    # decoding the C escapes gives the original bytes back
+    decoded = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), body).encode("latin-1")
+    assert decoded == evil.encode("utf-8")
+    comment = c_comment(evil)
+    assert "*/" not in comment and "/*" not in comment and "\n" not in comment
+    assert c_ident("blocks.0.é-x") == "ofa_t_blocks_0___x"
+
+
+def test_header_injection_through_the_model_file_name(tmp_path, small_csv, tiny_gpt2):
+    """A model file named with a quote and a newline: the emitted header compiles to the same string."""
+    import shutil
+
+    from test_infer import exported
+
+    from ofa.export import quantize_model_file
+    from ofa.firmware import emit
+
+    _, path = exported(tmp_path, small_csv, backbone=tiny_gpt2, layers=1, linear_path="none", seq_len=64)
+    evil = tmp_path / 'x".ofa\n#error injected\n"'
+    quantize_model_file(path, str(evil), small_csv, 16)
+    out = tmp_path / "hdr"
+    out.mkdir()
+    emit(str(evil), "cortex-m4", str(out), small_csv, golden=1)
+    text = (out / "ofa_model.h").read_text()
+    define = [line for line in text.splitlines() if line.startswith("#define OFA_MODEL_NAME")]
+    assert len(define) == 1 and not any(line.lstrip().startswith("#error") for line in text.splitlines())
+    if shutil.which("cc"):  # the literal is valid C and decodes to the file name
+        probe = tmp_path / "probe.c"
+        probe.write_text(define[0] + '\n#include <stdio.h>\nint main(void){fputs(OFA_MODEL_NAME, stdout);return 0;}\n')
+        subprocess.run(["cc", str(probe), "-o", str(tmp_path / "probe")], check=True)
+        got = subprocess.run([str(tmp_path / "probe")], capture_output=True).stdout
+        assert got == os.path.basename(str(evil)).encode()
+
+
+# ---- model files: malformed metadata, memory caps, in-memory reads ----------------------------------
+
+@pytest.fixture(scope="module")
+def fp32_file(tmp_path_factory, tiny_gpt2):
+    from conftest import sines, write_csv
+    from test_infer import exported
+
+    tmp = tmp_path_factory.mktemp("safety")
+    data = write_csv(tmp / "d.csv", sines(), ["a", "b"])
+    _, path = exported(tmp, data, backbone=tiny_gpt2, layers=1, seq_len=64, linear_path="ridge")
+    return path, data
+
+
+def rewrite(src, dst, change_meta=None, change_tensors=None) -> str:
+    """A copy of model file `src` with edited metadata / tensors and a valid checksum (a crafted file)."""
+    from safetensors.numpy import save_file
+
+    from ofa.modelfile import checksum, read_model_file
+
+    tensors, meta = read_model_file(src, schemes=("fp32", "int8"))
+    tensors, meta = dict(tensors), dict(meta)
+    if change_meta:
+        change_meta(meta)
+    if change_tensors:
+        change_tensors(tensors)
+    meta["checksum"] = checksum(tensors, meta)
+    save_file(tensors, str(dst), metadata=meta)
+    return str(dst)
+
+
+@pytest.mark.parametrize("config,needle", [
+    ("[1, 2]", "must be a JSON dict"),
+    ('{"layout": "bert", "d_model": 123456789012345678901234567890}', "out of range"),
+    ("[" * 100000 + "]" * 100000, "nested"),
+    ("{not json", "bad JSON"),
+])
+def test_malformed_config_is_a_clean_error(fp32_file, tmp_path, config, needle):
+    import ofa
+
+    path = rewrite(fp32_file[0], tmp_path / "bad.ofa", lambda m: m.update(config=config))
+    with pytest.raises(OfaError, match=needle):
+        ofa.load(path)
+
+
+def test_huge_int_inside_the_range_json_allows_is_refused_by_the_engine(fp32_file, tmp_path):
+    import ofa
+
+    def edit(meta):
+        cfg = json.loads(meta["config"])
+        cfg["horizon"] = 2 ** 63
+        meta["config"] = json.dumps(cfg)
+    path = rewrite(fp32_file[0], tmp_path / "bad.ofa", edit)
+    with pytest.raises(OfaError, match="out of range"):
+        ofa.load(path)
+
+
+def test_cli_and_emitter_answer_one_line(fp32_file, tmp_path):
+    path = rewrite(fp32_file[0], tmp_path / "bad.ofa", lambda m: m.update(config="[" * 5000 + "]" * 5000))
+    for argv in ([sys.executable, "-m", "ofa", "eval", "--model", path, "--data", fp32_file[1]],
+                 [sys.executable, os.path.join(ROOT, "tools", "emit_header.py"), path, "--target", "cortex-m4",
+                  "--data", fp32_file[1], "-o", str(tmp_path / "hdr")]):
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_arena_cap_names_itself_and_how_to_raise_it(fp32_file, monkeypatch):
+    import ofa
+    from ofa import engine
+
+    small = ofa.load(fp32_file[0])
+    with pytest.raises(OfaError, match=r"above the cap of 1,000.*max_arena_bytes"):
+        ofa.load(fp32_file[0], max_arena_bytes=1000)
+    with pytest.raises(OfaError, match="2 per thread|per thread x 2"):
+        ofa.load(fp32_file[0], threads=2, max_arena_bytes=small.engine.arena_bytes + 1)
+    monkeypatch.setenv(engine.ARENA_CAP_ENV, "1000")
+    with pytest.raises(OfaError, match="cap of 1,000"):
+        ofa.load(fp32_file[0])
+
+
+def test_a_tiny_file_cannot_ask_for_a_huge_arena(fp32_file, tmp_path):
+    """d_model 1, patch 1, stride 1 and a long window: every check passes but the attention area is
+    n_patches^2 per tile. The cap refuses it at load, before any allocation."""
+    import ofa
+    from ofa import _engine
+
+    def edit(meta):
+        cfg = json.loads(meta["config"])
+        cfg.update(d_model=4, n_heads=1, d_ff=4, patch_len=1, stride=1, seq_len=40000, linear_path=0)
+        cfg.pop("n_patches")
+        assert _engine.arena_bytes(cfg, 16) > 2 << 30  # what it would have reserved per thread
+        meta["config"] = json.dumps(cfg)
+    path = rewrite(fp32_file[0], tmp_path / "huge.ofa", edit)
+    assert os.path.getsize(path) < 1 << 20
+    with pytest.raises(OfaError, match="above the cap"):
+        ofa.load(path)
+
+
+def test_model_file_is_read_into_memory_not_mapped(fp32_file, tmp_path, monkeypatch):
+    """A file rewritten in place while it is loaded cannot SIGBUS the process: nothing maps it."""
+    import mmap
+    import shutil
+
+    import safetensors
+
+    import ofa
+
+    copy = tmp_path / "m.ofa"
+    shutil.copy(fp32_file[0], copy)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model file was memory-mapped")
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    monkeypatch.setattr(safetensors, "safe_open", refuse)
+    model = ofa.load(str(copy))
+    with open(copy, "r+b") as f:  # what `cp new old` does to the open file: truncate, then write
+        f.truncate(0)
+    x = np.random.default_rng(0).standard_normal((2, model.seq_len, model.n_channels)).astype(np.float32)
+    assert np.isfinite(model.run(x)).all()
+
+
+def test_int8_layer_norm_eps_above_2_62_is_refused(fp32_file, tmp_path):
+    import ofa
+    from ofa.export import quantize_model_file
+
+    path8 = str(tmp_path / "m8.ofa")
+    quantize_model_file(fp32_file[0], path8, fp32_file[1], 16)
+    assert ofa.load(path8)
+
+    def edit(tensors):
+        name = next(n for n in tensors if n.endswith(".eps"))
+        tensors[name] = np.array([np.iinfo(np.int64).max], np.int64)
+    bad = rewrite(path8, tmp_path / "bad8.ofa", change_tensors=edit)
+    with pytest.raises(OfaError, match="eps|quantisation parameter"):
+        ofa.load(bad)
+
+
+def test_failed_thread_start_is_not_an_abort(fp32_file):
+    """Under an address-space limit that leaves no room for thread stacks, threads=4 still forecasts
+    (the chunks without a thread run on the caller's) instead of std::terminate."""
+    script = f"""
+import resource, numpy as np, ofa
+one = ofa.load({fp32_file[0]!r}, threads=1)
+m = ofa.load({fp32_file[0]!r}, threads=4)  # no thread exists until run(): no cached stacks either
+x = np.random.default_rng(0).standard_normal((8, m.seq_len, m.n_channels)).astype(np.float32)
+want = one.run(x)
+used = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (used + (4 << 20), resource.RLIM_INFINITY))
+import threading
+try:  # the limit does refuse new threads (an 8 MB stack does not fit)
+    threading.Thread(target=lambda: None).start()
+    raise SystemExit("thread started: the limit does not test anything")
+except RuntimeError:
+    pass
+got = m.run(x)
+print("same" if np.array_equal(got, want) else "different")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "same"

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "host/workers.h"
 #include "ofa/ofa.h"
 #include "ofa/ofa_int8.h"
 
@@ -79,7 +80,8 @@ int32_t config_int(const nb::dict& cfg, const char* key, bool required = true,
   if (v.is_none()) return fallback;
   if (!nb::isinstance<nb::int_>(v) || nb::isinstance<nb::bool_>(v))
     value_error(std::string("config['") + key + "'] must be an int");
-  const long long x = nb::cast<long long>(v);
+  long long x = 0;
+  if (!nb::try_cast<long long>(v, x)) value_error(std::string("config['") + key + "'] out of range");
   if (x < INT32_MIN || x > INT32_MAX) value_error(std::string("config['") + key + "'] out of range");
   return (int32_t)x;
 }
@@ -259,14 +261,7 @@ class Engine {
                                 arenas_[w].bytes);
       counters[w] = tl_counters;
     };
-    if (n_workers == 1) {
-      work(0);
-    } else {
-      std::vector<std::thread> pool;
-      for (int w = 1; w < n_workers; ++w) pool.emplace_back(work, w);
-      work(0);
-      for (auto& t : pool) t.join();
-    }
+    ofa_host::run_workers(n_workers, work);
     last_ = GemmCounters{};
     ofa_status status = OFA_OK;
     for (int w = 0; w < n_workers; ++w) {
@@ -431,14 +426,7 @@ class EngineInt8 {
       statuses[w] = ofa_forward_int8(&model_, kernels_, tile_series_, x + (size_t)b0 * L * C, b1 - b0,
                                      y + (size_t)b0 * H * C, arenas_[w].data, arenas_[w].bytes);
     };
-    if (n_workers == 1) {
-      work(0);
-    } else {
-      std::vector<std::thread> pool;
-      for (int w = 1; w < n_workers; ++w) pool.emplace_back(work, w);
-      work(0);
-      for (auto& t : pool) t.join();
-    }
+    ofa_host::run_workers(n_workers, work);
     for (ofa_status s : statuses)
       if (s != OFA_OK) return s;
     return OFA_OK;

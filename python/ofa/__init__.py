@@ -21,11 +21,11 @@ def evaluate(*args, **kwargs):
     return _evaluate(*args, **kwargs)
 
 
-def load(path, threads: int = 1):
+def load(path, threads: int = 1, max_arena_bytes: int | None = None):
     """Load an exported model file into the C++ engine; see ofa.engine.load."""
     from .engine import load as _load
 
-    return _load(path, threads=threads)
+    return _load(path, threads=threads, max_arena_bytes=max_arena_bytes)
 
 
 def infer(model, x):

@@ -138,7 +138,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--int8", action="store_true",
                    help="post-training int8 quantisation, calibrated on training windows")
-    p.add_argument("--data", help="calibration data for --int8 (default: the checkpoint's training data)")
+    p.add_argument("--data", help="calibration data for --int8 (required with it: a path recorded in the checkpoint is never used)")
     p.add_argument("--calibration-windows", type=positive_int, default=256,
                    help="training windows to calibrate on (default 256)")
     p.set_defaults(func=cmd_export)

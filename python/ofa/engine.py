@@ -5,13 +5,32 @@ arrays and checks names, shapes and finiteness again. Any problem is an OfaError
 """
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import OfaError
-from .modelfile import read_model_file
+from .modelfile import metadata_json, read_model_file
+
+TILE_SERIES = 16  # series per engine tile (the binding's default)
+# A model file cannot make ofa.load reserve more scratch than this (all threads), unless the user says so:
+# 2 GiB holds every model ofa exports with room to spare (the default model at seq_len 720: about 60 MB).
+DEFAULT_MAX_ARENA_BYTES = 2 << 30
+ARENA_CAP_ENV = "OFA_MAX_ARENA_BYTES"
+
+
+def default_max_arena_bytes() -> int:
+    raw = os.environ.get(ARENA_CAP_ENV)
+    if raw is None:
+        return DEFAULT_MAX_ARENA_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        raise OfaError(f"{ARENA_CAP_ENV}={raw!r} is not a number of bytes") from None
+    if value <= 0:
+        raise OfaError(f"{ARENA_CAP_ENV} must be positive, got {value}")
+    return value
 
 @dataclass
 class FileScaler:
@@ -30,22 +49,31 @@ class FileScaler:
 class Model:
     """An exported model loaded into the C++ engine. `run` works in the data's own units."""
 
-    def __init__(self, path: str, threads: int = 1):
+    def __init__(self, path: str, threads: int = 1, max_arena_bytes: int | None = None):
         from . import _engine
 
+        if not isinstance(threads, int) or threads < 1:
+            raise OfaError(f"threads must be a positive integer, got {threads!r}")
         tensors, metadata = read_model_file(path, schemes=("fp32", "int8"))
-        try:
-            self.config = json.loads(metadata["config"])
-            self.channels = json.loads(metadata.get("channels", "null"))
-            self.target = json.loads(metadata.get("target", "null"))
-        except (KeyError, ValueError) as exc:
-            raise OfaError(f"{path}: bad metadata: {exc}") from None
+        self.config = metadata_json(metadata, "config", path, dict)
+        self.channels = metadata_json(metadata, "channels", path, list)
+        self.target = metadata_json(metadata, "target", path, str)
         self.path, self.metadata = path, metadata
         self._tensors = tensors  # the engine holds views into these
         self.scheme = metadata["dtype"]
         engine_class = _engine.EngineInt8 if self.scheme == "int8" else _engine.Engine
+        sizer = _engine.arena_bytes_int8 if self.scheme == "int8" else _engine.arena_bytes
         try:
-            self.engine = engine_class(self.config, tensors, threads=threads)
+            per_thread = sizer(self.config, TILE_SERIES)
+        except (ValueError, TypeError) as exc:
+            raise OfaError(f"{path}: {exc}") from None
+        cap = max_arena_bytes if max_arena_bytes is not None else default_max_arena_bytes()
+        if per_thread * threads > cap:
+            raise OfaError(f"{path}: the model asks for {per_thread * threads:,} bytes of scratch arena "
+                           f"({per_thread:,} per thread x {threads}), above the cap of {cap:,}; if you trust this "
+                           f"file, raise it with ofa.load(..., max_arena_bytes=N) or {ARENA_CAP_ENV}=N")
+        try:
+            self.engine = engine_class(self.config, tensors, tile_series=TILE_SERIES, threads=threads)
         except ValueError as exc:
             raise OfaError(f"{path}: {exc}") from None
         self.scaler = FileScaler(tensors["scaler.mean"], tensors["scaler.std"])
@@ -74,9 +102,10 @@ class Model:
                 f"horizon {c['horizon']}, {c['n_channels']} channel(s))")
 
 
-def load(path: str, threads: int = 1) -> Model:
-    """Load an exported model file into the engine."""
-    return Model(path, threads=threads)
+def load(path: str, threads: int = 1, max_arena_bytes: int | None = None) -> Model:
+    """Load an exported model file into the engine. `max_arena_bytes` caps the scratch memory the file may
+    ask for (default DEFAULT_MAX_ARENA_BYTES, or $OFA_MAX_ARENA_BYTES)."""
+    return Model(path, threads=threads, max_arena_bytes=max_arena_bytes)
 
 
 def infer(model: str | Model, x) -> np.ndarray:

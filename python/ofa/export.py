@@ -180,9 +180,9 @@ def export(checkpoint_dir: str, out: str, int8: bool = False, data: str | None =
     model, meta = checkpoint.load(checkpoint_dir)
     arrays, metadata = model_arrays(model, meta)
     if int8:
-        data = data or meta["data"].get("path")
-        if not data:
-            raise OfaError("int8 export needs calibration data: pass --data (the checkpoint records no data path)")
+        if not data:  # never the path recorded in ofa.json: a checkpoint from elsewhere must not choose files
+            raise OfaError("int8 export needs calibration data: pass --data (training windows of it calibrate the "
+                           "activation ranges)")
         arrays, metadata = int8_arrays(arrays, metadata, data, calibration_windows)
     write_model_file(out, arrays, metadata)
     head_rank = json.loads(metadata["config"])["head_rank"]

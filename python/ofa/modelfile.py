@@ -34,22 +34,96 @@ def checksum(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
+MAX_JSON_DEPTH = 32  # metadata JSON nested deeper than this is refused (and never recursed into)
+
+
+def parse_safetensors(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(tensors, string metadata) of safetensors bytes held in memory; ValueError names what is wrong."""
+    from safetensors.numpy import load
+
+    if len(data) < 8:
+        raise ValueError("shorter than a safetensors header")
+    size = int.from_bytes(data[:8], "little")
+    if size > len(data) - 8:
+        raise ValueError(f"header length {size} exceeds the file")
+    try:
+        header = json_value(data[8:8 + size].decode("utf-8"), "header")
+        tensors = load(data)  # checks offsets, dtypes and shapes against the data
+    except UnicodeDecodeError:
+        raise ValueError("header is not UTF-8") from None
+    except Exception as exc:  # safetensors raises its own error types for bad headers / sizes
+        raise ValueError(f"{type(exc).__name__}: {exc}") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("__metadata__ is not a map of strings")
+    return tensors, metadata
+
+
+def json_value(text: str, what: str):
+    """json.loads that refuses deep nesting and huge numbers with ValueError instead of crashing later."""
+    import json
+
+    depth = peak = 0
+    in_string = escaped = False
+    for ch in text:  # nesting depth, outside strings, before the parser recurses
+        if in_string:
+            escaped, in_string = (False, in_string) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            peak = max(peak, depth)
+        elif ch in "]}":
+            depth -= 1
+    if peak > MAX_JSON_DEPTH:
+        raise ValueError(f"{what}: JSON nested {peak} deep (at most {MAX_JSON_DEPTH})")
+    try:
+        return json.loads(text, parse_int=_bounded_int)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{what}: bad JSON ({exc})") from None
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 19:
+        raise ValueError(f"integer {text[:24]}... out of range")
+    return int(text)
+
+
+def metadata_json(metadata: dict, key: str, path, kind: type, default=None):
+    """metadata[key] parsed as JSON of type `kind` (None allowed where default is None and absent)."""
+    raw = metadata.get(key)
+    if raw is None:
+        if default is not None or kind is type(None):
+            return default
+        raise OfaError(f"{path}: metadata lacks {key!r}")
+    try:
+        value = json_value(raw, key)
+    except ValueError as exc:
+        raise OfaError(f"{path}: bad metadata {exc}") from None
+    if value is not None and not isinstance(value, kind):
+        raise OfaError(f"{path}: metadata {key!r} must be a JSON {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
 def read_model_file(path: str, schemes: tuple[str, ...] = ("fp32",)) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """(tensors, metadata) of a model file, after format, version, checksum and weight-scheme checks.
 
     `schemes`: the weight schemes (metadata dtype) the caller can run; fp32-only callers keep the
     default, so an int8 file reaching them is refused by name.
     """
-    from safetensors import safe_open
-
     if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
         raise OfaError(f"model file not found: {path}")
     try:
-        with safe_open(path, "np") as f:
-            metadata = f.metadata() or {}
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for bad headers / sizes
-        raise OfaError(f"{path}: not a readable model file ({type(exc).__name__}: {exc})") from None
+        with open(path, "rb") as f:
+            data = f.read()  # into memory: a file rewritten while mapped would kill the process (SIGBUS)
+    except OSError as exc:
+        raise OfaError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        tensors, metadata = parse_safetensors(data)
+    except ValueError as exc:
+        raise OfaError(f"{path}: not a readable model file ({exc})") from None
     if metadata.get("format") != FORMAT:
         raise OfaError(f"{path}: not an ofa model file (format {metadata.get('format')!r})")
     try:
