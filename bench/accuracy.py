@@ -56,6 +56,7 @@ BEFORE_LINEAR_PATH = dict(linear_path="none", seq_len=336)
 VARIANTS = {
     "ofa": dict(preset="default"),
     "ofa-paper": dict(preset="paper"),
+    "ofa-paper-lr1e-3": dict(preset="paper", lr=1e-3),  # the paper preset's rate when it was screened
     "ofa-paper-zero-head": dict(preset="paper", head_base="zero"),
     # screened at lr 1e-3
     "ofa-random-head": dict(preset="default", **BEFORE_LINEAR_PATH, head_base="random", lr=1e-3),
@@ -365,6 +366,56 @@ def measure(name: str, ds: str, path: str, horizon: int, args, protocol: str) ->
             **rec, "wall_seconds": time.time() - t0}
 
 
+# Published MSE (full protocol, GPU), as quoted in the GPT4TS paper's long-term table (Zhou et al., NeurIPS
+# 2023): GPT4TS, PatchTST and DLinear, horizons 96 / 192 / 336 / 720.
+PUBLISHED = {
+    "ETTh1": {"gpt4ts": (0.376, 0.416, 0.442, 0.477), "patchtst": (0.370, 0.413, 0.422, 0.447),
+              "dlinear": (0.375, 0.405, 0.439, 0.472)},
+    "ETTh2": {"gpt4ts": (0.285, 0.354, 0.373, 0.406), "patchtst": (0.274, 0.341, 0.329, 0.379),
+              "dlinear": (0.289, 0.383, 0.448, 0.605)},
+    "ETTm1": {"gpt4ts": (0.292, 0.332, 0.366, 0.417), "patchtst": (0.290, 0.332, 0.366, 0.416),
+              "dlinear": (0.299, 0.335, 0.369, 0.425)},
+    "ETTm2": {"gpt4ts": (0.173, 0.229, 0.286, 0.378), "patchtst": (0.165, 0.220, 0.274, 0.362),
+              "dlinear": (0.167, 0.224, 0.281, 0.397)},
+    "Weather": {"gpt4ts": (0.162, 0.204, 0.254, 0.326), "patchtst": (0.149, 0.194, 0.245, 0.314),
+                "dlinear": (0.176, 0.220, 0.265, 0.323)},
+}
+PUBLISHED_HORIZONS = (96, 192, 336, 720)
+
+
+def report(records: list[dict], run: str | None, protocol: str, model: str = "ofa", base: str = "dlinear") -> str:
+    """Markdown table of one run: `model` vs `base` per cell, with the repeat-last forecast and the published
+    figures; then the geometric mean of the ratios and the worst cell."""
+    runs = sorted({r["run"] for r in records if r.get("protocol") == protocol and r["model"] == model})
+    if not runs:
+        raise SystemExit(f"--report: no {model!r} records of protocol {protocol!r}")
+    run = run or runs[-1]
+    rows = [r for r in records if r.get("run") == run and r.get("protocol") == protocol]
+    cell = {(r["dataset"], r["horizon"], r["model"]): r for r in rows}
+    out = [f"| dataset | H | One-for-All MSE (L) | DLinear MSE (L, lr) | ratio | repeat-last | "
+           f"published GPT4TS / PatchTST / DLinear |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    ratios = []
+    for ds in DATASETS:
+        for h in sorted({k[1] for k in cell if k[0] == ds}):
+            a, b, n = cell.get((ds, h, model)), cell.get((ds, h, base)), cell.get((ds, h, "naive"))
+            if not (a and b):
+                continue
+            ratio = a["mse"] / b["mse"]
+            ratios.append((ratio, ds, h))
+            pub = PUBLISHED.get(ds, {})
+            i = PUBLISHED_HORIZONS.index(h) if h in PUBLISHED_HORIZONS else None
+            published = " / ".join(f"{pub[k][i]:.3f}" for k in ("gpt4ts", "patchtst", "dlinear")) if pub and i is not None else ""
+            out.append(f"| {ds} | {h} | {a['mse']:.4f} ({a.get('seq_len')}) | {b['mse']:.4f} ({b.get('seq_len')}, "
+                       f"{b.get('lr', 0):g}) | {ratio:.3f} | {n['mse']:.4f} | {published} |" if n else
+                       f"| {ds} | {h} | {a['mse']:.4f} ({a.get('seq_len')}) | {b['mse']:.4f} | {ratio:.3f} | | {published} |")
+    if ratios:
+        geo = math.exp(sum(math.log(r) for r, _, _ in ratios) / len(ratios))
+        worst = max(ratios)
+        out.append(f"\n{len(ratios)} cells of run {run}: geometric mean of {model}/{base} MSE {geo:.3f}; "
+                   f"worst cell {worst[1]}-{worst[2]} {worst[0]:.3f}")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="published protocol instead of the reduced one")
@@ -393,7 +444,13 @@ def main(argv=None) -> int:
     ap.add_argument("--scorer", choices=["engine", "torch"], default="engine",
                     help="score One-for-All through the exported model in the C++ engine (the product path) or "
                          "in PyTorch (screening only)")
+    ap.add_argument("--report", nargs="?", const="latest", metavar="RUN",
+                    help="print the markdown table of a run in --out (default: the latest) and exit")
     args = ap.parse_args(argv)
+    if args.report:
+        print(report(earlier_records(args.out), None if args.report == "latest" else args.report,
+                     "full" if args.full else "reduced"))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     protocol = "full" if args.full else "reduced"

@@ -35,6 +35,22 @@ def test_paper_trainable_count_minilm_336_96():
     assert parameter_counts(model)["trainable_params"] == 16 * (512 + 384) + 16 * (384 * 42 + 96) == 273_920
 
 
+def test_paper_preset_with_a_gpt2_layout_trains_546304_parameters(tmp_path):
+    """The paper's count for ETTh1-96: GPT-2 (d 768, 1024 positions), 6 blocks, LoRA only:
+    16*(1024+768) on the position table + 16*(768*42 + 96) on the head = 546,304."""
+    from transformers import GPT2Config, GPT2Model
+
+    from ofa.train import PRESETS
+
+    torch.manual_seed(0)
+    GPT2Model(GPT2Config(n_layer=6, n_embd=768, n_head=12, n_positions=1024, vocab_size=8)).save_pretrained(tmp_path)
+    preset = PRESETS["paper"]
+    model = build(ModelConfig(backbone=str(tmp_path), horizon=96, **preset["model"]))
+    assert parameter_counts(model)["trainable_params"] == 16 * (1024 + 768) + 16 * (768 * 42 + 96) == 546_304
+    assert all("lora_" in n for n, p in model.named_parameters() if p.requires_grad)
+    assert preset["train"] == {"lr": 1e-4, "batch_size": 256}
+
+
 def test_default_trainable_count_adds_the_input_layer():
     """The default's linear path is fitted in closed form and then fixed: it adds no trainable parameter."""
     model = build(ModelConfig(seq_len=336))

@@ -64,16 +64,22 @@ def test_pickled_resume_state_via_cli(tmp_path, small_csv, tiny_gpt2):
     assert not marker.exists(), "the pickled payload ran"
 
 
-def test_a_legitimate_resume_state_round_trips(tmp_path, small_csv, tiny_gpt2):
-    out = tmp_path / "run"
-    mc = lambda: ModelConfig(backbone=tiny_gpt2, layers=1, **SMALL)  # noqa: E731
+def interrupted_after_one_epoch(out, data, backbone):
+    """A run of two epochs stopped after the first: its resume state is on disk. (configs, for --resume)"""
+    mc = lambda: ModelConfig(backbone=backbone, layers=1, **SMALL)  # noqa: E731
     tc = TrainConfig(epochs=2, progress=False, patience=5)
 
     def interrupt(entry):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(small_csv, str(out), mc(), tc, log=lambda s: None, on_epoch=interrupt)
+        train(data, str(out), mc(), tc, log=lambda s: None, on_epoch=interrupt)
+    return mc, tc
+
+
+def test_a_legitimate_resume_state_round_trips(tmp_path, small_csv, tiny_gpt2):
+    out = tmp_path / "run"
+    mc, tc = interrupted_after_one_epoch(out, small_csv, tiny_gpt2)
     assert (out / "resume.safetensors").is_file() and not (out / "resume.pt").exists()
     with open(out / "resume.safetensors", "rb") as f:
         assert f.read(2) != b"\x80\x04"  # not a pickle stream
@@ -83,14 +89,7 @@ def test_a_legitimate_resume_state_round_trips(tmp_path, small_csv, tiny_gpt2):
 
 def test_truncated_resume_state_is_an_error(tmp_path, small_csv, tiny_gpt2):
     out = tmp_path / "run"
-    mc = lambda: ModelConfig(backbone=tiny_gpt2, layers=1, **SMALL)  # noqa: E731
-    tc = TrainConfig(epochs=2, progress=False, patience=5)
-
-    def interrupt(entry):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(small_csv, str(out), mc(), tc, log=lambda s: None, on_epoch=interrupt)
+    mc, tc = interrupted_after_one_epoch(out, small_csv, tiny_gpt2)
     data = (out / "resume.safetensors").read_bytes()
     (out / "resume.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(OfaError, match="unreadable resume state"):

@@ -37,9 +37,13 @@ def checksum(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> str:
 MAX_JSON_DEPTH = 32  # metadata JSON nested deeper than this is refused (and never recursed into)
 
 
-def parse_safetensors(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """(tensors, string metadata) of safetensors bytes held in memory; ValueError names what is wrong."""
-    from safetensors.numpy import load
+def parse_safetensors(data: bytes, torch_tensors: bool = False) -> tuple[dict, dict[str, str]]:
+    """(tensors, string metadata) of safetensors bytes held in memory; ValueError names what is wrong.
+    Tensors are numpy arrays, or torch tensors with `torch_tensors`."""
+    if torch_tensors:
+        from safetensors.torch import load
+    else:
+        from safetensors.numpy import load
 
     if len(data) < 8:
         raise ValueError("shorter than a safetensors header")
@@ -61,8 +65,9 @@ def parse_safetensors(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str
     return tensors, metadata
 
 
-def json_value(text: str, what: str):
-    """json.loads that refuses deep nesting and huge numbers with ValueError instead of crashing later."""
+def json_value(text: str, what: str, max_int_digits: int = 19):
+    """json.loads that refuses deep nesting and huge numbers with ValueError instead of crashing later.
+    Integers may have up to `max_int_digits` digits (19: every int64)."""
     import json
 
     depth = peak = 0
@@ -80,13 +85,13 @@ def json_value(text: str, what: str):
     if peak > MAX_JSON_DEPTH:
         raise ValueError(f"{what}: JSON nested {peak} deep (at most {MAX_JSON_DEPTH})")
     try:
-        return json.loads(text, parse_int=_bounded_int)
+        return json.loads(text, parse_int=lambda digits: _bounded_int(digits, max_int_digits))
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"{what}: bad JSON ({exc})") from None
 
 
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > 19:
+def _bounded_int(text: str, max_digits: int) -> int:
+    if len(text.lstrip("-")) > max_digits:
         raise ValueError(f"integer {text[:24]}... out of range")
     return int(text)
 

@@ -14,11 +14,11 @@ import json
 import os
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load, save
+from safetensors.torch import save
 
 from .errors import OfaError
 from .fileio import atomic_write_bytes
+from .modelfile import json_value, parse_safetensors
 
 FILENAME = "resume.safetensors"
 FORMAT = "ofa-resume/1"
@@ -54,11 +54,9 @@ def load_state(path: str) -> tuple[dict, dict[str, torch.Tensor]]:
     try:
         with open(path, "rb") as f:
             data = f.read()  # read whole: a file rewritten while mapped would SIGBUS
-        tensors = load(data)  # validates the header, offsets and dtypes
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8:8 + header_len])
-        info = json.loads(header["__metadata__"]["resume"])
-    except (OSError, ValueError, KeyError, TypeError, RecursionError, SafetensorError) as exc:
+        tensors, metadata = parse_safetensors(data, torch_tensors=True)
+        info = json_value(metadata["resume"], "resume", max_int_digits=40)  # numpy's RNG state: 128-bit ints
+    except (OSError, ValueError, KeyError) as exc:
         raise OfaError(f"--resume: unreadable resume state {path}: {exc}") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise OfaError(f"--resume: {path} is not an ofa resume file of format {FORMAT}")
