@@ -60,6 +60,10 @@ struct TestModel {
     model.head_bias = make(H, -0.1f, 0.1f);
     model.scaler_mean = make(c.n_channels, -2.f, 2.f);
     model.scaler_std = make(c.n_channels, 0.5f, 3.f);
+    if (c.linear_path) {
+      model.linear_w = make(H * c.seq_len, -0.3f, 0.3f);
+      model.linear_b = make(H, -0.2f, 0.2f);
+    }
   }
 };
 
@@ -174,8 +178,16 @@ inline std::vector<double> forward(const ofa_model& m, const float* x, int batch
         Mat low = linear(h, 1, N * d, m.head_a, nullptr, c.head_rank);
         out = linear(low, 1, c.head_rank, m.head_b_lr, m.head_bias, H);
       }
-      for (int k = 0; k < H; ++k)
-        y[((size_t)b * H + k) * C + ch] = (out[k] * sd + mu) * m.scaler_std[ch] + m.scaler_mean[ch];
+      double lin_b = 0;
+      for (int k = 0; k < H; ++k) {
+        if (c.linear_path) {  // W u on the normalised window, its bias after the instance scaling
+          double acc = 0;
+          for (int t = 0; t < L; ++t) acc += (double)m.linear_w[(size_t)k * L + t] * z[t];
+          out[k] += acc;
+          lin_b = m.linear_b[k];
+        }
+        y[((size_t)b * H + k) * C + ch] = (out[k] * sd + mu + lin_b) * m.scaler_std[ch] + m.scaler_mean[ch];
+      }
     }
   return y;
 }

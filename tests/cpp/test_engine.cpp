@@ -9,8 +9,9 @@
 
 namespace {
 
-ofa_config small_config(int layout, int head_rank) {
+ofa_config small_config(int layout, int head_rank, int linear_path = 0) {
   ofa_config c{};
+  c.linear_path = linear_path;
   c.layout = layout;
   c.d_model = 20;
   c.n_heads = 4;
@@ -28,13 +29,14 @@ ofa_config small_config(int layout, int head_rank) {
   return c;
 }
 
-using EndToEndParam = std::tuple<std::string, int, int>;  // variant, layout, rank
+using EndToEndParam = std::tuple<std::string, int, int, int>;  // variant, layout, rank, linear path
 class EndToEnd : public ::testing::TestWithParam<EndToEndParam> {};
 
 TEST_P(EndToEnd, MatchesReferenceAndStaysInArena) {
   const std::string variant = std::get<0>(GetParam());
   OFA_REQUIRE_VARIANT(kern, variant);
-  const ofa_config cfg = small_config(std::get<1>(GetParam()), std::get<2>(GetParam()));
+  const ofa_config cfg =
+      small_config(std::get<1>(GetParam()), std::get<2>(GetParam()), std::get<3>(GetParam()));
   TestModel tm(cfg);
   const int batch = 3;
   auto x = random_vec((size_t)batch * cfg.seq_len * cfg.n_channels, 42u, -4.f, 6.f);
@@ -59,11 +61,12 @@ INSTANTIATE_TEST_SUITE_P(
     AllVariants, EndToEnd,
     ::testing::Combine(::testing::ValuesIn(all_variant_names()),
                        ::testing::Values((int)OFA_LAYOUT_BERT, (int)OFA_LAYOUT_GPT2),
-                       ::testing::Values(0, 3)),
+                       ::testing::Values(0, 3), ::testing::Values(0, 1)),
     [](const auto& info) {
       return std::get<0>(info.param) +
              (std::get<1>(info.param) == OFA_LAYOUT_BERT ? "_bert" : "_gpt2") +
-             (std::get<2>(info.param) == 0 ? "_dense" : "_factored");
+             (std::get<2>(info.param) == 0 ? "_dense" : "_factored") +
+             (std::get<3>(info.param) ? "_linear" : "");
     });
 
 TEST(Planner, SizeIsExact) {
@@ -128,7 +131,22 @@ TEST(Config, RejectsBadDims) {
   EXPECT_EQ(bad([](ofa_config& c) { c.ln_eps = 0.f; }), OFA_ERR_BAD_CONFIG);
   EXPECT_EQ(bad([](ofa_config& c) { c.revin_eps = NAN; }), OFA_ERR_BAD_CONFIG);
   EXPECT_EQ(bad([](ofa_config& c) { c.d_model = 1 << 20; c.n_heads = 1; }), OFA_ERR_BAD_CONFIG);
+  EXPECT_EQ(bad([](ofa_config& c) { c.linear_path = 2; }), OFA_ERR_BAD_CONFIG);
+  // The linear path reads the window from the patches: a stride past the patch leaves gaps.
+  EXPECT_EQ(bad([](ofa_config& c) { c.linear_path = 1; c.stride = 7; }), OFA_ERR_BAD_CONFIG);
   EXPECT_EQ(ofa_validate_config(nullptr), OFA_ERR_NULL_ARG);
+}
+
+TEST(Config, LinearPathNeedsItsTensors) {
+  const ofa_config cfg = small_config(OFA_LAYOUT_BERT, 0, 1);
+  TestModel tm(cfg);
+  EXPECT_EQ(ofa_validate_model(&tm.model), OFA_OK);
+  ofa_model m = tm.model;
+  m.linear_w = nullptr;
+  EXPECT_EQ(ofa_validate_model(&m), OFA_ERR_MISSING_TENSOR);
+  m = tm.model;
+  m.linear_b = nullptr;
+  EXPECT_EQ(ofa_validate_model(&m), OFA_ERR_MISSING_TENSOR);
 }
 
 TEST(Forward, RejectsBadArgumentsWithoutWriting) {
