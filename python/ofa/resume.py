@@ -82,3 +82,33 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, info: dict, tensors: dic
         optimizer.load_state_dict({"state": state, "param_groups": groups})
     except (ValueError, KeyError, TypeError) as exc:
         raise OfaError(f"--resume: the saved optimiser state does not match this model: {exc}") from None
+
+
+def restore(directory: str, params: list[torch.Tensor], optimizer: torch.optim.Optimizer, rng, same_settings) -> dict:
+    """Continue a run from the resume state in `directory`: parameters, optimiser and both RNGs are set;
+    returns the loop state. `same_settings(info)` says whether the saved configs match this run's."""
+    import os
+
+    path = path_in(directory)
+    if not os.path.isfile(path):
+        legacy = os.path.isfile(os.path.join(directory, LEGACY))
+        raise OfaError(f"--resume: no resume state in {directory}" + (
+            f" ({LEGACY} is the old pickle format, which ofa never opens: it could run code; start a new --out)"
+            if legacy else ""))
+    info, tensors = load_state(path)
+    if not same_settings(info):
+        raise OfaError(f"--resume: {directory} was started with different settings; start a new --out")
+    saved = [tensors.get(f"param.{i}") for i in range(len(params))]
+    if info.get("n_params") != len(params) or any(
+            v is None or v.shape != p.shape or v.dtype != p.dtype for v, p in zip(saved, params)):
+        raise OfaError(f"--resume: the saved parameters in {path} do not match this model")
+    with torch.no_grad():
+        for p, v in zip(params, saved):
+            p.copy_(v)
+    restore_optimizer(optimizer, info, tensors)
+    try:
+        rng.bit_generator.state = info["rng"]
+        torch.set_rng_state(tensors["torch_rng"])
+        return dict(info["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise OfaError(f"--resume: bad loop state in {path}: {exc}") from None

@@ -211,28 +211,9 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
     resume_path = resume_state.path_in(out)
 
     if resume:
-        info, tensors = resume_state.load_state(resume_path) if os.path.isfile(resume_path) else (None, None)
-        if info is None:
-            legacy = os.path.isfile(os.path.join(out, resume_state.LEGACY))
-            raise OfaError(f"--resume: no resume state in {out}" + (
-                f" ({resume_state.LEGACY} is the old pickle format, which ofa never opens: it could run code; "
-                f"start a new --out)" if legacy else ""))
-        if info.get("model_config") != mc.to_dict() or settings(info.get("train_config") or {}) != settings(asdict(tc)):
-            raise OfaError(f"--resume: {out} was started with different settings; start a new --out")
-        saved_params = [tensors.get(f"param.{i}") for i in range(len(params))]
-        if info.get("n_params") != len(params) or any(
-                v is None or v.shape != p.shape or v.dtype != p.dtype for v, p in zip(saved_params, params)):
-            raise OfaError(f"--resume: the saved parameters in {resume_path} do not match this model")
-        with torch.no_grad():
-            for p, v in zip(params, saved_params):
-                p.copy_(v)
-        resume_state.restore_optimizer(optimizer, info, tensors)
-        try:
-            rng.bit_generator.state = info["rng"]
-            torch.set_rng_state(tensors["torch_rng"])
-            state = dict(info["state"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise OfaError(f"--resume: bad loop state in {resume_path}: {exc}") from None
+        state = resume_state.restore(out, params, optimizer, rng,
+                                     lambda info: info.get("model_config") == mc.to_dict() and
+                                     settings(info.get("train_config") or {}) == settings(asdict(tc)))
         log(f"resuming {out} after epoch {state['epoch']}")
 
     meta = {
