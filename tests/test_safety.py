@@ -367,3 +367,24 @@ print("same" if np.array_equal(got, want) else "different")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "same"
+
+
+@pytest.mark.parametrize("scheme", ["fp32", "int8"])
+def test_inputs_that_overflow_are_refused_not_nan(fp32_file, tmp_path, scheme):
+    import ofa
+    from ofa.export import quantize_model_file
+
+    path = fp32_file[0]
+    if scheme == "int8":
+        path = str(tmp_path / "m8.ofa")
+        quantize_model_file(fp32_file[0], path, fp32_file[1], 16)
+    model = ofa.load(path)
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((model.seq_len, model.n_channels)).astype(np.float32)
+    spike = base.copy()
+    spike[5, 0] = 1e25
+    for x in (base * np.float32(1e19), spike, np.full_like(base, 1e30)):
+        with pytest.raises(OfaError, match="overflows float32"):
+            ofa.infer(model, x)
+    for scale in (1.0, 1e6, 1e12):  # large but representable: finite forecasts
+        assert np.isfinite(ofa.infer(model, base * np.float32(scale))).all()

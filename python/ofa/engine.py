@@ -93,8 +93,18 @@ class Model:
         return self.config["n_channels"]
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """(B, seq_len, C) float32 -> (B, horizon, C) float32, data units."""
-        return self.engine.run(x)
+        """(B, seq_len, C) float32 -> (B, horizon, C) float32, data units. A window whose arithmetic
+        overflows float32 (a finite input so large that its variance does not fit, or weights that
+        overflow on it) is refused by name, never returned as NaN/inf; fp32 and int8 refuse alike."""
+        y = self.engine.run(x)
+        bad = ~np.isfinite(y)
+        if bad.any():
+            window = int(np.argwhere(bad)[0][0])
+            peak = float(np.abs(x[window]).max())
+            raise OfaError(f"window {window} overflows float32 in the engine (its largest |value| is {peak:.3g}); "
+                           f"forecasts would be NaN/inf: rescale the input (the model expects data like its "
+                           f"training data)")
+        return y
 
     def __repr__(self) -> str:
         c = self.config
