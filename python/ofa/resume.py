@@ -87,8 +87,6 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, info: dict, tensors: dic
 def restore(directory: str, params: list[torch.Tensor], optimizer: torch.optim.Optimizer, rng, same_settings) -> dict:
     """Continue a run from the resume state in `directory`: parameters, optimiser and both RNGs are set;
     returns the loop state. `same_settings(info)` says whether the saved configs match this run's."""
-    import os
-
     path = path_in(directory)
     if not os.path.isfile(path):
         legacy = os.path.isfile(os.path.join(directory, LEGACY))
