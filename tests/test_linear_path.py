@@ -118,3 +118,17 @@ def test_linear_path_is_the_default_and_can_be_left_out():
     assert build(ModelConfig(seq_len=64, horizon=8, layers=1, linear_path="none")).get_base_model().linear_path is None
     with pytest.raises(OfaError, match="auto"):
         build(ModelConfig(horizon=8, layers=1))  # "auto" is resolved by ofa.train, not by build
+
+
+def test_auto_lookback_picks_one_that_fits_and_keeps_its_fit(tmp_path, tiny_gpt2):
+    """1,000 rows (700 in train): 336 and 512 fit the splits, 720 does not; the linear path is the chosen lookback's fit."""
+    from ofa.train import TrainConfig, train
+
+    t = np.arange(1000)
+    data = write_csv(tmp_path / "s.csv", np.stack([np.sin(t / 9) + 0.1 * np.cos(t / 2), np.cos(t / 13)], axis=1))
+    mc = ModelConfig(backbone=tiny_gpt2, layers=1, horizon=16)
+    meta = train(data, str(tmp_path / "run"), mc, TrainConfig(epochs=1, progress=False), log=lambda s: None)
+    assert set(meta["lookback"]["val_mse"]) == {"336", "512"}
+    chosen = meta["lookback"]["chosen"]
+    assert meta["model"]["seq_len"] == chosen == min((336, 512), key=lambda k: meta["lookback"]["val_mse"][str(k)])
+    assert meta["linear_path"]["val_mse"] == meta["lookback"]["val_mse"][str(chosen)]

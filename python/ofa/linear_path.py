@@ -85,19 +85,20 @@ def fit(train: WindowSet, val: WindowSet, grid=RIDGE_GRID) -> tuple[np.ndarray, 
 LOOKBACKS = (336, 512, 720)
 
 
-def choose_lookback(splits_for, candidates=LOOKBACKS) -> tuple[int, dict]:
+def choose_lookback(splits_for, candidates=LOOKBACKS) -> tuple[int, dict, tuple]:
     """The lookback whose validated ridge forecaster has the lowest validation MSE.
 
     `splits_for(seq_len)` returns the Splits for that lookback, or None where the data are too short.
     Validation targets start at the same border for every lookback, so the MSEs compare the same rows.
+    Returns (seq_len, info, the chosen lookback's fit (W, b, fit info)) so it need not be fitted again.
     """
-    tried = {}
+    fits = {}
     for seq_len in candidates:
         splits = splits_for(seq_len)
         if splits is None:
             continue
-        tried[seq_len] = fit(splits.train, splits.val)[2]["val_mse"]
-    if not tried:
+        fits[seq_len] = fit(splits.train, splits.val)
+    if not fits:
         raise OfaError(f"no lookback of {list(candidates)} fits this series' splits; give --seq-len")
-    best = min(tried, key=tried.get)
-    return best, {"chosen": best, "val_mse": {str(k): v for k, v in tried.items()}}
+    best = min(fits, key=lambda k: fits[k][2]["val_mse"])
+    return best, {"chosen": best, "val_mse": {str(k): f[2]["val_mse"] for k, f in fits.items()}}, fits[best]

@@ -127,8 +127,9 @@ def run_epoch(model, optimizer, windows: WindowSet, tc: TrainConfig, rng: np.ran
     return float(np.mean(losses)), step
 
 
-def choose_lookback(series, horizon: int, tc: TrainConfig) -> tuple[int, dict]:
-    """`--seq-len auto`: the lookback whose ridge forecaster validates best (ofa/linear_path.py)."""
+def choose_lookback(series, horizon: int, tc: TrainConfig) -> tuple[int, dict, tuple]:
+    """`--seq-len auto`: the lookback whose ridge forecaster validates best (ofa/linear_path.py);
+    (seq_len, info, that lookback's ridge fit)."""
     from . import linear_path
 
     def splits_for(seq_len):
@@ -142,12 +143,13 @@ def choose_lookback(series, horizon: int, tc: TrainConfig) -> tuple[int, dict]:
     return linear_path.choose_lookback(splits_for)
 
 
-def fit_linear_path(model, splits: Splits) -> dict:
-    """Fit the linear path in closed form (ofa/linear_path.py) and write it into the model."""
+def fit_linear_path(model, splits: Splits, fitted: tuple | None = None) -> dict:
+    """Fit the linear path in closed form (ofa/linear_path.py), unless `fitted` (W, b, info) already holds
+    the fit on these splits, and write it into the model."""
     from .linear_path import fit
     from .model import base_of
 
-    weight, bias, info = fit(splits.train, splits.val)
+    weight, bias, info = fitted if fitted is not None else fit(splits.train, splits.val)
     module = base_of(model).linear_path
     copies = [module.original_module, *module.modules_to_save.values()] if hasattr(module, "modules_to_save") \
         else [module]
@@ -175,9 +177,9 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
     if tc.threads:
         torch.set_num_threads(tc.threads)
     series = load_series(data, target)
-    lookback = None
+    lookback = lookback_fit = None
     if mc.seq_len == "auto":
-        mc.seq_len, lookback = choose_lookback(series, mc.horizon, tc)
+        mc.seq_len, lookback, lookback_fit = choose_lookback(series, mc.horizon, tc)
         log(f"lookback: seq_len {mc.seq_len} (ridge validation mse "
             + ", ".join(f"{k}: {v:.4f}" for k, v in lookback["val_mse"].items()) + ")")
     mc.check()
@@ -199,7 +201,7 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
                            f"expected ({len(splits.train)}, {mc.horizon})")
     linear_info = None
     if mc.linear_path != "none":
-        linear_info = fit_linear_path(model, splits)
+        linear_info = fit_linear_path(model, splits, lookback_fit)  # the same splits as the choice
         log(f"linear path: ridge {linear_info['ridge']:g} (validation mse {linear_info['val_mse']:.4f})")
     params = trainable_parameters(model)
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
