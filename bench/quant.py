@@ -58,7 +58,7 @@ def find_checkpoint(name: str, given: dict) -> str | None:
     leaf = os.path.basename(DATASETS[name]) + "-96-ofa"
     for root in RUNS:
         path = os.path.join(root, leaf)
-        if os.path.isfile(os.path.join(path, "ofa.json")) and os.path.isfile(os.path.join(path, "adapter_model.safetensors")):
+        if os.path.isfile(os.path.join(path, "ofa.json")):
             return path
     return None
 

@@ -1,9 +1,11 @@
 """The `ofa` command line: bad input gives one line naming the problem, exit 2, nothing half-written."""
+import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+
 import pytest
 from conftest import write_csv
 
@@ -55,11 +57,11 @@ def test_nonpositive_lengths_exit_2(tmp_path, capsys, small_csv, flag, value):
 def test_train_then_eval_writes_json_and_plot(tmp_path, capsys, small_csv):
     out = tmp_path / "run"
     code, _ = run(capsys, *train_args(small_csv, out, "--target", "b"))
-    assert code == 0 and (out / "adapter_model.safetensors").exists() and (out / "adapter_config.json").exists()
+    meta = json.loads((out / "ofa.json").read_text())
+    assert code == 0 and (out / meta["files"]["adapters"]["name"]).exists()
     code, err = run(capsys, "eval", "--checkpoint", str(out), "--data", small_csv, "--json", str(tmp_path / "s.json"),
                     "--plot", str(tmp_path / "f.png"))
     assert code == 0, err
-    import json
     scores = json.loads((tmp_path / "s.json").read_text())
     assert scores["channels"] == 1 and np.isfinite(scores["mse"]) and scores["mse"] > 0
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"

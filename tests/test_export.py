@@ -22,7 +22,7 @@ def trained(tmp_path, data, backbone, **model):
     mc = ModelConfig(backbone=backbone, layers=2, seq_len=64, horizon=16, **model)
     train(data, str(out), mc, TrainConfig(epochs=1, batch_size=64, progress=False), log=lambda s: None)
     # make the adapters non-trivial everywhere (B of the position LoRA starts random, A at zero)
-    model_, _ = checkpoint.load(str(out))
+    model_, _ = checkpoint.load(str(out), backbone=backbone)
     with torch.no_grad():
         for name, p in model_.named_parameters():
             if "lora_" in name:
@@ -43,12 +43,12 @@ def read_model(path):
 def test_export_matches_pytorch(tmp_path, small_csv, tiny_gpt2, backbone, head_base, train_mode):
     backbone = tiny_gpt2 if backbone == "gpt2" else backbone
     run = trained(tmp_path, small_csv, backbone, head_base=head_base, train=train_mode)
-    info = export(run, str(tmp_path / "m.ofa"))
+    info = export(run, str(tmp_path / "m.ofa"), backbone=backbone)
     config, tensors, meta = read_model(str(tmp_path / "m.ofa"))
     assert meta["format"] == "ofa-model" and meta["format_version"] == "1"
     assert meta["checksum"] == checksum(tensors, meta)
     assert (config["head_rank"] > 0) == (head_base == "zero" and "factored" in info["head"])
-    model, _ = checkpoint.load(run)
+    model, _ = checkpoint.load(run, backbone=backbone)
     splits = make_splits(load_csv(small_csv), 64, 16)
     x, _ = splits.test.windows()
     x = x[:6]

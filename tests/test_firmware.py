@@ -40,7 +40,7 @@ def models(tmp_path_factory, tiny_gpt2):
     (tmp / "lp").mkdir()
     run_lp, _ = exported(tmp / "lp", data, backbone=tiny_gpt2, layers=2, linear_path="ridge")
     distill(run_lp, data, student, StudentConfig(width=32, layers=2, heads=4, ff=64),
-            TrainConfig(epochs=1, progress=False), log=lambda s: None)
+            TrainConfig(epochs=1, progress=False), log=lambda s: None, teacher_backbone=tiny_gpt2)
     student_int8 = str(tmp / "student-int8.ofa")
     export(student, student_int8, int8=True, data=data, calibration_windows=32)
     assert json.loads(read_model_file(student_int8, schemes=("int8",))[1]["config"])["linear_path"] == 1
@@ -102,18 +102,19 @@ def test_unwritable_output_directory_keeps_old_headers(models, tmp_path, monkeyp
     out = tmp_path / "hdr"
     emit(models["gpt2"], "cortex-m4", str(out), models["data"])
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    import ofa.firmware
+    import builtins
 
-    real_fdopen, calls = os.fdopen, []
+    import ofa.fileio
 
-    def failing_fdopen(fd, *args, **kwargs):
-        calls.append(fd)
+    calls = []
+
+    def failing_open(path, mode="r", *args, **kwargs):  # the second header's temp file: disk full
+        calls.append(path)
         if len(calls) == 2:
-            os.close(fd)
             raise OSError(28, "No space left on device")
-        return real_fdopen(fd, *args, **kwargs)
+        return builtins.open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(ofa.firmware.os, "fdopen", failing_fdopen)
+    monkeypatch.setattr(ofa.fileio, "open", failing_open, raising=False)
     with pytest.raises(OfaError, match="No space left on device"):
         emit(models["student"], "cortex-m4", str(out), models["data"])
     monkeypatch.undo()

@@ -15,9 +15,14 @@ from ofa.model import ModelConfig
 from ofa.train import TrainConfig, train
 
 
+def load_own(run):
+    """checkpoint.load for a run this test wrote: its backbone (a temp-dir GPT-2) is trusted explicitly."""
+    return checkpoint.load(run, backbone=checkpoint.read_meta(run)["model"]["backbone"])
+
+
 def perturb_adapters(run):
     """Training one short epoch leaves some adapters near zero; make every update count."""
-    model, _ = checkpoint.load(run)
+    model, _ = load_own(run)
     torch.manual_seed(0)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -33,13 +38,13 @@ def exported(tmp_path, data, backbone="minilm", layers=2, seq_len=64, horizon=16
     train(data, run, mc, tc, log=lambda s: None)
     if perturb:
         perturb_adapters(run)
-    export(run, str(tmp_path / "m.ofa"))
+    export(run, str(tmp_path / "m.ofa"), backbone=backbone)
     return run, str(tmp_path / "m.ofa")
 
 
 def parity(run, path, data, n_windows=None):
     """max |engine - torch| over test windows, in normalised (scaled) units."""
-    model, meta = checkpoint.load(run)
+    model, meta = load_own(run)
     splits = make_splits(load_csv(data, meta["data"].get("target")), meta["model"]["seq_len"],
                          meta["model"]["horizon"])
     x, _ = splits.test.windows()

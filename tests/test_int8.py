@@ -87,16 +87,16 @@ def files(tmp_path_factory, tiny_gpt2):
     return run, path, int8_file(tmp, path, data), data, tmp
 
 
-def test_cli_export_int8_and_eval_both(files, capsys):
+def test_cli_export_int8_and_eval_both(files, capsys, tiny_gpt2):
     run, path, _, data, tmp = files
     out8 = str(tmp / "cli8.ofa")
     assert main(["export", "--checkpoint", run, "--int8", "--calibration-windows", "16", "--data", data,
-                 "--out", out8]) == 0
+                 "--out", out8, "--backbone", tiny_gpt2]) == 0
     assert "int8" in capsys.readouterr().out
     scores = {}
     for name, model in (("fp32", path), ("int8", out8), ("ckpt", None)):
         js = str(tmp / f"{name}.json")
-        args = ["eval", "--data", data, "--json", js] + (["--model", model] if model else ["--checkpoint", run])
+        args = ["eval", "--data", data, "--json", js] + (["--model", model] if model else ["--checkpoint", run, "--backbone", tiny_gpt2])
         assert main(args) == 0
         scores[name] = json.load(open(js))
     assert set(scores["int8"]) == set(scores["ckpt"]) == set(scores["fp32"])

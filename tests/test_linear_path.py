@@ -44,7 +44,7 @@ def test_ridge_strength_is_chosen_on_validation():
 
 def test_model_starts_at_the_ridge_forecast(tmp_path, small_csv):
     run, _ = exported(tmp_path, small_csv, linear_path="ridge", perturb=False)
-    model, meta = checkpoint.load(run)
+    model, meta = checkpoint.load(run)  # minilm: no explicit backbone needed
     assert meta["linear_path"]["ridge"] in linear_path.RIDGE_GRID
     base = model.get_base_model()
     assert not base.linear_path.weight.requires_grad  # "ridge": fitted, then fixed

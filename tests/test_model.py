@@ -184,9 +184,11 @@ def test_mismatched_or_broken_checkpoint(tmp_path, small_csv, tiny_gpt2):
     with pytest.raises(OfaError, match="unreadable"):
         checkpoint.load(str(tmp_path / "run"))
     quick(tmp_path / "run2", small_csv)
-    data = (tmp_path / "run2" / "adapter_model.safetensors").read_bytes()
-    (tmp_path / "run2" / "adapter_model.safetensors").write_bytes(data[:100])
-    with pytest.raises(OfaError, match="cannot load adapters"):
+    import json
+    name = json.loads((tmp_path / "run2" / "ofa.json").read_text())["files"]["adapters"]["name"]
+    data = (tmp_path / "run2" / name).read_bytes()
+    (tmp_path / "run2" / name).write_bytes(data[:100])
+    with pytest.raises(OfaError, match="does not match the size and sha256"):
         checkpoint.load(str(tmp_path / "run2"))
     import json
     quick(tmp_path / "run3", small_csv)

@@ -207,6 +207,99 @@ def test_header_injection_through_the_model_file_name(tmp_path, small_csv, tiny_
         assert got == os.path.basename(str(evil)).encode()
 
 
+# ---- paths recorded in files stay inside their directory ---------------------------------------
+
+@pytest.fixture(scope="module")
+def gpt2_run(tmp_path_factory, tiny_gpt2):
+    """A finished checkpoint whose ofa.json names a backbone by absolute path (the user's GPT-2 dir)."""
+    from conftest import sines, write_csv
+
+    tmp = tmp_path_factory.mktemp("paths")
+    data = write_csv(tmp / "d.csv", sines(), ["a", "b"])
+    run = tmp / "run"
+    mc = ModelConfig(backbone=tiny_gpt2, layers=1, linear_path="none", **SMALL)
+    train(data, str(run), mc, TrainConfig(epochs=1, progress=False, max_train_windows=40), log=lambda s: None)
+    return run, data
+
+
+def _recorded_backbone(run, dst, name):
+    """A copy of checkpoint `run` whose ofa.json names backbone `name`."""
+    import shutil
+
+    shutil.copytree(run, dst)
+    meta = json.loads((dst / "ofa.json").read_text())
+    meta["model"]["backbone"] = name
+    (dst / "ofa.json").write_text(json.dumps(meta))
+    return dst
+
+
+def test_a_recorded_absolute_backbone_path_needs_the_user(gpt2_run, tiny_gpt2):
+    from ofa import checkpoint
+
+    run, _ = gpt2_run
+    with pytest.raises(OfaError, match="outside the checkpoint directory.*--backbone"):
+        checkpoint.load(str(run))
+    model, meta = checkpoint.load(str(run), backbone=tiny_gpt2)  # named by the user: followed
+    assert meta["model"]["backbone"] == tiny_gpt2
+
+
+@pytest.mark.parametrize("escape", ["dotdot", "symlink", "dotdot-inside"])
+def test_a_recorded_relative_backbone_cannot_leave_the_directory(gpt2_run, tiny_gpt2, tmp_path, escape):
+    from ofa import checkpoint
+
+    run, _ = gpt2_run
+    ckpt = tmp_path / "ckpt"
+    if escape == "dotdot":
+        name = "./../" + os.path.relpath(tiny_gpt2, tmp_path)
+    elif escape == "dotdot-inside":
+        name = "./sub/../../ckpt/backbone"  # ends inside, but ".." is never followed
+    else:
+        name = "./backbone"
+    _recorded_backbone(run, ckpt, name)
+    if escape == "symlink":
+        os.symlink(tiny_gpt2, ckpt / "backbone")
+    with pytest.raises(OfaError, match="leaves the checkpoint directory"):
+        checkpoint.load(str(ckpt))
+
+
+def test_a_backbone_inside_the_directory_is_followed(gpt2_run, tiny_gpt2, tmp_path):
+    import shutil
+
+    from ofa import checkpoint
+
+    run, _ = gpt2_run
+    ckpt = _recorded_backbone(run, tmp_path / "ckpt", "./backbone")
+    shutil.copytree(tiny_gpt2, ckpt / "backbone")
+    model, meta = checkpoint.load(str(ckpt))
+    assert meta["model"]["backbone"] == "./backbone"
+
+
+def test_a_hub_name_that_is_also_a_path_here_is_refused(tmp_path, monkeypatch):
+    from ofa.backbone import check_recorded
+
+    monkeypatch.chdir(tmp_path)
+    check_recorded("gpt2", str(tmp_path / "ckpt"))  # no such path: the offline Hugging Face cache only
+    check_recorded("openai-community/gpt2", str(tmp_path / "ckpt"))
+    (tmp_path / "gpt2").mkdir()  # now transformers would read ./gpt2 from the working directory
+    with pytest.raises(OfaError, match="outside the checkpoint directory"):
+        check_recorded("gpt2", str(tmp_path / "ckpt"))
+    for name in ("/etc", "~/x", "a/../b", "a/b/c", "", "./", 7):
+        with pytest.raises(OfaError):
+            check_recorded(name, str(tmp_path / "ckpt"))
+
+
+def test_cli_names_the_recorded_path_and_the_flag(gpt2_run, tiny_gpt2, tmp_path):
+    run, data = gpt2_run
+    for cmd in (["eval", "--checkpoint", str(run), "--data", data],
+                ["export", "--checkpoint", str(run), "--out", str(tmp_path / "m.ofa")]):
+        proc = subprocess.run([sys.executable, "-m", "ofa", *cmd], capture_output=True, text=True)
+        assert proc.returncode == 2 and "--backbone" in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert not (tmp_path / "m.ofa").exists()
+    proc = subprocess.run([sys.executable, "-m", "ofa", "export", "--checkpoint", str(run), "--out",
+                           str(tmp_path / "m.ofa"), "--backbone", tiny_gpt2], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 # ---- model files: malformed metadata, memory caps, in-memory reads ----------------------------------
 
 @pytest.fixture(scope="module")
@@ -388,3 +481,107 @@ def test_inputs_that_overflow_are_refused_not_nan(fp32_file, tmp_path, scheme):
             ofa.infer(model, x)
     for scale in (1.0, 1e6, 1e12):  # large but representable: finite forecasts
         assert np.isfinite(ofa.infer(model, base * np.float32(scale))).all()
+
+
+# ---- kill -9 during `ofa train`: the previous checkpoint or the new one, never a mix -------------
+
+_KILLER = r"""
+import atexit, os, signal, sys
+fn, n = sys.argv[1], int(sys.argv[2])      # SIGKILL this process at the n-th call of os.<fn>
+calls = [0]
+real = getattr(os, fn)
+def hooked(*a, **k):
+    calls[0] += 1
+    if calls[0] == n:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*a, **k)
+setattr(os, fn, hooked)
+atexit.register(lambda: print("CALLS", calls[0]))
+from ofa.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def _train_argv(data, out, backbone, *extra):
+    return ["train", "--data", data, "--out", str(out), "--backbone", backbone, "--layers", "1",
+            "--seq-len", "64", "--horizon", "16", "--epochs", "3", "--patience", "5", "--lr", "3e-3",
+            "--batch-size", "16", "--quiet", *extra]
+
+
+def _run_killed(tmp_path, fn, n, argv):
+    script = tmp_path / "killer.py"
+    script.write_text(_KILLER)
+    return subprocess.run([sys.executable, str(script), fn, str(n), *argv], capture_output=True, text=True)
+
+
+def _assert_consistent(out, data, backbone):
+    """ofa.json's weights are whole, and they are the weights whose validation MSE it records."""
+    from ofa import checkpoint
+    from ofa.data import load_series, make_splits
+    from ofa.train import val_mse
+
+    model, meta = checkpoint.load(str(out), backbone=backbone)
+    splits = make_splits(load_series(data, None), 64, 16)
+    tc = meta["train"]
+    got = val_mse(model, splits.val, tc["max_val_series"], tc["precision"])
+    assert got == pytest.approx(meta["best_val_mse"], rel=1e-5), "weights and metadata of different epochs"
+    named = {f["name"] for f in meta["files"].values()}
+    return named
+
+
+def test_kill_9_at_any_point_of_train_leaves_a_whole_checkpoint(tmp_path, tiny_gpt2):
+    from conftest import sines, write_csv
+
+    data = write_csv(tmp_path / "d.csv", sines(500) + 0.05 * np.random.default_rng(0).standard_normal((500, 2)),
+                     ["a", "b"])
+    straight = _run_killed(tmp_path, "replace", 10**9, _train_argv(data, tmp_path / "straight", tiny_gpt2))
+    assert straight.returncode == 0, straight.stderr
+    renames = int(straight.stdout.split("CALLS")[-1])
+    want = json.loads((tmp_path / "straight" / "ofa.json").read_text())
+    # Kill before several renames (between one file and the next of a save) and inside writes (fsync:
+    # the temp file is complete, not yet renamed), through the epoch-0 and later checkpoints.
+    points = [("replace", n) for n in sorted({2, renames // 2, renames})] + [("fsync", 5)]
+    finished_before_kill = 0
+    for fn, n in points:
+        out = tmp_path / f"killed-{fn}-{n}"
+        proc = _run_killed(tmp_path, fn, n, _train_argv(data, out, tiny_gpt2))
+        assert proc.returncode == -9, (fn, n, proc.returncode, proc.stderr[-500:])
+        if (out / "ofa.json").exists():
+            finished_before_kill += 1
+            _assert_consistent(out, data, tiny_gpt2)
+        resume = ["--resume"] if (out / "resume.safetensors").exists() else []
+        again = subprocess.run([sys.executable, "-m", "ofa", *_train_argv(data, out, tiny_gpt2, *resume)],
+                               capture_output=True, text=True)
+        assert again.returncode == 0, again.stderr
+        named = _assert_consistent(out, data, tiny_gpt2)
+        meta = json.loads((out / "ofa.json").read_text())
+        assert [h["val_mse"] for h in meta["history"]] == [h["val_mse"] for h in want["history"]]
+        left = {p.name for p in out.iterdir()} - named - {"ofa.json", "resume.safetensors"}
+        assert not left, f"stale files after the next run: {left}"
+    assert finished_before_kill >= 2  # some kills did land after a first checkpoint was committed
+
+
+def test_written_files_keep_the_users_permissions(fp32_file, tmp_path):
+    from ofa.export import quantize_model_file
+
+    path, data = fp32_file
+    old = os.umask(0o027)
+    try:
+        quantize_model_file(path, str(tmp_path / "q.ofa"), data, 8)
+    finally:
+        os.umask(old)
+    assert (os.stat(tmp_path / "q.ofa").st_mode & 0o777) == 0o640
+
+
+def test_stale_temp_files_of_dead_writers_are_removed_on_the_next_write(tmp_path):
+    from ofa.fileio import atomic_write_bytes
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = [f".m.ofa.ofa{dead}-abc123.tmp", ".m.ofa.k2j3h4g5.tmp", ".resume.pt.a1b2c3d4.tmp"]
+    live = f".m.ofa.ofa{os.getppid()}-zz.tmp"  # a live process's temp file stays
+    for name in [*stale, live]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / ".adapter-q1w2e3r4").mkdir()
+    atomic_write_bytes(str(tmp_path / "m.ofa"), b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.ofa", live])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,31 @@ class Backbone:
 
 
 LOCAL_PREFIX = "./"  # a backbone stored inside the checkpoint directory (a distilled student's)
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
+
+
+def check_recorded(name: str, root: str) -> None:
+    """Refuse a backbone name read from a checkpoint's ofa.json unless it stays inside `root`.
+
+    A file from a stranger may name "minilm", "./sub" (a directory inside the checkpoint, after
+    resolving symlinks) or a Hugging Face cache id that is not also a path here. Anything else (an
+    absolute path, "..", a symlink out) is only followed when the user names the backbone themselves."""
+    if not isinstance(name, str) or not name:
+        raise OfaError(f"{root}: ofa.json names no backbone")
+    if name == "minilm":
+        return
+    hint = (f"; if you trust it, pass the backbone yourself (--backbone {name!r}, or backbone= in Python)")
+    if name.startswith(LOCAL_PREFIX):
+        rest = name[len(LOCAL_PREFIX):]
+        parts = rest.replace("\\", "/").split("/")
+        inside = os.path.realpath(os.path.join(root, rest))
+        top = os.path.realpath(root)
+        if not rest or ".." in parts or os.path.isabs(rest) or os.path.commonpath([inside, top]) != top:
+            raise OfaError(f"{root}: ofa.json names backbone {name!r}, which leaves the checkpoint directory{hint}")
+        return
+    if HUB_ID.fullmatch(name) and ".." not in name.split("/") and not os.path.lexists(name):
+        return  # looked up in the Hugging Face cache only (offline)
+    raise OfaError(f"{root}: ofa.json names backbone {name!r}, a path outside the checkpoint directory{hint}")
 
 
 def resolve(name: str, root: str | None = None) -> str:

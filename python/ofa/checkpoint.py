@@ -1,33 +1,40 @@
 """A checkpoint is a directory that rebuilds the trained forecaster exactly, offline.
 
-    adapter_config.json, adapter_model.safetensors   PEFT's own files (PeftModel.from_pretrained loads them)
-    frozen.safetensors                               frozen non-backbone tensors that are not recoverable
-                                                     otherwise: random in_layer / out_layer bases
-    ofa.json                                         model config, backbone fingerprint, scaler, sizes, metrics
-    resume.safetensors                               optimiser and loop state of the last finished epoch
-                                                     (ofa.resume: tensors + JSON, no pickle)
+    ofa.json                    the commit record: model config, backbone fingerprint, scaler, sizes,
+                                metrics, and the names, sizes and sha256 of the two weight files below
+    adapters-<g>.safetensors    PEFT's adapter state dict (LoRA tensors and trained module copies)
+    frozen-<g>.safetensors      frozen non-backbone tensors a rebuild cannot recompute (random in_layer /
+                                out_layer bases, the fitted linear path); absent when there are none
+    resume.safetensors          optimiser and loop state of the last finished epoch (ofa.resume)
 
-Every file is written to a temporary name and renamed; ofa.json goes last, so a directory without
-it (or with a stale one) is never mistaken for a finished checkpoint.
+A save writes generation g+1's weight files, then replaces ofa.json (atomic, fsync'd), then deletes
+older generations. A kill at any point leaves the previous finished checkpoint or the new one, never
+a mix: ofa.json only ever names files that were complete before it was written. Weight file names in
+ofa.json must match WEIGHT_FILE, so a crafted record cannot point outside the directory.
+Format 1 (PEFT's adapter_model.safetensors + frozen.safetensors, no record) still loads.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import shutil
-import tempfile
+import re
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialise
 
 from . import backbone as backbones
 from .data import Scaler
 from .errors import OfaError
-from .fileio import atomic_write, atomic_write_json  # noqa: F401  (re-exported for callers)
+from .fileio import atomic_write, atomic_write_bytes, atomic_write_json, remove_stale  # noqa: F401 (re-exported)
 from .model import ModelConfig, OneForAll, base_of, lora_config
 
-FORMAT = "ofa-checkpoint/1"
+FORMAT = "ofa-checkpoint/2"
+FORMAT_1 = "ofa-checkpoint/1"
+WEIGHT_FILE = re.compile(r"(adapters|frozen)-(\d{1,12})\.safetensors")
+LEGACY_FILES = ("adapter_config.json", "adapter_model.safetensors", "frozen.safetensors")
 
 
 def frozen_tensors(model) -> dict[str, torch.Tensor]:
@@ -52,23 +59,76 @@ def in_layer_of(base: OneForAll) -> torch.nn.Linear:
     return layer.modules_to_save["default"] if hasattr(layer, "modules_to_save") else layer
 
 
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _generation(directory: str) -> int:
+    """One more than any weight file generation present (committed or left by a kill)."""
+    found = [int(m[2]) for m in map(WEIGHT_FILE.fullmatch, os.listdir(directory)) if m]
+    return max(found, default=0) + 1
+
+
 def save(directory: str, model, meta: dict) -> None:
-    """Write the adapters, frozen bases and ofa.json (last)."""
+    """Write the weight files of a new generation, then ofa.json naming them (the commit), then prune."""
+    from peft import get_peft_model_state_dict
+
     os.makedirs(directory, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=directory, prefix=".adapter-")
-    try:
-        model.save_pretrained(staging)
-        for name in ("adapter_config.json", "adapter_model.safetensors"):
-            os.replace(os.path.join(staging, name), os.path.join(directory, name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    frozen = frozen_tensors(model)
-    frozen_path = os.path.join(directory, "frozen.safetensors")
-    if frozen:
-        atomic_write(frozen_path, lambda tmp: save_file(frozen, tmp))
-    elif os.path.exists(frozen_path):
-        os.unlink(frozen_path)
-    atomic_write_json(os.path.join(directory, "ofa.json"), {"format": FORMAT, **meta})
+    remove_stale(directory)
+    g = _generation(directory)
+    weights = {"adapters": {k: v.detach().contiguous().clone() for k, v in get_peft_model_state_dict(model).items()},
+               "frozen": frozen_tensors(model)}
+    files = {}
+    for role, tensors in weights.items():
+        if not tensors:
+            continue
+        name = f"{role}-{g}.safetensors"
+        data = serialise(tensors)
+        atomic_write_bytes(os.path.join(directory, name), data)
+        files[role] = {"name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    atomic_write_json(os.path.join(directory, "ofa.json"), {"format": FORMAT, **meta, "files": files})
+    keep = {f["name"] for f in files.values()}
+    for name in os.listdir(directory):
+        if (WEIGHT_FILE.fullmatch(name) and name not in keep) or name in LEGACY_FILES:
+            os.unlink(os.path.join(directory, name))
+
+
+def update_meta(directory: str, changes: dict) -> dict:
+    """Rewrite a finished checkpoint's ofa.json with `changes` (not the weight record); returns it."""
+    meta = read_meta(directory)
+    if "files" in changes or "format" in changes:
+        raise ValueError("update_meta cannot change the weight record")
+    meta.update(changes)
+    atomic_write_json(os.path.join(directory, "ofa.json"), meta)
+    return meta
+
+
+def weight_files(directory: str, meta: dict) -> dict[str, str]:
+    """{"adapters": path, "frozen": path or None} of a checkpoint, each checked against its record."""
+    if meta["format"] == FORMAT_1:
+        frozen = os.path.join(directory, "frozen.safetensors")
+        return {"adapters": os.path.join(directory, "adapter_model.safetensors"),
+                "frozen": frozen if os.path.exists(frozen) else None}
+    record = meta.get("files")
+    if not isinstance(record, dict) or "adapters" not in record or set(record) - {"adapters", "frozen"}:
+        raise OfaError(f"{directory}/ofa.json: bad weight record {record!r}")
+    out = {"frozen": None}
+    for role, entry in record.items():
+        name = entry.get("name") if isinstance(entry, dict) else None
+        match = WEIGHT_FILE.fullmatch(name) if isinstance(name, str) else None
+        if match is None or match[1] != role:
+            raise OfaError(f"{directory}/ofa.json: {role} file {name!r} is not a weight file name of this format")
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path) or os.path.islink(path):
+            raise OfaError(f"{directory}: {name} named by ofa.json is missing")
+        if os.path.getsize(path) != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
+            raise OfaError(f"{directory}: {name} does not match the size and sha256 ofa.json records for it")
+        out[role] = path
+    return out
 
 
 def read_meta(directory: str) -> dict:
@@ -82,19 +142,22 @@ def read_meta(directory: str) -> dict:
             meta = json.load(f)
     except (OSError, ValueError) as exc:
         raise OfaError(f"unreadable checkpoint metadata {path}: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise OfaError(f"{path}: not an ofa checkpoint of format {FORMAT}")
+    if not isinstance(meta, dict) or meta.get("format") not in (FORMAT, FORMAT_1):
+        raise OfaError(f"{path}: not an ofa checkpoint of format {FORMAT} (or {FORMAT_1})")
     for key in ("model", "scaler", "backbone_fingerprint"):
         if key not in meta:
             raise OfaError(f"{path}: missing field {key!r}")
     return meta
 
 
-def load(directory: str):
-    """Rebuild (model, meta) from a checkpoint directory; the model is in eval mode."""
+def load(directory: str, backbone: str | None = None):
+    """Rebuild (model, meta) from a checkpoint directory; the model is in eval mode.
+
+    `backbone`: where to find the backbone, given by the user; by default the one ofa.json names, if
+    it stays inside the directory (backbone.check_recorded). Either way its fingerprint must match."""
     import warnings
 
-    from peft import PeftModel, get_peft_model_state_dict
+    from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
     meta = read_meta(directory)
     try:
@@ -102,31 +165,38 @@ def load(directory: str):
     except TypeError as exc:
         raise OfaError(f"{directory}: bad model config: {exc}") from None
     cfg.check()
-    backbone = backbones.load(cfg.backbone, cfg.layers, root=directory)
+    if backbone is None:
+        backbones.check_recorded(cfg.backbone, directory)
+    backbone = backbones.load(backbone or cfg.backbone, cfg.layers, root=directory)
     if backbones.fingerprint(backbone.model) != meta["backbone_fingerprint"]:
         raise OfaError(f"{directory}: backbone {cfg.backbone!r} found here differs from the one the checkpoint "
                        f"was trained with (fingerprint mismatch)")
+    files = weight_files(directory, meta)
     base = OneForAll(cfg, backbone)
-    frozen_path = os.path.join(directory, "frozen.safetensors")
     try:
-        frozen = load_file(frozen_path) if os.path.exists(frozen_path) else {}
+        frozen = load_file(files["frozen"]) if files["frozen"] else {}
         with torch.no_grad():
             for name, tensor in frozen.items():
                 module, attr = name.split(".")
                 target = getattr(getattr(base, module), attr)
                 if target.shape != tensor.shape:
-                    raise OfaError(f"{frozen_path}: {name} has shape {tuple(tensor.shape)}, "
+                    raise OfaError(f"{files['frozen']}: {name} has shape {tuple(tensor.shape)}, "
                                    f"the model needs {tuple(target.shape)}")
                 target.copy_(tensor)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = PeftModel.from_pretrained(base, directory, config=lora_config(cfg, backbone))
-            # from_pretrained tolerates missing keys; insist that the adapter file holds exactly our tensors.
-            saved = load_file(os.path.join(directory, "adapter_model.safetensors"))
-            expected = get_peft_model_state_dict(model)
-            if set(saved) != set(expected):
-                odd = sorted(set(saved) ^ set(expected))
-                raise OfaError(f"{directory}: adapter tensors do not match the model config (e.g. {odd[0]})")
+            warnings.simplefilter("ignore")  # PEFT warns that embedding LoRA ignores dropout: intended
+            model = get_peft_model(base, lora_config(cfg, backbone))
+        saved = load_file(files["adapters"])
+        expected = get_peft_model_state_dict(model)
+        if set(saved) != set(expected):  # exactly our tensors: none missing, none extra
+            odd = sorted(set(saved) ^ set(expected))
+            raise OfaError(f"{directory}: adapter tensors do not match the model config (e.g. {odd[0]})")
+        for key, tensor in saved.items():
+            if tensor.shape != expected[key].shape:
+                raise OfaError(f"{directory}: adapter tensor {key} has shape {tuple(tensor.shape)}, "
+                               f"the model needs {tuple(expected[key].shape)}")
+        set_peft_model_state_dict(model, saved)
+        model.requires_grad_(False)  # a loaded checkpoint is for inference, as PeftModel.from_pretrained makes it
     except OfaError:
         raise
     except Exception as exc:

@@ -81,7 +81,8 @@ def cmd_eval(args) -> int:
     from .evaluate import evaluate
 
     result = evaluate(checkpoint_dir=args.checkpoint, model_file=args.model, data=args.data,
-                      json_path=args.json, plot_path=args.plot, target=args.target)
+                      json_path=args.json, plot_path=args.plot, target=args.target,
+                      backbone=args.backbone)
     print(f"{result['dataset']} horizon {result['horizon']}: test mse {result['mse']:.4f}  mae {result['mae']:.4f}  "
           f"({result['test_windows']} windows x {result['channels']} channels)")
     return 0
@@ -91,7 +92,7 @@ def cmd_export(args) -> int:
     from .export import export
 
     info = export(args.checkpoint, args.out, int8=args.int8, data=args.data,
-                  calibration_windows=args.calibration_windows)
+                  calibration_windows=args.calibration_windows, backbone=args.backbone)
     print(f"wrote {args.out}: {info['scheme']}, {info['bytes']:,} bytes, head {info['head']}")
     return 0
 
@@ -105,7 +106,8 @@ def cmd_distill(args) -> int:
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                      seed=args.seed, precision=args.precision, max_train_windows=args.max_train_windows,
                      threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
-    meta = distill(args.teacher, args.data, args.out, sc, tc, resume=args.resume)
+    meta = distill(args.teacher, args.data, args.out, sc, tc, resume=args.resume,
+                   teacher_backbone=args.teacher_backbone)
     print(f"best val mse {meta['best_val_mse']:.4f}; student checkpoint {args.out} "
           f"({meta['sizes']['trainable_params']:,} trainable parameters)")
     return 0
@@ -117,6 +119,10 @@ def cmd_demo(args) -> int:
 
     demo(args.out, epochs=args.epochs)
     return 0
+
+
+BACKBONE_HELP = ("the checkpoint's backbone, when its ofa.json names one outside the checkpoint directory "
+                 "(a path recorded in a file is not followed unless you name it here)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -132,6 +138,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target")
     p.add_argument("--json", help="write the scores here")
     p.add_argument("--plot", help="write a PNG of forecasts vs truth here")
+    p.add_argument("--backbone", help=BACKBONE_HELP)
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("export", help="merge the adapters and write one model file for the C++ engine")
     p.add_argument("--checkpoint", required=True)
@@ -141,9 +148,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="calibration data for --int8 (required with it: a path recorded in the checkpoint is never used)")
     p.add_argument("--calibration-windows", type=positive_int, default=256,
                    help="training windows to calibrate on (default 256)")
+    p.add_argument("--backbone", help=BACKBONE_HELP)
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("distill", help="train a small student on a trained model's forecasts (for firmware)")
     p.add_argument("--teacher", required=True, help="checkpoint directory of the trained model")
+    p.add_argument("--teacher-backbone", help=BACKBONE_HELP)
     p.add_argument("--data", required=True, help="the teacher's training data")
     p.add_argument("--out", required=True, help="student checkpoint directory to write")
     p.add_argument("--width", type=positive_int, default=128, help="student d_model (default 128)")

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import checkpoint
 from .errors import OfaError
+from .fileio import fsync_directory, remove_stale, temp_path
 from .model import ModelConfig
 
 
@@ -52,17 +53,23 @@ def write_student_backbone(directory: str, sc: StudentConfig, n_positions: int, 
     model = BertModel(config, add_pooling_layer=False)
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=".backbone-")
+    remove_stale(parent)
+    staging = temp_path(directory, directory=True)
+    old = None
     try:
         model.save_pretrained(staging)
         if os.path.isdir(directory):
-            shutil.rmtree(directory)
+            old = temp_path(directory, directory=True)
+            os.replace(directory, old)
         os.replace(staging, directory)
+        fsync_directory(parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
 
 
-def teacher_forecasts(teacher_dir: str, threads: int = 0):
+def teacher_forecasts(teacher_dir: str, threads: int = 0, backbone: str | None = None):
     """A function windows -> the teacher's forecasts (S, H) of every series, for train().
 
     The teacher runs in the C++ engine (its exported fp32 file, equal to the PyTorch model within
@@ -77,7 +84,7 @@ def teacher_forecasts(teacher_dir: str, threads: int = 0):
     scaler = checkpoint.scaler_from(meta)
     workdir = tempfile.mkdtemp(prefix="ofa-teacher-")
     path = os.path.join(workdir, "teacher.ofa")
-    export(teacher_dir, path)
+    export(teacher_dir, path, backbone=backbone)
     model = engine.load(path, threads=max(1, threads or torch.get_num_threads()))
     shutil.rmtree(workdir, ignore_errors=True)  # the engine holds the arrays
 
@@ -97,8 +104,10 @@ def teacher_forecasts(teacher_dir: str, threads: int = 0):
 
 
 def distill(teacher_dir: str, data: str, out: str, student: StudentConfig | None = None, train_cfg=None,
-            log=print, resume: bool = False) -> dict:
-    """Train a student on `data` against the teacher in `teacher_dir`; write its checkpoint to `out`."""
+            log=print, resume: bool = False, teacher_backbone: str | None = None) -> dict:
+    """Train a student on `data` against the teacher in `teacher_dir`; write its checkpoint to `out`.
+
+    teacher_backbone: the teacher's backbone, when its ofa.json names one outside its directory."""
     from .train import TrainConfig, train
 
     sc = student or StudentConfig()
@@ -120,7 +129,7 @@ def distill(teacher_dir: str, data: str, out: str, student: StudentConfig | None
     log(f"student: {sc.layers} block(s), width {sc.width}, {sc.heads} heads, feed-forward {sc.ff}; "
         f"target = {sc.truth_weight:g} truth + {1 - sc.truth_weight:g} teacher ({teacher_dir})")
     return train(data, out, mc, tc, target=target, resume=resume, log=log,
-                 teacher=teacher_forecasts(teacher_dir, tc.threads), truth_weight=sc.truth_weight,
+                 teacher=teacher_forecasts(teacher_dir, tc.threads, teacher_backbone), truth_weight=sc.truth_weight,
                  extra_meta={"distilled_from": {"teacher": os.path.abspath(teacher_dir),
                                                 "truth_weight": sc.truth_weight,
                                                 "student": {"width": sc.width, "layers": sc.layers,

@@ -33,8 +33,11 @@ def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
 
 
 def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_file: str | None = None,
-             json_path: str | None = None, plot_path: str | None = None, target: str | None = None) -> dict:
-    """Score a checkpoint (PyTorch) or an exported model file (C++ engine) on the full test split."""
+             json_path: str | None = None, plot_path: str | None = None, target: str | None = None,
+             backbone: str | None = None) -> dict:
+    """Score a checkpoint (PyTorch) or an exported model file (C++ engine) on the full test split.
+
+    backbone: the checkpoint's backbone, when ofa.json names one outside its directory (checkpoint.load)."""
     from . import checkpoint
 
     if (checkpoint_dir is None) == (model_file is None):
@@ -42,7 +45,7 @@ def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_f
     if data is None:
         raise OfaError("no data file given")
     if checkpoint_dir is not None:
-        model, meta = checkpoint.load(checkpoint_dir)
+        model, meta = checkpoint.load(checkpoint_dir, backbone=backbone)
         mc = meta["model"]
         target = target if target is not None else meta["data"].get("target")
         forecast = lambda x: predict_windows_torch(model, x)  # noqa: E731

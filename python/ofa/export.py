@@ -21,6 +21,7 @@ import torch
 from . import checkpoint
 from .backbone import BERT
 from .errors import OfaError
+from .fileio import atomic_write_bytes
 from .model import REVIN_EPS, base_of
 from .modelfile import FORMAT, FORMAT_VERSION, checksum
 
@@ -148,10 +149,10 @@ def int8_arrays(arrays: dict, metadata: dict, data: str, n_windows: int) -> tupl
 
 
 def write_model_file(out: str, arrays: dict, metadata: dict) -> None:
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
-    try:
-        checkpoint.atomic_write(out, lambda tmp: save_file(arrays, tmp, metadata=metadata))
+    try:  # serialised in memory: safetensors' own save_file leaves a temp file of its naming after a kill
+        atomic_write_bytes(out, save(arrays, metadata=metadata))
     except OSError as exc:
         raise OfaError(f"cannot write {out}: {exc.strerror or exc}") from None
 
@@ -169,15 +170,16 @@ def quantize_model_file(model_file: str, out: str, data: str, calibration_window
 
 
 def export(checkpoint_dir: str, out: str, int8: bool = False, data: str | None = None,
-           calibration_windows: int = 256) -> dict:
+           calibration_windows: int = 256, backbone: str | None = None) -> dict:
     """Write `out` atomically from a checkpoint; returns {"bytes", "head", "tensors", "scheme"}.
 
     int8: quantise after merging, calibrated on `calibration_windows` training windows of `data`
-    (default: the data path the checkpoint was trained on).
+    (required: a checkpoint never chooses which file is read).
+    backbone: the checkpoint's backbone, when ofa.json names one outside its directory (checkpoint.load).
     """
     if not out or out.endswith("/"):
         raise OfaError(f"--out must name a file, got {out!r}")
-    model, meta = checkpoint.load(checkpoint_dir)
+    model, meta = checkpoint.load(checkpoint_dir, backbone=backbone)
     arrays, metadata = model_arrays(model, meta)
     if int8:
         if not data:  # never the path recorded in ofa.json: a checkpoint from elsewhere must not choose files

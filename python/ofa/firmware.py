@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import OfaError
+from .fileio import atomic_write_texts
 from .modelfile import metadata_json, read_model_file
 
 KIB, MIB = 1024, 1024 * 1024
@@ -316,26 +316,6 @@ def golden_windows(data: str, config: dict, target_col: str | None, count: int) 
         f"{series.name} test split (windows {picks.tolist()})"
 
 
-def write_all_atomic(files: dict[str, str]) -> None:
-    """Write every file to a temporary name first, then rename them all: no half-written header, and
-    no new ofa_model.h beside a stale ofa_golden.h when a write fails."""
-    temps = {}
-    try:
-        for path, text in files.items():
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                       prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-            temps[path] = tmp
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.chmod(tmp, 0o644)
-        for path, tmp in temps.items():
-            os.replace(tmp, path)
-    finally:
-        for tmp in temps.values():
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
-
 def emit(model_path: str, target_name: str, out_dir: str, data: str, golden: int = 3,
          flash: int | None = None, ram: int | None = None) -> dict:
     """Check the model against the target and write ofa_model.h and ofa_golden.h into out_dir.
@@ -362,7 +342,7 @@ def emit(model_path: str, target_name: str, out_dir: str, data: str, golden: int
         os.makedirs(out_dir, exist_ok=True)
         model_text = model_header(model_path, metadata, config, tensors, target, fp)
         golden_text = golden_header(model_path, x, y, source)
-        write_all_atomic({os.path.join(out_dir, "ofa_model.h"): model_text,
+        atomic_write_texts({os.path.join(out_dir, "ofa_model.h"): model_text,
                           os.path.join(out_dir, "ofa_golden.h"): golden_text})
     except OSError as exc:
         raise OfaError(f"cannot write to output directory {out_dir}: {exc.strerror or exc}") from None

@@ -266,8 +266,6 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
         if on_epoch is not None:
             on_epoch(state["history"][-1])
     # The best epoch's checkpoint records the final history too.
-    final = checkpoint.read_meta(out)
-    final.update({"history": state["history"], "train_seconds": state["train_seconds"]})
+    final = checkpoint.update_meta(out, {"history": state["history"], "train_seconds": state["train_seconds"]})
     final.pop("format", None)
-    checkpoint.atomic_write_json(os.path.join(out, "ofa.json"), {"format": checkpoint.FORMAT, **final})
     return final
