@@ -55,6 +55,10 @@ extern "C" ofa_status ofa_validate_model(const ofa_model* m) {
     return OFA_ERR_MISSING_TENSOR;
   if (c->n_layers > 0 && !m->layers) return OFA_ERR_MISSING_TENSOR;
   if (c->linear_path && (!m->linear_w || !m->linear_b)) return OFA_ERR_MISSING_TENSOR;
+  // The scaler divides by std: a zero, negative or non-finite one turns every forecast to inf/NaN.
+  for (int32_t i = 0; i < c->n_channels; ++i)
+    if (!isfinite(m->scaler_mean[i]) || !isfinite(m->scaler_std[i]) || !(m->scaler_std[i] > 0.f))
+      return OFA_ERR_BAD_TENSOR;
   for (int32_t i = 0; i < c->n_layers; ++i) {
     const ofa_layer_weights* l = &m->layers[i];
     if (!l->attn_qkv_w || !l->attn_qkv_b || !l->attn_out_w || !l->attn_out_b ||
@@ -75,6 +79,9 @@ extern "C" const char* ofa_status_name(ofa_status s) {
     case OFA_ERR_ARENA_TOO_SMALL: return "arena too small";
     case OFA_ERR_ARENA_MISALIGNED: return "arena misaligned";
     case OFA_ERR_BAD_QUANT: return "quantisation parameter out of range";
+    case OFA_ERR_BAD_TENSOR: return "tensor value out of range (scaler: finite mean, finite std > 0)";
+    case OFA_ERR_ARENA_TOO_LARGE:
+      return "arena larger than OFA_MAX_ARENA_BYTES (a build-time cap: -DOFA_MAX_ARENA_BYTES=N raises it)";
   }
   return "unknown status";
 }

@@ -63,6 +63,7 @@ ofa_status ofa_plan_arena(const ofa_config* c, int32_t tile_series, ofa_arena_pl
   // The last region is not padded: the planned size is exactly what is used.
   const uint64_t total = (uint64_t)p->gemm_scratch + gs;
   if (total > (uint64_t)(SIZE_MAX / sizeof(float))) return OFA_ERR_BAD_BATCH;
+  if (total * sizeof(float) > (uint64_t)OFA_MAX_ARENA_BYTES) return OFA_ERR_ARENA_TOO_LARGE;
   p->total_floats = (size_t)total;
   return OFA_OK;
 }

@@ -53,6 +53,7 @@ ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_are
   p->gemm_scratch = cv.take(gs);
   // The last region is not padded: the planned size is exactly what is used.
   if (cv.last_end > (uint64_t)SIZE_MAX) return OFA_ERR_BAD_BATCH;
+  if (cv.last_end > (uint64_t)OFA_MAX_ARENA_BYTES) return OFA_ERR_ARENA_TOO_LARGE;
   p->total_bytes = (size_t)cv.last_end;
   return OFA_OK;
 }

@@ -17,26 +17,12 @@ static float forecast[OFA_HORIZON * OFA_N_CHANNELS];
 
 extern uint32_t ofa_stack[OFA_STACK_BYTES / 4];
 
-static const char* status_name(ofa_status s) {
-  switch (s) {
-    case OFA_OK: return "ok";
-    case OFA_ERR_NULL_ARG: return "null argument";
-    case OFA_ERR_BAD_CONFIG: return "bad config";
-    case OFA_ERR_MISSING_TENSOR: return "missing tensor";
-    case OFA_ERR_BAD_BATCH: return "bad batch";
-    case OFA_ERR_ARENA_TOO_SMALL: return "arena too small";
-    case OFA_ERR_ARENA_MISALIGNED: return "arena misaligned";
-    case OFA_ERR_BAD_QUANT: return "bad quantisation parameter";
-  }
-  return "unknown status";
-}
-
 static int refuse(const char* what, ofa_status s) {
   sh_buf b = {{0}, 0};
   sh_str(&b, "FAIL: ");
   sh_str(&b, what);
   sh_str(&b, ": ");
-  sh_str(&b, status_name(s));
+  sh_str(&b, ofa_status_name(s));
   sh_line(&b);
   return 2;
 }

@@ -386,16 +386,24 @@ def test_a_tiny_file_cannot_ask_for_a_huge_arena(fp32_file, tmp_path):
     import ofa
     from ofa import _engine
 
-    def edit(meta):
-        cfg = json.loads(meta["config"])
-        cfg.update(d_model=4, n_heads=1, d_ff=4, patch_len=1, stride=1, seq_len=40000, linear_path=0)
-        cfg.pop("n_patches")
-        assert _engine.arena_bytes(cfg, 16) > 2 << 30  # what it would have reserved per thread
-        meta["config"] = json.dumps(cfg)
-    path = rewrite(fp32_file[0], tmp_path / "huge.ofa", edit)
+    def edit(seq_len):
+        def change(meta):
+            cfg = json.loads(meta["config"])
+            cfg.update(d_model=4, n_heads=1, d_ff=4, patch_len=1, stride=1, seq_len=seq_len, linear_path=0)
+            cfg.pop("n_patches")
+            meta["config"] = json.dumps(cfg)
+            return cfg
+        return change
+    cfg = edit(25000)({"config": json.dumps(json.loads(ofa.load(fp32_file[0]).metadata["config"]))})
+    assert _engine.arena_bytes(cfg, 16) > 2 << 30  # what it would have reserved per thread
+    path = rewrite(fp32_file[0], tmp_path / "huge.ofa", edit(25000))
     assert os.path.getsize(path) < 1 << 20
     with pytest.raises(OfaError, match="above the cap"):
         ofa.load(path)
+    # Past the C core's own build-time cap (4 GiB per plan on 64-bit hosts) the planner itself refuses.
+    path = rewrite(fp32_file[0], tmp_path / "huger.ofa", edit(40000))
+    with pytest.raises(OfaError, match="OFA_MAX_ARENA_BYTES"):
+        ofa.load(path, max_arena_bytes=1 << 40)
 
 
 def test_model_file_is_read_into_memory_not_mapped(fp32_file, tmp_path, monkeypatch):

@@ -28,8 +28,17 @@ typedef enum ofa_status {
   OFA_ERR_BAD_BATCH = 4,       /* batch <= 0 or tile_series <= 0 */
   OFA_ERR_ARENA_TOO_SMALL = 5, /* arena_bytes < ofa_arena_bytes(...) */
   OFA_ERR_ARENA_MISALIGNED = 6, /* arena not OFA_ARENA_ALIGN aligned */
-  OFA_ERR_BAD_QUANT = 7 /* int8: a multiplier, shift, scale or bias out of range */
+  OFA_ERR_BAD_QUANT = 7, /* int8: a multiplier, shift, scale or bias out of range */
+  OFA_ERR_BAD_TENSOR = 8, /* a value the forward pass cannot use: non-finite scaler, std <= 0 */
+  OFA_ERR_ARENA_TOO_LARGE = 9 /* the plan exceeds OFA_MAX_ARENA_BYTES */
 } ofa_status;
+
+/* The most arena one forward plan may ask for, whatever a model file says (a tiny file can describe
+ * a huge attention area). Hosts that allocate what ofa_arena_bytes*() reports rely on it; raise it
+ * at build time with -DOFA_MAX_ARENA_BYTES=N. */
+#ifndef OFA_MAX_ARENA_BYTES
+#define OFA_MAX_ARENA_BYTES ((uint64_t)1 << (sizeof(size_t) >= 8 ? 32 : 30))
+#endif
 
 typedef enum ofa_layout {
   OFA_LAYOUT_BERT = 0, /* post-LN, bidirectional, embedding LN */

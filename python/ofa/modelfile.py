@@ -172,5 +172,5 @@ def check_int8_tensors(path: str, tensors: dict[str, np.ndarray]) -> None:
             raise OfaError(f"{path}: {name}: scale must be finite and > 0, got {t.tolist()}")
         elif name == "head.out_scale" and not np.isfinite(t).all():
             raise OfaError(f"{path}: {name}: scales must be finite")
-        elif name.endswith(".eps") and (t < 0).any():
-            raise OfaError(f"{path}: {name}: must be >= 0")
+        elif name.endswith(".eps") and ((t < 0) | (t > 2 ** 62)).any():
+            raise OfaError(f"{path}: {name}: must be in [0, 2^62] (the integer layer norm adds it in int64)")

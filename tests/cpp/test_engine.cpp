@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <string>
 #include <tuple>
 
+#include "ofa/ofa_int8.h"
 #include "reference_model.h"
 
 namespace {
@@ -147,6 +149,35 @@ TEST(Config, LinearPathNeedsItsTensors) {
   m = tm.model;
   m.linear_b = nullptr;
   EXPECT_EQ(ofa_validate_model(&m), OFA_ERR_MISSING_TENSOR);
+}
+
+TEST(Config, ScalerMustBeFiniteWithPositiveStd) {
+  const ofa_config cfg = small_config(OFA_LAYOUT_BERT, 0);
+  TestModel tm(cfg);
+  for (float bad : {0.f, -1.f, (float)NAN, (float)INFINITY}) {
+    std::vector<float> std_(cfg.n_channels, 1.f), mean(cfg.n_channels, 0.f);
+    ofa_model m = tm.model;
+    std_[1] = bad;
+    m.scaler_std = std_.data();
+    EXPECT_EQ(ofa_validate_model(&m), OFA_ERR_BAD_TENSOR) << bad;
+    m = tm.model;
+    mean[0] = bad;
+    m.scaler_mean = mean.data();
+    EXPECT_EQ(ofa_validate_model(&m), bad == 0.f || bad == -1.f ? OFA_OK : OFA_ERR_BAD_TENSOR) << bad;
+  }
+}
+
+TEST(Planner, RefusesAnArenaOverTheBuildTimeCap) {
+  // Every field is valid, yet 1-wide patches at stride 1 make a 65,000^2 attention area (16 GiB).
+  ofa_config cfg = small_config(OFA_LAYOUT_BERT, 0);
+  cfg.d_model = cfg.n_heads = 1;
+  cfg.patch_len = cfg.stride = 1;
+  cfg.seq_len = 65000;
+  ASSERT_EQ(ofa_validate_config(&cfg), OFA_OK);
+  size_t bytes = 0;
+  EXPECT_EQ(ofa_arena_bytes(&cfg, 1, &bytes), OFA_ERR_ARENA_TOO_LARGE);
+  EXPECT_EQ(ofa_arena_bytes_int8(&cfg, 1, &bytes), OFA_ERR_ARENA_TOO_LARGE);
+  EXPECT_NE(std::string(ofa_status_name(OFA_ERR_ARENA_TOO_LARGE)).find("OFA_MAX_ARENA_BYTES"), std::string::npos);
 }
 
 TEST(Forward, RejectsBadArgumentsWithoutWriting) {
