@@ -261,7 +261,7 @@ def run_ofa(name: str, path: str, horizon: int, lookback, full: bool, seed: int,
                      max_val_series=0 if full else REDUCED_VAL_SERIES, progress=False)
     for key, value in train_over.items():
         setattr(tc, key, value)
-    suffix = "" if mc.seq_len == 336 else f"-L{mc.seq_len}"
+    suffix = ("" if mc.seq_len == 336 else f"-L{mc.seq_len}") + (f"-s{seed}" if seed else "")
     out = os.path.join(workdir, f"{os.path.basename(path)}-{horizon}-{name}{suffix}")
     if rescore and os.path.isfile(os.path.join(out, "ofa.json")):
         meta = checkpoint.read_meta(out)  # a finished training of this run: score it again
@@ -284,12 +284,13 @@ def run_ofa(name: str, path: str, horizon: int, lookback, full: bool, seed: int,
 
 
 RECORD_FIELDS = ("dataset", "horizon", "model", "protocol")  # every record has these
-RECORD_KEY = RECORD_FIELDS + ("lookback",)                   # what one measurement is identified by
+RECORD_KEY = RECORD_FIELDS + ("lookback", "seed")           # what one measurement is identified by
 
 
 def key_of(record: dict) -> tuple:
-    """lookback: what was asked for (a length, or "auto"); records before it existed asked for their seq_len."""
-    return tuple(record.get(k, record.get("seq_len")) for k in RECORD_KEY)
+    """lookback: what was asked for (a length, or "auto"); records before it existed asked for their seq_len.
+    seed: records before it was recorded all used seed 0."""
+    return tuple(record.get("seed", 0) if k == "seed" else record.get(k, record.get("seq_len")) for k in RECORD_KEY)
 
 
 def earlier_records(path: str) -> list[dict]:
@@ -360,7 +361,7 @@ def measure(name: str, ds: str, path: str, horizon: int, args, protocol: str) ->
     else:
         rec = run_ofa(name, path, horizon, lookback, args.full, args.seed, args.workdir, args.screen,
                       args.engine_threads, args.train_series, args.rescore, args.precision, args.scorer)
-    return {"dataset": ds, "horizon": horizon, "model": name, "protocol": protocol,
+    return {"dataset": ds, "horizon": horizon, "model": name, "protocol": protocol, "seed": args.seed,
             "lookback": lookback or {"naive": "auto", "dlinear-lr5e-3": 336}.get(
                 name, "auto" if name in LINEAR_BASELINES else "preset"),
             **rec, "wall_seconds": time.time() - t0}
@@ -384,14 +385,25 @@ PUBLISHED_HORIZONS = (96, 192, 336, 720)
 
 
 def report(records: list[dict], run: str | None, protocol: str, model: str = "ofa", base: str = "dlinear") -> str:
-    """Markdown table of one run: `model` vs `base` per cell, with the repeat-last forecast and the published
-    figures; then the geometric mean of the ratios and the worst cell."""
+    """Markdown table of a run (or of several, "RUN1,RUN2": each cell from the last of them that measured
+    it, `model` and `base` always from the same run): `model` vs `base` per cell, with the repeat-last
+    forecast and the published figures; then the geometric mean of the ratios and the worst cell. Seed 0."""
+    records = [r for r in records if r.get("seed", 0) == 0]
     runs = sorted({r["run"] for r in records if r.get("protocol") == protocol and r["model"] == model})
     if not runs:
         raise SystemExit(f"--report: no {model!r} records of protocol {protocol!r}")
-    run = run or runs[-1]
-    rows = [r for r in records if r.get("run") == run and r.get("protocol") == protocol]
-    cell = {(r["dataset"], r["horizon"], r["model"]): r for r in rows}
+    chosen = (run or runs[-1]).split(",")
+    cell, cell_run = {}, {}
+    for name in chosen:  # later runs replace earlier ones, cell by cell (model, base and naive together)
+        rows = [r for r in records if r.get("run") == name and r.get("protocol") == protocol]
+        got = {(r["dataset"], r["horizon"], r["model"]): r for r in rows}
+        for (ds, h, m), r in got.items():
+            if m == model and (ds, h, base) in got:
+                for k in (model, base, "naive"):
+                    cell.pop((ds, h, k), None)
+                cell.update({key: v for key, v in got.items() if key[:2] == (ds, h)})
+                cell_run[(ds, h)] = name
+    run = ",".join(chosen)
     out = [f"| dataset | H | One-for-All MSE (L) | DLinear MSE (L, lr) | ratio | repeat-last | "
            f"published GPT4TS / PatchTST / DLinear |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     ratios = []
@@ -413,6 +425,35 @@ def report(records: list[dict], run: str | None, protocol: str, model: str = "of
         worst = max(ratios)
         out.append(f"\n{len(ratios)} cells of run {run}: geometric mean of {model}/{base} MSE {geo:.3f}; "
                    f"worst cell {worst[1]}-{worst[2]} {worst[0]:.3f}")
+        if len(chosen) > 1:
+            for name in chosen:
+                cells = [f"{ds}-{h}" for (ds, h), r in cell_run.items() if r == name]
+                out.append(f"run {name}: {', '.join(cells) if cells else 'no cell'}")
+    return "\n".join(out)
+
+
+def seeds_report(records: list[dict], protocol: str, model: str = "ofa", base: str = "dlinear") -> str:
+    """Mean and sample standard deviation over the seeds of each cell measured with 3 or more seeds, for
+    `model` and `base`; a difference of means under two standard deviations (the larger) is not a win."""
+    groups: dict = {}
+    for r in records:
+        if r.get("protocol") == protocol and r["model"] in (model, base):
+            groups.setdefault((r["dataset"], r["horizon"], r["model"]), {})[r.get("seed", 0)] = r["mse"]
+    out = [f"| dataset | H | seeds | One-for-All MSE mean ± std | DLinear MSE mean ± std | ratio of means | "
+           f"difference / 2 std |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for ds in DATASETS:
+        for h in PUBLISHED_HORIZONS:
+            a, b = groups.get((ds, h, model), {}), groups.get((ds, h, base), {})
+            seeds = sorted(set(a) & set(b))
+            if len(seeds) < 3:
+                continue
+            xa, xb = np.array([a[s] for s in seeds]), np.array([b[s] for s in seeds])
+            sd = max(xa.std(ddof=1), xb.std(ddof=1))
+            margin = abs(xa.mean() - xb.mean()) / (2 * sd) if sd > 0 else math.inf
+            verdict = f"{margin:.1f}: " + ("a win" if xa.mean() < xb.mean() else "a loss") if margin >= 1 \
+                else f"{margin:.1f}: not a win (under 2 std)"
+            out.append(f"| {ds} | {h} | {len(seeds)} | {xa.mean():.4f} ± {xa.std(ddof=1):.4f} | "
+                       f"{xb.mean():.4f} ± {xb.std(ddof=1):.4f} | {xa.mean() / xb.mean():.3f} | {verdict} |")
     return "\n".join(out)
 
 
@@ -445,8 +486,14 @@ def main(argv=None) -> int:
                     help="score One-for-All through the exported model in the C++ engine (the product path) or "
                          "in PyTorch (screening only)")
     ap.add_argument("--report", nargs="?", const="latest", metavar="RUN",
-                    help="print the markdown table of a run in --out (default: the latest) and exit")
+                    help="print the markdown table of a run in --out (default: the latest; RUN1,RUN2: each cell "
+                         "from the last run that measured it) and exit")
+    ap.add_argument("--report-seeds", action="store_true",
+                    help="print mean and std over seeds of the cells measured with 3 or more and exit")
     args = ap.parse_args(argv)
+    if args.report_seeds:
+        print(seeds_report(earlier_records(args.out), "full" if args.full else "reduced"))
+        return 0
     if args.report:
         print(report(earlier_records(args.out), None if args.report == "latest" else args.report,
                      "full" if args.full else "reduced"))

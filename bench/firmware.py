@@ -1,11 +1,13 @@
 """Firmware benchmark: a distilled int8 student on QEMU's Cortex-M boards, beside its teacher and DLinear.
 
-    python bench/firmware.py --student runs/student/etth1-96-w128 --teacher runs/bench/ETTh1.csv-96-ofa
+    python bench/firmware.py --student runs/student/etth1-96-w128 --teacher runs/bench/ETTh1.csv-96-ofa-Lauto
 
 For each target: tools/emit_header.py (fit check, golden windows), the firmware build (arm-none-eabi-gcc),
-one QEMU run (bit-exact check, arena and instruction count), arm-none-eabi-size. In the same run, ETTh1-96
-test MSE over the full test split of: the student (fp32 and int8, C++ engine; the int8 engine is bit-exact
-with the firmware, so its MSE is the firmware's), the teacher (fp32 engine), DLinear (trained here).
+one QEMU run (bit-exact check, arena and instruction count), arm-none-eabi-size. In the same run, test MSE
+at the student's horizon over the full test split of: the student (fp32 and int8, C++ engine; the int8
+engine is bit-exact with the firmware, so its MSE is the firmware's), the teacher (fp32 engine), and
+DLinear trained here exactly as bench/accuracy.py trains it (reduced protocol, learning rate and lookback
+chosen on the validation split).
 Writes bench/results/firmware.json: {"records": [{"target", "model", "flash_bytes", "static_ram_bytes",
 "arena_bytes", "instructions_per_inference", "bit_exact", "mse", ...}], "reference": {...}}.
 Instructions are counted by QEMU (-icount shift=0, SysTick), not cycles: QEMU does not model timing.
@@ -48,8 +50,8 @@ def engine_mse(model_path: str, data: str, threads: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--student", default="runs/student/etth1-96-w128-t0", help="student checkpoint (ofa distill)")
-    ap.add_argument("--teacher", default="runs/bench/ETTh1.csv-96-ofa", help="teacher checkpoint")
+    ap.add_argument("--student", default="runs/student/etth1-96-w128", help="student checkpoint (ofa distill)")
+    ap.add_argument("--teacher", default="runs/bench/ETTh1.csv-96-ofa-Lauto", help="teacher checkpoint")
     ap.add_argument("--data", default=os.path.join(DATA, "ETT", "ETTh1.csv"))
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--calibration-windows", type=int, default=256)
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
     missing = toolchain_missing()
     if missing:
         raise SystemExit(f"bench/firmware.py needs {', '.join(missing)} (README, Firmware)")
-    from accuracy import score_dlinear, train_dlinear
+    from accuracy import REDUCED_TRAIN_SERIES, dlinear_cell
     from ofa.export import export
 
     os.makedirs(args.workdir, exist_ok=True)
@@ -77,14 +79,16 @@ def main(argv=None) -> int:
         "teacher_fp32": engine_mse(teacher32, args.data, args.threads),
     }
     tm = meta["model"]
-    splits = make_splits(load_series(args.data), tm["seq_len"], tm["horizon"])
-    dlinear, _ = train_dlinear(splits, tm["seq_len"], tm["horizon"], epochs=10, seed=0)
-    reference["dlinear"] = score_dlinear(dlinear, splits)
+    horizon = tm["horizon"]
+    dataset = os.path.splitext(os.path.basename(args.data))[0]
+    dlinear = dlinear_cell("dlinear", dataset, args.data, horizon, "auto",
+                           argparse.Namespace(full=False, train_series=REDUCED_TRAIN_SERIES, seed=0, screen=1))
+    reference["dlinear"] = {k: dlinear[k] for k in ("mse", "mae", "seq_len", "lr")}
     student_desc = meta.get("distilled_from", {}).get("student", {})
     model_name = (f"student d={student_desc.get('width')} x{student_desc.get('layers')} "
                   f"ff={student_desc.get('ff')} int8")
     for name, s in reference.items():
-        print(f"{name:14s} ETTh1-96 test mse {s['mse']:.4f}  mae {s['mae']:.4f}")
+        print(f"{name:14s} {dataset}-{horizon} test mse {s['mse']:.4f}  mae {s['mae']:.4f}")
 
     records = []
     for target in args.targets.split(","):
@@ -95,7 +99,7 @@ def main(argv=None) -> int:
         status, report, fields = run_qemu(target, elf)
         sizes = elf_sizes(elf)
         rec = {
-            "target": target, "board": TARGETS[target].board, "model": model_name, "dataset": "ETTh1", "horizon": 96,
+            "target": target, "board": TARGETS[target].board, "model": model_name, "dataset": dataset, "horizon": horizon,
             "flash_bytes": sizes["flash_bytes"], "static_ram_bytes": sizes["static_ram_bytes"],
             "flash_budget": TARGETS[target].flash, "ram_budget": TARGETS[target].ram,
             "fits": sizes["flash_bytes"] <= TARGETS[target].flash and sizes["static_ram_bytes"] <= TARGETS[target].ram,

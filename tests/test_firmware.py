@@ -142,6 +142,10 @@ def need_toolchain():
         pytest.skip(f"{', '.join(missing)} not installed")
 
 
+with open(os.path.join(FIRMWARE, "instruction_budget.json")) as _f:
+    INSTRUCTION_BUDGET = json.load(_f)["budgets"]
+
+
 @pytest.mark.parametrize("target,which", [("cortex-m4", "student"), ("cortex-m55", "gpt2")])
 def test_demo_on_qemu_is_bit_exact(models, tmp_path, target, which):
     need_toolchain()
@@ -155,6 +159,12 @@ def test_demo_on_qemu_is_bit_exact(models, tmp_path, target, which):
     assert 0 < int(fields["arena_used"]) <= int(fields["arena_planned"])
     assert int(fields["instructions"]) > 0
     assert abs(int(fields["counter_check"]) - 1_000_000) <= 64  # the counter measures instructions
+    budget = INSTRUCTION_BUDGET.get(f"{target}/{which}")
+    if budget:  # an instruction-count regression on the MCU fails here, not in a benchmark nobody runs
+        limit = budget["instructions_per_inference"] * (1 + budget["allowed_rise"])
+        assert int(fields["instructions"]) <= limit, (
+            f"{target} {which}: {int(fields['instructions']):,} instructions per inference, budget "
+            f"{budget['instructions_per_inference']:,} + {budget['allowed_rise']:.0%} (firmware/instruction_budget.json)")
     sizes = elf_sizes(elf)
     assert sizes["static_ram_bytes"] >= int(fields["arena_planned"])
     nm = subprocess.run(["arm-none-eabi-nm", elf], capture_output=True, text=True, check=True).stdout

@@ -54,37 +54,45 @@ struct AddS32 {
   }
 };
 
-// Four output columns at a time so each A row is reused from registers.
+// The multiply-add loop of one A row against four W rows: its own function, so that its registers
+// (6 pointers/indices, 4 sums, 2 temporaries) are all it holds. Inlined into gemm() it shared the
+// registers with the epilogue's state and spilled to the stack on Cortex-M (19 instructions per
+// 4 MACs instead of 12). One call per 4 outputs against 4k multiply-adds.
+OFA_NOINLINE void dot_1x4(const int8_t* ar, const int8_t* w0, int32_t ldw, int32_t k, int32_t* sums) {
+  const int8_t* w1 = w0 + ldw;
+  const int8_t* w2 = w1 + ldw;
+  const int8_t* w3 = w2 + ldw;
+  int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (int32_t p = 0; p < k; ++p) {
+    const int32_t av = ar[p];
+    s0 += av * w0[p];
+    s1 += av * w1[p];
+    s2 += av * w2[p];
+    s3 += av * w3[p];
+  }
+  sums[0] = s0; sums[1] = s1; sums[2] = s2; sums[3] = s3;
+}
+
+OFA_NOINLINE int32_t dot_1x1(const int8_t* ar, const int8_t* wr, int32_t k) {
+  int32_t s = 0;
+  for (int32_t p = 0; p < k; ++p) s += (int32_t)ar[p] * wr[p];
+  return s;
+}
+
+// Four output columns at a time so each A row is reused from registers; the finished int32 sums
+// (bias added) then go through the epilogue, outside the multiply-add loop.
 template <class Epilogue>
 void gemm(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
           const Epilogue& out) {
+  int32_t s[4];
   for (int32_t i = 0; i < d->m; ++i) {
     const int8_t* ar = a + (size_t)i * d->lda;
     int32_t j = 0;
     for (; j + 4 <= d->n; j += 4) {
-      const int8_t* w0 = w + (size_t)j * d->ldw;
-      const int8_t* w1 = w0 + d->ldw;
-      const int8_t* w2 = w1 + d->ldw;
-      const int8_t* w3 = w2 + d->ldw;
-      int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      for (int32_t k = 0; k < d->k; ++k) {
-        const int32_t av = ar[k];
-        s0 += av * w0[k];
-        s1 += av * w1[k];
-        s2 += av * w2[k];
-        s3 += av * w3[k];
-      }
-      if (bias) {
-        s0 += bias[j]; s1 += bias[j + 1]; s2 += bias[j + 2]; s3 += bias[j + 3];
-      }
-      out(i, j, s0); out(i, j + 1, s1); out(i, j + 2, s2); out(i, j + 3, s3);
+      dot_1x4(ar, w + (size_t)j * d->ldw, d->ldw, d->k, s);
+      for (int32_t c = 0; c < 4; ++c) out(i, j + c, s[c] + (bias ? bias[j + c] : 0));
     }
-    for (; j < d->n; ++j) {
-      const int8_t* wr = w + (size_t)j * d->ldw;
-      int32_t s = 0;
-      for (int32_t k = 0; k < d->k; ++k) s += (int32_t)ar[k] * wr[k];
-      out(i, j, s + (bias ? bias[j] : 0));
-    }
+    for (; j < d->n; ++j) out(i, j, dot_1x1(ar, w + (size_t)j * d->ldw, d->k) + (bias ? bias[j] : 0));
   }
 }
 
