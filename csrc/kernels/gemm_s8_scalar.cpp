@@ -1,6 +1,7 @@
 // Portable int8 GEMM: the reference every SIMD variant must match bit for
 // bit, and the only path on microcontrollers.
 #include "ofa/ofa_kernels_int8.h"
+#include "dot_s8.h"
 #include "requant_inline.h"
 
 namespace {
@@ -54,29 +55,24 @@ struct AddS32 {
   }
 };
 
-// The multiply-add loop of one A row against four W rows: its own function, so that its registers
-// (6 pointers/indices, 4 sums, 2 temporaries) are all it holds. Inlined into gemm() it shared the
-// registers with the epilogue's state and spilled to the stack on Cortex-M (19 instructions per
-// 4 MACs instead of 12). One call per 4 outputs against 4k multiply-adds.
+// The multiply-add loops (dot_s8.h) in functions of their own, so that their registers are all they
+// hold: inlined into gemm() they shared the registers with the epilogue's state and spilled to the
+// stack on Cortex-M (19 instructions per 4 MACs). One call per 4 outputs against 4k multiply-adds.
+// With the DSP extension, the SXTB16/SMLAD form; otherwise one multiply-add per byte.
 OFA_NOINLINE void dot_1x4(const int8_t* ar, const int8_t* w0, int32_t ldw, int32_t k, int32_t* sums) {
-  const int8_t* w1 = w0 + ldw;
-  const int8_t* w2 = w1 + ldw;
-  const int8_t* w3 = w2 + ldw;
-  int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  for (int32_t p = 0; p < k; ++p) {
-    const int32_t av = ar[p];
-    s0 += av * w0[p];
-    s1 += av * w1[p];
-    s2 += av * w2[p];
-    s3 += av * w3[p];
-  }
-  sums[0] = s0; sums[1] = s1; sums[2] = s2; sums[3] = s3;
+#if OFA_DOT_S8_DSP
+  ofa_dot::pairs_1x4(ar, w0, ldw, k, sums);
+#else
+  ofa_dot::plain_1x4(ar, w0, ldw, k, sums);
+#endif
 }
 
 OFA_NOINLINE int32_t dot_1x1(const int8_t* ar, const int8_t* wr, int32_t k) {
-  int32_t s = 0;
-  for (int32_t p = 0; p < k; ++p) s += (int32_t)ar[p] * wr[p];
-  return s;
+#if OFA_DOT_S8_DSP
+  return ofa_dot::pairs_1x1(ar, wr, k);
+#else
+  return ofa_dot::plain_1x1(ar, wr, k);
+#endif
 }
 
 // Four output columns at a time so each A row is reused from registers; the finished int32 sums

@@ -2,7 +2,10 @@
 // scalar path and every SIMD variant this CPU supports; odd sizes throughout.
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "kernels/core_kernels.h"
+#include "kernels/dot_s8.h"
 #include "test_util.h"
 
 class KernelTest : public ::testing::TestWithParam<std::string> {};
@@ -206,4 +209,26 @@ TEST(Dispatch, BestIsUsable) {
   EXPECT_EQ(ofa_kernels_by_name(best->name), best);
   EXPECT_EQ(ofa_kernels_by_name("scalar"), &ofa_kernels_scalar);
   EXPECT_EQ(ofa_kernels_by_name("no-such-isa"), nullptr);
+}
+
+// The SXTB16/SMLAD formulation the Cortex-M DSP GEMM runs, spelled in C on the host, against the
+// plain one: bit-identical for every length (tails included) and for the extreme values -128/127.
+TEST(DotS8, PairsMatchPlain) {
+  uint32_t seed = 7;
+  auto next = [&]() { seed = seed * 1664525u + 1013904223u; return seed >> 24; };
+  for (int32_t k : {1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 63, 64, 385}) {
+    for (int fill = 0; fill < 3; ++fill) {
+      const int32_t ldw = k + 3;
+      std::vector<int8_t> a(k), w((size_t)4 * ldw);
+      for (auto& v : a) v = fill == 0 ? (int8_t)next() : fill == 1 ? (int8_t)-128 : (int8_t)127;
+      for (auto& v : w) v = fill == 0 ? (int8_t)next() : (int8_t)-128;
+      int32_t plain[4], pairs[4];
+      ofa_dot::plain_1x4(a.data(), w.data(), ldw, k, plain);
+      ofa_dot::pairs_1x4(a.data(), w.data(), ldw, k, pairs);
+      for (int c = 0; c < 4; ++c) EXPECT_EQ(plain[c], pairs[c]) << "k " << k << " column " << c;
+      EXPECT_EQ(ofa_dot::plain_1x1(a.data(), w.data() + ldw, k), ofa_dot::pairs_1x1(a.data(), w.data() + ldw, k));
+    }
+  }
+  EXPECT_EQ(ofa_dot::mla_pairs(ofa_dot::even_pairs(0x80FF7F01u), ofa_dot::odd_pairs(0x80FF7F01u), 5),
+            5 + 1 * 127 + (-1) * (-128));  // bytes 01 7F FF 80: (1, -1) . (127, -128)
 }
