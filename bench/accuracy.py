@@ -34,11 +34,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))  # r
 
 from ofa.checkpoint import atomic_write_json  # noqa: E402
 from ofa.data import load_series, make_splits  # noqa: E402
-from ofa.evaluate import scores  # noqa: E402
+from ofa.evaluation import scores  # noqa: E402
 from ofa.model import ModelConfig, parameter_counts  # noqa: E402
 from ofa.errors import OfaError  # noqa: E402
 from ofa.linear_path import LOOKBACKS  # noqa: E402
-from ofa.train import PRESETS, SHORT_BUDGET_LR, TrainConfig, train  # noqa: E402
+from ofa.training import PRESETS, SHORT_BUDGET_LR, TrainConfig, train  # noqa: E402
 
 DATA = os.environ.get("OFA_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 DATASETS = {"ETTh1": "ETT/ETTh1.csv", "ETTh2": "ETT/ETTh2.csv", "ETTm1": "ETT/ETTm1.csv",
@@ -276,7 +276,7 @@ def run_ofa(name: str, path: str, horizon: int, lookback, full: bool, seed: int,
     if scorer == "engine":
         result = scores(engine_forecast(out, splits.scaler, x, threads), y)
     else:  # PyTorch: for screening variants the engine cannot run yet
-        from ofa.evaluate import predict_windows_torch
+        from ofa.evaluation import predict_windows_torch
         result = scores(predict_windows_torch(checkpoint.load(out)[0], x), y)
     return result | {"seq_len": seq_len, "lookback_val_mse": meta.get("lookback", {}).get("val_mse"),
                      "linear_path": meta.get("linear_path"), "scorer": scorer, "train_seconds": meta["train_seconds"], "trainable_params": meta["sizes"]["trainable_params"],

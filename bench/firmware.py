@@ -29,7 +29,7 @@ sys.path.insert(0, HERE)
 
 from ofa.checkpoint import atomic_write_json  # noqa: E402
 from ofa.data import load_series, make_splits  # noqa: E402
-from ofa.evaluate import scores  # noqa: E402
+from ofa.evaluation import scores  # noqa: E402
 from ofa.firmware import TARGETS, build, elf_sizes, emit, run_qemu, toolchain_missing  # noqa: E402
 
 DATA = os.environ.get("OFA_DATA", os.path.join(HERE, "..", "..", "shared", "data"))

@@ -43,7 +43,7 @@ from timing import best_ms  # noqa: E402
 from ofa import checkpoint  # noqa: E402
 from ofa.checkpoint import atomic_write_json  # noqa: E402
 from ofa.data import load_series, make_splits  # noqa: E402
-from ofa.evaluate import predict_windows_torch, scores  # noqa: E402
+from ofa.evaluation import predict_windows_torch, scores  # noqa: E402
 from ofa.export import export  # noqa: E402
 
 DATA = os.path.abspath(os.path.join(HERE, "..", "..", "shared", "data"))

@@ -81,3 +81,21 @@ def test_installed_entry_point_reports_errors():
     proc = subprocess.run([sys.executable, "-m", "ofa.cli", "eval", "--checkpoint", "/nonexistent", "--data", "x"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("ofa eval: error:")
+
+
+def test_package_functions_survive_importing_every_submodule(tmp_path, small_csv):
+    """The README's "From Python" path: ofa.train / ofa.evaluate stay functions after the submodules load."""
+    import importlib
+    import pkgutil
+
+    import ofa
+
+    for info in pkgutil.iter_modules(ofa.__path__):
+        if not info.name.startswith("_") and info.name != "__main__":
+            importlib.import_module(f"ofa.{info.name}")
+    assert callable(ofa.train) and callable(ofa.evaluate) and callable(ofa.load) and callable(ofa.infer)
+    out = str(tmp_path / "run")
+    meta = ofa.train(small_csv, out, ofa.ModelConfig(horizon=8, seq_len=32, layers=1),
+                     ofa.TrainConfig(epochs=1, progress=False, max_train_windows=30), log=lambda s: None)
+    scores = ofa.evaluate(out, small_csv)
+    assert meta["sizes"]["trainable_params"] > 0 and scores["mse"] > 0

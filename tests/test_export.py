@@ -11,10 +11,10 @@ from safetensors.numpy import load_file
 from ofa import checkpoint
 from ofa.data import load_csv, make_splits
 from ofa.errors import OfaError
-from ofa.evaluate import predict_windows_torch
+from ofa.evaluation import predict_windows_torch
 from ofa.export import checksum, export
 from ofa.model import ModelConfig
-from ofa.train import TrainConfig, train
+from ofa.training import TrainConfig, train
 
 
 def trained(tmp_path, data, backbone, **model):

@@ -29,7 +29,7 @@ def models(tmp_path_factory, tiny_gpt2):
     with a linear path, which the student inherits: the QEMU runs cover the graph with and without it."""
     from conftest import noisy_sines, write_csv
     from ofa.distill import StudentConfig, distill
-    from ofa.train import TrainConfig
+    from ofa.training import TrainConfig
 
     tmp = tmp_path_factory.mktemp("fw")
     data = write_csv(tmp / "d.csv", noisy_sines(1), ["a", "b"])

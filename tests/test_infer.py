@@ -9,10 +9,10 @@ import ofa
 from ofa import checkpoint
 from ofa.data import load_csv, make_splits
 from ofa.errors import OfaError
-from ofa.evaluate import predict_windows_torch
+from ofa.evaluation import predict_windows_torch
 from ofa.export import export
 from ofa.model import ModelConfig
-from ofa.train import TrainConfig, train
+from ofa.training import TrainConfig, train
 
 
 def load_own(run):

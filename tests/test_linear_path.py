@@ -122,7 +122,7 @@ def test_linear_path_is_the_default_and_can_be_left_out():
 
 def test_auto_lookback_picks_one_that_fits_and_keeps_its_fit(tmp_path, tiny_gpt2):
     """1,000 rows (700 in train): 336 and 512 fit the splits, 720 does not; the linear path is the chosen lookback's fit."""
-    from ofa.train import TrainConfig, train
+    from ofa.training import TrainConfig, train
 
     t = np.arange(1000)
     data = write_csv(tmp_path / "s.csv", np.stack([np.sin(t / 9) + 0.1 * np.cos(t / 2), np.cos(t / 13)], axis=1))

@@ -7,7 +7,7 @@ import torch
 from ofa import checkpoint
 from ofa.errors import OfaError
 from ofa.model import ModelConfig, base_of, build, parameter_counts
-from ofa.train import PRESETS, TrainConfig, train
+from ofa.training import PRESETS, TrainConfig, train
 
 SMALL = dict(seq_len=64, horizon=16)
 
@@ -40,7 +40,7 @@ def test_paper_preset_with_a_gpt2_layout_trains_546304_parameters(tmp_path):
     16*(1024+768) on the position table + 16*(768*42 + 96) on the head = 546,304."""
     from transformers import GPT2Config, GPT2Model
 
-    from ofa.train import PRESETS
+    from ofa.training import PRESETS
 
     torch.manual_seed(0)
     GPT2Model(GPT2Config(n_layer=6, n_embd=768, n_head=12, n_positions=1024, vocab_size=8)).save_pretrained(tmp_path)
@@ -133,7 +133,7 @@ def quick(out, data, seed=0, epochs=1, backbone="minilm", **model):
 @pytest.mark.parametrize("head_base", ["zero", "random"])
 def test_checkpoint_roundtrip_reproduces_predictions(tmp_path, small_csv, head_base):
     from ofa.data import load_csv, make_splits
-    from ofa.evaluate import predict_windows_torch
+    from ofa.evaluation import predict_windows_torch
 
     quick(tmp_path / "run", small_csv, head_base=head_base, train="lora" if head_base == "random" else "lora+input")
     model, meta = checkpoint.load(str(tmp_path / "run"))

@@ -15,7 +15,7 @@ import pytest
 
 from ofa.errors import OfaError
 from ofa.model import ModelConfig
-from ofa.train import TrainConfig, train
+from ofa.training import TrainConfig, train
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 SMALL = dict(seq_len=64, horizon=16, patch=16, stride=8)
@@ -526,7 +526,7 @@ def _assert_consistent(out, data, backbone):
     """ofa.json's weights are whole, and they are the weights whose validation MSE it records."""
     from ofa import checkpoint
     from ofa.data import load_series, make_splits
-    from ofa.train import val_mse
+    from ofa.training import val_mse
 
     model, meta = checkpoint.load(str(out), backbone=backbone)
     splits = make_splits(load_series(data, None), 64, 16)

@@ -8,15 +8,15 @@ __version__ = "0.1.0"
 
 
 def train(*args, **kwargs):
-    """Train adapters; see ofa.train.train."""
-    from .train import train as _train
+    """Train adapters; see ofa.training.train."""
+    from .training import train as _train
 
     return _train(*args, **kwargs)
 
 
 def evaluate(*args, **kwargs):
-    """Score a checkpoint or an exported model; see ofa.evaluate.evaluate."""
-    from .evaluate import evaluate as _evaluate
+    """Score a checkpoint or an exported model; see ofa.evaluation.evaluate."""
+    from .evaluation import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)
 
@@ -35,4 +35,18 @@ def infer(model, x):
     return _infer(model, x)
 
 
-__all__ = ["OfaError", "train", "evaluate", "load", "infer", "__version__"]
+def __getattr__(name):
+    """ModelConfig and TrainConfig at the package level, imported (with torch) only when asked for."""
+    if name == "ModelConfig":
+        from .model import ModelConfig
+        return ModelConfig
+    if name == "TrainConfig":
+        from .training import TrainConfig
+        return TrainConfig
+    raise AttributeError(f"module 'ofa' has no attribute {name!r}")
+
+
+# The functions train / evaluate live in modules named training / evaluation: a submodule named like
+# a package attribute replaces that attribute when it is imported (`from ofa.train import ...` used to
+# turn ofa.train into a module).
+__all__ = ["OfaError", "train", "evaluate", "load", "infer", "ModelConfig", "TrainConfig", "__version__"]

@@ -56,7 +56,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args) -> int:
     from .model import ModelConfig
-    from .train import PRESETS, TrainConfig, train
+    from .training import PRESETS, TrainConfig, train
 
     preset = PRESETS[args.preset]
     mc = ModelConfig(backbone=args.backbone, horizon=args.horizon, patch=args.patch,
@@ -78,7 +78,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate
+    from .evaluation import evaluate
 
     result = evaluate(checkpoint_dir=args.checkpoint, model_file=args.model, data=args.data,
                       json_path=args.json, plot_path=args.plot, target=args.target,
@@ -99,7 +99,7 @@ def cmd_export(args) -> int:
 
 def cmd_distill(args) -> int:
     from .distill import StudentConfig, distill
-    from .train import TrainConfig
+    from .training import TrainConfig
 
     sc = StudentConfig(width=args.width, layers=args.layers, heads=args.heads, ff=args.ff,
                        truth_weight=args.truth_weight)

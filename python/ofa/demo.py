@@ -10,13 +10,13 @@ import os
 import numpy as np
 
 from .model import ModelConfig
-from .train import SHORT_BUDGET_LR, TrainConfig, train
+from .training import SHORT_BUDGET_LR, TrainConfig, train
 
 DATA = "builtin:taylor"
 
 
 def demo(out: str, epochs: int = 2, log=print) -> dict:
-    from .evaluate import evaluate
+    from .evaluation import evaluate
 
     mc = ModelConfig(horizon=48, layers=2)  # one day ahead from one week of half-hours; 2 blocks keep it quick
     tc = TrainConfig(epochs=epochs, lr=SHORT_BUDGET_LR, seed=0, progress=False)  # a brief run: see SHORT_BUDGET_LR

@@ -108,7 +108,7 @@ def distill(teacher_dir: str, data: str, out: str, student: StudentConfig | None
     """Train a student on `data` against the teacher in `teacher_dir`; write its checkpoint to `out`.
 
     teacher_backbone: the teacher's backbone, when its ofa.json names one outside its directory."""
-    from .train import TrainConfig, train
+    from .training import TrainConfig, train
 
     sc = student or StudentConfig()
     sc.check()

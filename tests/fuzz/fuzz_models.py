@@ -57,7 +57,7 @@ def make_seeds(workdir: str) -> list[str]:
 
     from ofa.export import export, quantize_model_file
     from ofa.model import ModelConfig
-    from ofa.train import TrainConfig, train
+    from ofa.training import TrainConfig, train
 
     rows = 700
     t = np.arange(rows)

@@ -19,7 +19,7 @@ from . import checkpoint
 from . import resume as resume_state
 from .data import Splits, WindowSet, load_series, make_splits
 from .errors import OfaError
-from .evaluate import predict_windowset
+from .evaluation import predict_windowset
 from .model import ModelConfig, build, parameter_counts
 
 PRESETS = {
