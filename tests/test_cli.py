@@ -46,6 +46,13 @@ def test_train_rejects_missing_target_and_unknown_backbone(tmp_path, capsys, sma
     assert not os.path.exists(tmp_path / "o2" / "ofa.json")
 
 
+@pytest.mark.parametrize("flag,value", [("--lr", "0"), ("--lr", "nan"), ("--lr", "fast")])
+def test_bad_learning_rate_exits_2(tmp_path, capsys, small_csv, flag, value):
+    with pytest.raises(SystemExit) as exc:
+        main([*train_args(small_csv, tmp_path / "o"), flag, value])
+    assert exc.value.code == 2 and "positive number or auto" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flag,value", [("--horizon", "0"), ("--seq-len", "-5"), ("--layers", "0")])
 def test_nonpositive_lengths_exit_2(tmp_path, capsys, small_csv, flag, value):
     with pytest.raises(SystemExit) as exc:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -41,8 +42,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=16.0)
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, help="windows per step (default: the preset's)")
-    p.add_argument("--lr", type=float, help="peak learning rate (default: the preset's, 1e-4 for the default one; "
-                   "brief runs of a few hundred steps train better at 2e-3)")
+    p.add_argument("--lr", type=learning_rate,
+                   help="peak learning rate, or auto (the default preset's: from the training budget, 2e-3 at "
+                        "657 steps down to 1e-4 at 8,980 steps and more; the paper preset's is 1e-4)")
     p.add_argument("--patience", type=positive_int, default=3)
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16 autocasts training matmuls (fast on AMX/AVX512-BF16 CPUs)")
@@ -123,6 +125,18 @@ def cmd_demo(args) -> int:
 
 BACKBONE_HELP = ("the checkpoint's backbone, when its ofa.json names one outside the checkpoint directory "
                  "(a path recorded in a file is not followed unless you name it here)")
+
+
+def learning_rate(text: str):
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number or auto, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number or auto, got {text!r}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
