@@ -593,3 +593,14 @@ def test_stale_temp_files_of_dead_writers_are_removed_on_the_next_write(tmp_path
     (tmp_path / ".adapter-q1w2e3r4").mkdir()
     atomic_write_bytes(str(tmp_path / "m.ofa"), b"new")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.ofa", live])
+
+
+def test_int8_calibration_data_never_comes_from_the_checkpoint(gpt2_run, tiny_gpt2, tmp_path):
+    """ofa.json records the training data's path; --int8 without --data is refused, not fed from it."""
+    run, data = gpt2_run
+    assert json.loads((run / "ofa.json").read_text())["data"]["path"] == data  # a readable file is recorded
+    out = tmp_path / "m8.ofa"
+    proc = subprocess.run([sys.executable, "-m", "ofa", "export", "--checkpoint", str(run), "--int8", "--out", str(out),
+                           "--backbone", tiny_gpt2], capture_output=True, text=True)
+    assert proc.returncode == 2 and "needs calibration data" in proc.stderr and "--data" in proc.stderr, proc.stderr
+    assert not out.exists()
