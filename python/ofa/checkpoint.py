@@ -22,13 +22,13 @@ import re
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load as deserialise
 from safetensors.torch import save as serialise
 
 from . import backbone as backbones
 from .data import Scaler
 from .errors import OfaError
-from .fileio import atomic_write, atomic_write_bytes, atomic_write_json, remove_stale  # noqa: F401 (re-exported)
+from .fileio import atomic_write, atomic_write_bytes, atomic_write_json  # noqa: F401 (re-exported)
 from .model import ModelConfig, OneForAll, base_of, lora_config
 
 FORMAT = "ofa-checkpoint/2"
@@ -59,14 +59,6 @@ def in_layer_of(base: OneForAll) -> torch.nn.Linear:
     return layer.modules_to_save["default"] if hasattr(layer, "modules_to_save") else layer
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _generation(directory: str) -> int:
     """One more than any weight file generation present (committed or left by a kill)."""
     found = [int(m[2]) for m in map(WEIGHT_FILE.fullmatch, os.listdir(directory)) if m]
@@ -78,8 +70,7 @@ def save(directory: str, model, meta: dict) -> None:
     from peft import get_peft_model_state_dict
 
     os.makedirs(directory, exist_ok=True)
-    remove_stale(directory)
-    g = _generation(directory)
+    g = _generation(directory)  # atomic_write_bytes removes killed writers' temp files first
     weights = {"adapters": {k: v.detach().contiguous().clone() for k, v in get_peft_model_state_dict(model).items()},
                "frozen": frozen_tensors(model)}
     files = {}
@@ -107,16 +98,21 @@ def update_meta(directory: str, changes: dict) -> dict:
     return meta
 
 
-def weight_files(directory: str, meta: dict) -> dict[str, str]:
-    """{"adapters": path, "frozen": path or None} of a checkpoint, each checked against its record."""
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()  # into memory, hashed and parsed from the same bytes (no map to SIGBUS)
+
+
+def weight_tensors(directory: str, meta: dict) -> dict[str, dict[str, torch.Tensor]]:
+    """{"adapters": tensors, "frozen": tensors ({} when absent)}, each file checked against its record."""
     if meta["format"] == FORMAT_1:
         frozen = os.path.join(directory, "frozen.safetensors")
-        return {"adapters": os.path.join(directory, "adapter_model.safetensors"),
-                "frozen": frozen if os.path.exists(frozen) else None}
+        return {"adapters": deserialise(_read(os.path.join(directory, "adapter_model.safetensors"))),
+                "frozen": deserialise(_read(frozen)) if os.path.exists(frozen) else {}}
     record = meta.get("files")
     if not isinstance(record, dict) or "adapters" not in record or set(record) - {"adapters", "frozen"}:
         raise OfaError(f"{directory}/ofa.json: bad weight record {record!r}")
-    out = {"frozen": None}
+    out = {"frozen": {}}
     for role, entry in record.items():
         name = entry.get("name") if isinstance(entry, dict) else None
         match = WEIGHT_FILE.fullmatch(name) if isinstance(name, str) else None
@@ -125,9 +121,10 @@ def weight_files(directory: str, meta: dict) -> dict[str, str]:
         path = os.path.join(directory, name)
         if not os.path.isfile(path) or os.path.islink(path):
             raise OfaError(f"{directory}: {name} named by ofa.json is missing")
-        if os.path.getsize(path) != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
+        data = _read(path)
+        if len(data) != entry.get("bytes") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
             raise OfaError(f"{directory}: {name} does not match the size and sha256 ofa.json records for it")
-        out[role] = path
+        out[role] = deserialise(data)
     return out
 
 
@@ -171,22 +168,22 @@ def load(directory: str, backbone: str | None = None):
     if backbones.fingerprint(backbone.model) != meta["backbone_fingerprint"]:
         raise OfaError(f"{directory}: backbone {cfg.backbone!r} found here differs from the one the checkpoint "
                        f"was trained with (fingerprint mismatch)")
-    files = weight_files(directory, meta)
     base = OneForAll(cfg, backbone)
     try:
-        frozen = load_file(files["frozen"]) if files["frozen"] else {}
+        weights = weight_tensors(directory, meta)
+        frozen = weights["frozen"]
         with torch.no_grad():
             for name, tensor in frozen.items():
                 module, attr = name.split(".")
                 target = getattr(getattr(base, module), attr)
                 if target.shape != tensor.shape:
-                    raise OfaError(f"{files['frozen']}: {name} has shape {tuple(tensor.shape)}, "
+                    raise OfaError(f"{directory}: frozen tensor {name} has shape {tuple(tensor.shape)}, "
                                    f"the model needs {tuple(target.shape)}")
                 target.copy_(tensor)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PEFT warns that embedding LoRA ignores dropout: intended
             model = get_peft_model(base, lora_config(cfg, backbone))
-        saved = load_file(files["adapters"])
+        saved = weights["adapters"]
         expected = get_peft_model_state_dict(model)
         if set(saved) != set(expected):  # exactly our tensors: none missing, none extra
             odd = sorted(set(saved) ^ set(expected))

@@ -124,8 +124,8 @@ def atomic_write_texts(files: dict[str, str]) -> None:
     leaves none of them changed (e.g. no new ofa_model.h beside a stale ofa_golden.h)."""
     temps = {}
     try:
-        for path in files:
-            remove_stale(os.path.dirname(os.path.abspath(path)))
+        for directory in {os.path.dirname(os.path.abspath(p)) for p in files}:
+            remove_stale(directory)
         for path, text in files.items():
             temps[path] = tmp = temp_path(path)
             with open(tmp, "w") as f:
