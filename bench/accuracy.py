@@ -9,10 +9,12 @@ REDUCED_TRAIN_SERIES series, REDUCED_EPOCHS epochs, validation on at most REDUCE
 peak lr SHORT_BUDGET_LR for the default preset unless a variant sets one (the preset's lr is for full-length
 training; the paper preset keeps the paper's).
 Both protocols train with bf16 autocast by default (--precision fp32 to change); scoring is always fp32
-on every window of the standard test split, by the exported model in the C++ engine (identical to the
-PyTorch model within 1e-4, see bench/parity.py).
+on the standard test split (every window in the full protocol, every k-th window in the reduced one: see
+test_stride), by the exported model in the C++ engine (identical to the PyTorch model within 1e-4, see
+bench/parity.py).
 Records: {"dataset", "horizon", "model", "protocol", "mse", "mae", "train_seconds", "trainable_params"}, plus
-"run" (when the run started: records with the same "run" were trained and scored in the same run).
+"run" (when the run started: records with the same "run" were trained and scored in the same run),
+"seed", and "test_every" / "test_windows" (which test windows were scored).
 A run merges into --out: its records replace those with the same dataset, horizon, model and protocol,
 and the others stay, so `--full --datasets ETTh1` adds full-protocol rows beside the reduced ones.
 """
@@ -46,6 +48,7 @@ DATASETS = {"ETTh1": "ETT/ETTh1.csv", "ETTh2": "ETT/ETTh2.csv", "ETTm1": "ETT/ET
 REDUCED_TRAIN_SERIES = 14000  # training series (window x channel) per epoch, evenly spaced window starts
 REDUCED_EPOCHS = 3
 REDUCED_VAL_SERIES = 4096
+REDUCED_TEST_SERIES = 20000  # scored series (window x channel): every k-th test window, all channels of each
 
 # One-for-All variants: model- and train-config overrides on top of a preset. "ofa" is the default preset
 # (trained at SHORT_BUDGET_LR in the reduced protocol). The screens of the architecture ran while the
@@ -324,6 +327,21 @@ def reduced_splits(path: str, seq_len: int, horizon: int, full: bool, train_seri
     return make_splits(load_series(path), seq_len, horizon, train_every=every)
 
 
+def test_stride(path: str, horizon: int, args) -> tuple[int, int]:
+    """(k, windows): every k-th test window is scored, `windows` of them, the same for every model of a cell.
+
+    The full protocol scores every window. The reduced one scores about REDUCED_TEST_SERIES series: all of
+    ETTh (about 19k series), every 4th window of ETTm, every 11th of Weather. Neighbouring windows share all
+    but one row, so their MSE is close to the full split's (Weather-96: 0.1705 against 0.1706), and scoring,
+    not training, was most of the reduced run's time. --screen K overrides it.
+    """
+    series = load_series(path)
+    n = len(make_splits(series, 336, horizon).test.starts)  # test windows do not depend on seq_len
+    k = args.screen if args.screen > 1 else 1 if args.full else \
+        max(1, math.ceil(n * series.values.shape[1] / REDUCED_TEST_SERIES))
+    return k, len(range(0, n, k))
+
+
 def dlinear_cell(name: str, ds: str, path: str, horizon: int, lookback, args) -> dict:
     """DLinear (or RLinear) with its rate, and under "auto" its lookback too, chosen on validation."""
     epochs = 10 if args.full else REDUCED_EPOCHS
@@ -339,7 +357,7 @@ def dlinear_cell(name: str, ds: str, path: str, horizon: int, lookback, args) ->
         if best is None or info["val_mse"] < best[2]["val_mse"]:
             best = (model, splits, info)
     model, splits, info = best
-    return score_dlinear(model, splits, args.screen) | info | {
+    return score_dlinear(model, splits, args.test_every) | info | {
         "trainable_params": parameter_counts(model)["trainable_params"]}
 
 
@@ -347,21 +365,23 @@ def measure(name: str, ds: str, path: str, horizon: int, args, protocol: str) ->
     """Train (where the model trains) and score one model on one (dataset, horizon) cell: one record."""
     t0 = time.time()
     lookback = args.seq_len
+    args.test_every, test_windows = test_stride(path, horizon, args)
     print(f"== {ds} h{horizon} {name} ({protocol}, lookback {lookback or 'the preset' + chr(39) + 's'})", flush=True)
     if name == "naive":
-        rec = score_naive(make_splits(load_series(path), 336, horizon), args.screen)  # same targets for any L
+        rec = score_naive(make_splits(load_series(path), 336, horizon), args.test_every)  # same targets for any L
         rec |= {"train_seconds": 0.0, "trainable_params": 0, "seq_len": 1}
     elif name == "dlinear-lr5e-3":  # the bench's DLinear before its rate and lookback were tuned
         splits = reduced_splits(path, 336, horizon, args.full, args.train_series)
         model, seconds = train_dlinear(splits, 336, horizon, 10 if args.full else REDUCED_EPOCHS, args.seed)
-        rec = score_dlinear(model, splits, args.screen) | {
+        rec = score_dlinear(model, splits, args.test_every) | {
             "train_seconds": seconds, "trainable_params": parameter_counts(model)["trainable_params"], "seq_len": 336}
     elif name in LINEAR_BASELINES:
         rec = dlinear_cell(name, ds, path, horizon, lookback or "auto", args)
     else:
-        rec = run_ofa(name, path, horizon, lookback, args.full, args.seed, args.workdir, args.screen,
+        rec = run_ofa(name, path, horizon, lookback, args.full, args.seed, args.workdir, args.test_every,
                       args.engine_threads, args.train_series, args.rescore, args.precision, args.scorer)
     return {"dataset": ds, "horizon": horizon, "model": name, "protocol": protocol, "seed": args.seed,
+            "test_every": args.test_every, "test_windows": test_windows,
             "lookback": lookback or {"naive": "auto", "dlinear-lr5e-3": 336}.get(
                 name, "auto" if name in LINEAR_BASELINES else "preset"),
             **rec, "wall_seconds": time.time() - t0}
@@ -435,15 +455,16 @@ def report(records: list[dict], run: str | None, protocol: str, model: str = "of
 def seeds_report(records: list[dict], protocol: str, model: str = "ofa", base: str = "dlinear") -> str:
     """Mean and sample standard deviation over the seeds of each cell measured with 3 or more seeds, for
     `model` and `base`; a difference of means under two standard deviations (the larger) is not a win."""
-    groups: dict = {}
+    groups: dict = {}  # seeds are only compared when scored on the same test windows
     for r in records:
         if r.get("protocol") == protocol and r["model"] in (model, base):
-            groups.setdefault((r["dataset"], r["horizon"], r["model"]), {})[r.get("seed", 0)] = r["mse"]
+            groups.setdefault((r["dataset"], r["horizon"], r["model"], r.get("test_every", 1)), {})[
+                r.get("seed", 0)] = r["mse"]
     out = [f"| dataset | H | seeds | One-for-All MSE mean ± std | DLinear MSE mean ± std | ratio of means | "
            f"difference / 2 std |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for ds in DATASETS:
-        for h in PUBLISHED_HORIZONS:
-            a, b = groups.get((ds, h, model), {}), groups.get((ds, h, base), {})
+    for ds, h, every in sorted({k[:2] + k[3:] for k in groups}, key=lambda k: (list(DATASETS).index(k[0]), k[1:])):
+        if True:
+            a, b = groups.get((ds, h, model, every), {}), groups.get((ds, h, base, every), {})
             seeds = sorted(set(a) & set(b))
             if len(seeds) < 3:
                 continue

@@ -29,14 +29,14 @@ extern "C" ofa_status ofa_validate_config(const ofa_config* c) {
   // The linear path reads the window back from the patches: they must cover every step.
   if (c->linear_path != 0 && c->linear_path != 1) return OFA_ERR_BAD_CONFIG;
   if (c->linear_path && c->stride > c->patch_len) return OFA_ERR_BAD_CONFIG;
-  const int64_t n = (int64_t)(c->seq_len - c->patch_len) / c->stride + 2;
+  const int64_t n = ofa_patch_count(c->seq_len, c->patch_len, c->stride);
   if (n * c->d_model > kMaxFlat) return OFA_ERR_BAD_CONFIG;
   return OFA_OK;
 }
 
 extern "C" int32_t ofa_n_patches(const ofa_config* c) {
   if (ofa_validate_config(c) != OFA_OK) return 0;
-  return (c->seq_len - c->patch_len) / c->stride + 2;
+  return ofa_patch_count(c->seq_len, c->patch_len, c->stride);
 }
 
 extern "C" ofa_status ofa_validate_model(const ofa_model* m) {

@@ -4,6 +4,7 @@
 // +,-,*,/,sqrt in a fixed order and no contraction (-ffp-contract=off).
 #include <stdint.h>
 
+#include "forward_checks.h"
 #include "kernels/core_kernels.h"
 #include "ofa/ofa_int8.h"
 #include "planner_int8.h"
@@ -225,21 +226,17 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
 
 }  // namespace
 
-extern "C" ofa_status ofa_forward_int8(const ofa_model_int8* model,
-                                       const ofa_kernels_int8* kernels, int32_t tile_series,
-                                       const float* x, int32_t batch, float* y, void* arena,
-                                       size_t arena_bytes) {
-  if (!model || !x || !y || !arena) return OFA_ERR_NULL_ARG;
-  const ofa_status vs = ofa_validate_model_int8(model);
-  if (vs != OFA_OK) return vs;
-  if (batch <= 0 || tile_series <= 0) return OFA_ERR_BAD_BATCH;
+extern "C" ofa_status ofa_forward_int8_validated(const ofa_model_int8* model,
+                                                 const ofa_kernels_int8* kernels, int32_t tile_series,
+                                                 const float* x, int32_t batch, float* y, void* arena,
+                                                 size_t arena_bytes) {
+  ofa_status st = ofa_detail::check_pointers(model, x, y, arena);
+  if (st != OFA_OK) return st;
   const ofa_config& c = model->config;
-  if ((int64_t)batch * c.n_channels > INT32_MAX) return OFA_ERR_BAD_BATCH;
+  if ((st = ofa_detail::check_batch(c, batch, tile_series)) != OFA_OK) return st;
   ofa_arena_plan_int8 plan;
-  const ofa_status ps = ofa_plan_arena_int8(&c, tile_series, &plan);
-  if (ps != OFA_OK) return ps;
-  if (arena_bytes < plan.total_bytes) return OFA_ERR_ARENA_TOO_SMALL;
-  if ((uintptr_t)arena % OFA_ARENA_ALIGN != 0) return OFA_ERR_ARENA_MISALIGNED;
+  if ((st = ofa_plan_arena_int8(&c, tile_series, &plan)) != OFA_OK) return st;
+  if ((st = ofa_detail::check_arena(arena, arena_bytes, plan.total_bytes)) != OFA_OK) return st;
 
   Tile t;
   t.m = model;
@@ -247,10 +244,14 @@ extern "C" ofa_status ofa_forward_int8(const ofa_model_int8* model,
   t.plan = &plan;
   t.base = static_cast<unsigned char*>(arena);
   t.n_tokens = ofa_n_patches(&c);
-  const int32_t total = batch * c.n_channels;
-  for (int32_t g = 0; g < total; g += tile_series) {
-    t.n_series = total - g < tile_series ? total - g : tile_series;
-    run_tile(t, x, g, y);
-  }
+  ofa_detail::for_each_tile(t, batch * c.n_channels, tile_series, x, y, run_tile);
   return OFA_OK;
+}
+
+extern "C" ofa_status ofa_forward_int8(const ofa_model_int8* model,
+                                       const ofa_kernels_int8* kernels, int32_t tile_series,
+                                       const float* x, int32_t batch, float* y, void* arena,
+                                       size_t arena_bytes) {
+  return ofa_detail::validate_then_forward(ofa_validate_model_int8, ofa_forward_int8_validated, model, kernels,
+                                           tile_series, x, batch, y, arena, arena_bytes);
 }

@@ -23,7 +23,7 @@ struct Carver {
 
 ofa_status ofa_plan_arena(const ofa_config* c, int32_t tile_series, ofa_arena_plan* p) {
   if (tile_series <= 0) return OFA_ERR_BAD_BATCH;
-  const uint64_t n = (uint64_t)((c->seq_len - c->patch_len) / c->stride + 2);
+  const uint64_t n = (uint64_t)ofa_patch_count(c->seq_len, c->patch_len, c->stride);
   const uint64_t d = (uint64_t)c->d_model, f = (uint64_t)c->d_ff;
   const uint64_t hd = d / (uint64_t)c->n_heads;
   const uint64_t r = (uint64_t)c->head_rank, h = (uint64_t)c->horizon;

@@ -88,8 +88,9 @@ int main(void) {
     const unsigned char fill = (w & 1) ? 0x5A : 0xA5;
     memset(arena, fill, sizeof arena);
     const uint64_t t0 = counter_ticks();
-    st = ofa_forward_int8(&ofa_firmware_model, NULL, OFA_TILE_SERIES, ofa_golden_x[w], 1, forecast, arena,
-                          sizeof arena);
+    /* Validated once above: each window runs without walking the weights again. */
+    st = ofa_forward_int8_validated(&ofa_firmware_model, NULL, OFA_TILE_SERIES, ofa_golden_x[w], 1, forecast,
+                                    arena, sizeof arena);
     const uint64_t t1 = counter_ticks();
     if (st != OFA_OK) return refuse("forward", st);
     const uint64_t instructions = ticks_to_instructions(t1 - t0);

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from ofa.data import n_patches
+
 
 def _layer_norm(x, w, b, eps):
     mu = x.mean(-1, keepdims=True)
@@ -53,7 +55,7 @@ def reference_forward(config: dict, tensors: dict, x) -> np.ndarray:
     ln_eps = config.get("ln_eps", 1e-5 if gpt2 else 1e-12)
     revin_eps = config.get("revin_eps", 1e-5)
     L, P, S = config["seq_len"], config["patch_len"], config["stride"]
-    N = (L - P) // S + 2
+    N = n_patches(L, P, S)
     H, C = config["horizon"], config["n_channels"]
     x = np.asarray(x, dtype=np.float64)
     B = x.shape[0]

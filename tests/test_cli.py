@@ -101,8 +101,47 @@ def test_package_functions_survive_importing_every_submodule(tmp_path, small_csv
         if not info.name.startswith("_") and info.name != "__main__":
             importlib.import_module(f"ofa.{info.name}")
     assert callable(ofa.train) and callable(ofa.evaluate) and callable(ofa.load) and callable(ofa.infer)
+    assert callable(ofa.forecast)
     out = str(tmp_path / "run")
     meta = ofa.train(small_csv, out, ofa.ModelConfig(horizon=8, seq_len=32, layers=1),
                      ofa.TrainConfig(epochs=1, progress=False, max_train_windows=30), log=lambda s: None)
     scores = ofa.evaluate(out, small_csv)
     assert meta["sizes"]["trainable_params"] > 0 and scores["mse"] > 0
+
+
+def test_negative_counts_are_refused(capsys, small_csv, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(train_args(small_csv, tmp_path / "out", "--max-train-windows", "-1"))
+    assert exc.value.code == 2 and "expected a whole number >= 0, got -1" in capsys.readouterr().err
+
+
+def test_help_shows_defaults_and_every_option_says_what_it_does():
+    from ofa.cli import parser
+
+    for name, sub in parser()._subparsers._group_actions[0].choices.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"ofa {name} {action.option_strings[0]} has no help"
+    text = parser()._subparsers._group_actions[0].choices["distill"].format_help()
+    assert "(default: 0.0)" in text and "(default: 128)" in text
+
+
+def test_the_readme_python_example_runs(tmp_path, monkeypatch):
+    """The README's "From Python" block as written, but for its data file and budget (a small CSV, seq_len 32,
+    one block, one short epoch): an API it names that drifts fails here."""
+    import re
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    block = re.search(r"From Python[^\n]*\n\n```python\n(.*?)```", readme, re.S).group(1)
+    from conftest import noisy_sines
+
+    data = write_csv(tmp_path / "d.csv", noisy_sines(0, rows=1500), ["a", "b"])  # val split >= 32 + 96 rows
+    swaps = {'"ETTh1.csv"': repr(data), "ModelConfig(horizon=96)": "ModelConfig(horizon=96, seq_len=32, layers=1)",
+             "TrainConfig(epochs=10)": "TrainConfig(epochs=1, progress=False, max_train_windows=30)"}
+    for old, new in swaps.items():
+        assert old in block, f"the README example no longer contains {old}"
+        block = block.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["y"].shape == (96, 2) and len(scope["future"]) == 96 and scope["scores"]["mse"] > 0

@@ -98,3 +98,20 @@ def test_too_short_and_nonpositive_lengths(tmp_path):
         make_splits(series, 0, 16)
     with pytest.raises(OfaError, match="positive"):
         make_splits(series, 16, -3)
+
+
+def test_non_finite_value_names_its_column_and_line(tmp_path):
+    path = tmp_path / "gap.csv"
+    path.write_text("date,a,b\n2020-01-01,1,2\n2020-01-02,3,4\n2020-01-03,5,\n")
+    with pytest.raises(OfaError, match=r"column 'b' at line 4"):
+        load_csv(str(path))
+
+
+def test_dates_are_kept_when_the_first_column_parses(tmp_path):
+    from conftest import sines
+
+    series = load_csv(write_csv(tmp_path / "s.csv", sines(30)))
+    assert series.date_column == "date" and series.dates[1] - series.dates[0] == np.timedelta64(1, "h")
+    numbered = tmp_path / "n.csv"
+    numbered.write_text("t,a\n0,1\n1,2\n")
+    assert load_csv(str(numbered)).dates is None

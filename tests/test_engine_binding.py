@@ -6,6 +6,7 @@ import pytest
 
 _engine = pytest.importorskip("ofa._engine")
 from engine_reference import reference_forward  # noqa: E402
+from ofa.data import n_patches  # noqa: E402
 
 
 def make_config(layout: str, head_rank: int) -> dict:
@@ -30,7 +31,7 @@ def make_config(layout: str, head_rank: int) -> dict:
 def make_tensors(cfg: dict, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     d, f, P, H, C = cfg["d_model"], cfg["d_ff"], cfg["patch_len"], cfg["horizon"], cfg["n_channels"]
-    N = (cfg["seq_len"] - P) // cfg["stride"] + 2
+    N = n_patches(cfg["seq_len"], P, cfg["stride"])
 
     def u(*shape, scale=0.3, center=0.0):
         return (center + scale * rng.uniform(-1, 1, size=shape)).astype(np.float32)

@@ -57,6 +57,12 @@ def test_export_matches_pytorch(tmp_path, small_csv, tiny_gpt2, backbone, head_b
     ref = reference_forward(config, tensors, raw)
     ref_scaled = splits.scaler.transform(ref.reshape(-1, 2)).reshape(ref.shape)
     np.testing.assert_allclose(ref_scaled, torch_pred, atol=2e-5)
+    # The calibration forward (float32, batched) computes the same graph (docs/architecture.md).
+    from ofa.float_forward import FloatForward
+
+    calib = FloatForward(config, tensors).run(raw)
+    np.testing.assert_allclose(splits.scaler.transform(calib.reshape(-1, 2)).reshape(calib.shape), torch_pred,
+                               atol=1e-4)
 
 
 def test_export_refuses_bad_checkpoint_and_leaves_no_file(tmp_path):

@@ -104,6 +104,13 @@ typedef struct ofa_model {
 /* N = (L - P) / S + 2; 0 when the config is invalid. */
 int32_t ofa_n_patches(const ofa_config* cfg);
 
+/* The patch count, the one place its formula is written (C and C++): the
+ * window cut into patch_len steps every stride after GPT4TS's replication
+ * padding by one stride. Unchecked: ofa_n_patches is the validating form. */
+static inline int32_t ofa_patch_count(int32_t seq_len, int32_t patch_len, int32_t stride) {
+  return (seq_len - patch_len) / stride + 2;
+}
+
 ofa_status ofa_validate_config(const ofa_config* cfg);
 
 /* Checks config and that every tensor the config needs is present. */
@@ -119,6 +126,13 @@ ofa_status ofa_arena_bytes(const ofa_config* cfg, int32_t tile_series,
 ofa_status ofa_forward(const ofa_model* model, const ofa_kernels* kernels,
                        int32_t tile_series, const float* x, int32_t batch,
                        float* y, void* arena, size_t arena_bytes);
+
+/* ofa_forward for a model that already passed ofa_validate_model: validate once
+ * at load, then run any number of calls without walking the weights again.
+ * The arguments (pointers, batch, arena) are still checked on every call. */
+ofa_status ofa_forward_validated(const ofa_model* model, const ofa_kernels* kernels,
+                                 int32_t tile_series, const float* x, int32_t batch,
+                                 float* y, void* arena, size_t arena_bytes);
 
 const char* ofa_status_name(ofa_status status);
 

@@ -98,6 +98,13 @@ ofa_status ofa_forward_int8(const ofa_model_int8* model,
                             int32_t tile_series, const float* x, int32_t batch,
                             float* y, void* arena, size_t arena_bytes);
 
+/* ofa_forward_int8 for a model that already passed ofa_validate_model_int8
+ * (validate once at load; the per-call arguments are still checked). */
+ofa_status ofa_forward_int8_validated(const ofa_model_int8* model,
+                                      const ofa_kernels_int8* kernels,
+                                      int32_t tile_series, const float* x, int32_t batch,
+                                      float* y, void* arena, size_t arena_bytes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,7 @@
-// ofa._engine: thin nanobind binding over the C core. Host-side only, so it
-// may allocate (the arenas), throw (ValueError) and spawn threads.
+// ofa._engine: thin nanobind binding over the host layer (host/engine_host.h)
+// and the C core. Its own job: Python dicts and arrays in, checked names,
+// dtypes and shapes, ValueError out. One Engine template serves both schemes;
+// only the tensor binding differs (bind_model below).
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
@@ -8,60 +10,30 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <map>
-#include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "host/workers.h"
-#include "ofa/ofa.h"
-#include "ofa/ofa_int8.h"
+#include "host/engine_host.h"
 
 namespace nb = nanobind;
+using ofa_host::AlignedBuffer;
+using ofa_host::Fp32;
+using ofa_host::Int8;
+using ofa_host::Scheme;
 using AnyArray = nb::ndarray<nb::ro, nb::device::cpu>;
 using OutArray = nb::ndarray<nb::numpy, float>;
 
 namespace {
 
-// ---- GEMM instrumentation: the engine's table with a timing shim. --------
-struct GemmCounters {
-  double flops = 0, seconds = 0;
-  int64_t calls = 0;
-};
-thread_local const ofa_kernels* tl_inner = nullptr;
-thread_local GemmCounters tl_counters;
-
-void timed_gemm(const ofa_gemm_dims* d, const float* a, const float* w,
-                const float* bias, float* c, float* scratch) {
-  const auto t0 = std::chrono::steady_clock::now();
-  tl_inner->gemm(d, a, w, bias, c, scratch);
-  const auto t1 = std::chrono::steady_clock::now();
-  tl_counters.flops += 2.0 * d->m * d->n * d->k;
-  tl_counters.seconds += std::chrono::duration<double>(t1 - t0).count();
-  tl_counters.calls += 1;
-}
-
-// ---- Aligned host buffer for arenas / gemm scratch. ----------------------
-struct AlignedBuffer {
-  std::unique_ptr<unsigned char[]> raw;
-  unsigned char* data = nullptr;
-  size_t bytes = 0;
-  explicit AlignedBuffer(size_t n = 0) : raw(new unsigned char[n + OFA_ARENA_ALIGN]), bytes(n) {
-    const uintptr_t p = reinterpret_cast<uintptr_t>(raw.get());
-    data = raw.get() + (OFA_ARENA_ALIGN - p % OFA_ARENA_ALIGN) % OFA_ARENA_ALIGN;
-  }
-};
-
 [[noreturn]] void value_error(const std::string& msg) { throw nb::value_error(msg.c_str()); }
 
-const ofa_kernels* kernels_for(const nb::object& isa) {
-  if (isa.is_none()) return ofa_kernels_best();
+template <class S>
+const typename Scheme<S>::Kernels* kernels_for(const nb::object& isa) {
+  if (isa.is_none()) return Scheme<S>::best();
   const std::string name = nb::cast<std::string>(isa);
-  const ofa_kernels* k = ofa_kernels_by_name(name.c_str());
-  if (!k) value_error("isa '" + name + "' is not built or not supported by this CPU");
+  const typename Scheme<S>::Kernels* k = Scheme<S>::by_name(name.c_str());
+  if (!k) value_error(std::string(Scheme<S>::kName) + " isa '" + name + "' is not built or not supported by this CPU");
   return k;
 }
 
@@ -162,196 +134,7 @@ std::string shape_str(const std::vector<size_t>& s) {
   return r + (s.size() == 1 ? ",)" : ")");
 }
 
-// Validates dtype/shape/layout/finiteness; returns the data pointer.
-const float* check_array(const std::string& name, const AnyArray& a,
-                         const std::vector<size_t>& shape, bool check_finite = true) {
-  if (a.dtype() != nb::dtype<float>()) value_error(name + ": dtype must be float32");
-  std::vector<size_t> got(a.ndim());
-  for (size_t i = 0; i < a.ndim(); ++i) got[i] = a.shape(i);
-  if (got != shape) value_error(name + ": expected shape " + shape_str(shape) + ", got " + shape_str(got));
-  int64_t expect = 1;
-  for (size_t i = a.ndim(); i-- > 0;) {
-    if (a.shape(i) != 1 && a.stride(i) != expect) value_error(name + ": must be C-contiguous");
-    expect *= (int64_t)a.shape(i);
-  }
-  const float* p = static_cast<const float*>(a.data());
-  if (check_finite) {
-    for (size_t i = 0; i < a.size(); ++i)
-      if (!std::isfinite(p[i])) value_error(name + ": contains non-finite values (NaN/inf)");
-  }
-  return p;
-}
-
-AnyArray to_array(const std::string& name, nb::handle h) {
-  AnyArray a;
-  if (!nb::try_cast(h, a, false)) value_error(name + ": expected a float32 CPU ndarray");
-  return a;
-}
-
-class Engine {
- public:
-  Engine(nb::dict config, nb::dict tensors, int tile_series, int threads, nb::object isa)
-      : cfg_(parse_config(config)), inner_(kernels_for(isa)) {
-    if (tile_series <= 0) value_error("tile_series must be >= 1");
-    if (threads <= 0) value_error("threads must be >= 1");
-    tile_series_ = tile_series;
-    threads_ = threads;
-    bind_tensors(tensors);
-    const ofa_status vs = ofa_validate_model(&model_);
-    if (vs != OFA_OK) value_error(std::string("model: ") + ofa_status_name(vs));
-    if (ofa_arena_bytes(&cfg_, tile_series_, &arena_bytes_) != OFA_OK)
-      value_error("tile_series too large for this config");
-    for (int i = 0; i < threads_; ++i) arenas_.emplace_back(arena_bytes_);
-    timed_ = *inner_;
-    timed_.gemm = timed_gemm;
-  }
-
-  OutArray run(const AnyArray& x) {
-    const int64_t L = cfg_.seq_len, C = cfg_.n_channels, H = cfg_.horizon;
-    if (x.ndim() != 3) value_error("x: expected 3 dims (batch, seq_len, n_channels), got " + std::to_string(x.ndim()));
-    const size_t batch = x.shape(0);
-    if (batch == 0 || batch > (size_t)INT32_MAX / (size_t)C) value_error("x: batch must be >= 1");
-    const float* xp = check_array("x", x, {batch, (size_t)L, (size_t)C});
-    float* yp = new float[batch * H * C];
-    nb::capsule owner(yp, [](void* p) noexcept { delete[] static_cast<float*>(p); });
-    ofa_status st;
-    {
-      nb::gil_scoped_release release;
-      // The arenas are per engine: concurrent run() calls take turns.
-      std::lock_guard<std::mutex> lock(mutex_);
-      st = forward_all(xp, (int32_t)batch, yp);
-    }
-    if (st != OFA_OK) value_error(std::string("forward failed: ") + ofa_status_name(st));
-    return OutArray(yp, {batch, (size_t)H, (size_t)C}, owner);
-  }
-
-  nb::dict gemm_stats() {
-    GemmCounters last;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      last = last_;
-    }
-    nb::dict d;
-    d["flops"] = last.flops;
-    d["seconds"] = last.seconds;  // summed over worker threads
-    d["calls"] = last.calls;
-    d["gflops_per_s"] = last.seconds > 0 ? last.flops / last.seconds * 1e-9 : 0.0;
-    return d;
-  }
-
-  nb::dict config() const { return config_to_dict(cfg_); }
-  size_t arena_bytes() const { return arena_bytes_; }
-  std::string simd() const { return inner_->name; }
-  int tile_series() const { return tile_series_; }
-  int threads() const { return threads_; }
-
- private:
-  ofa_status forward_all(const float* x, int32_t batch, float* y) {
-    const int32_t L = cfg_.seq_len, C = cfg_.n_channels, H = cfg_.horizon;
-    const int n_workers = std::min<int>(threads_, batch);
-    std::vector<GemmCounters> counters(n_workers);
-    std::vector<ofa_status> statuses(n_workers, OFA_OK);
-    auto work = [&](int w) {
-      const int32_t b0 = (int32_t)((int64_t)batch * w / n_workers);
-      const int32_t b1 = (int32_t)((int64_t)batch * (w + 1) / n_workers);
-      tl_inner = inner_;
-      tl_counters = GemmCounters{};
-      statuses[w] = ofa_forward(&model_, &timed_, tile_series_, x + (size_t)b0 * L * C,
-                                b1 - b0, y + (size_t)b0 * H * C, arenas_[w].data,
-                                arenas_[w].bytes);
-      counters[w] = tl_counters;
-    };
-    ofa_host::run_workers(n_workers, work);
-    last_ = GemmCounters{};
-    ofa_status status = OFA_OK;
-    for (int w = 0; w < n_workers; ++w) {
-      last_.flops += counters[w].flops;
-      last_.seconds += counters[w].seconds;
-      last_.calls += counters[w].calls;
-      if (statuses[w] != OFA_OK) status = statuses[w];
-    }
-    return status;
-  }
-
-  const float* take(nb::dict& tensors, std::map<std::string, bool>& used,
-                    const std::string& name, const std::vector<size_t>& shape) {
-    if (!tensors.contains(name.c_str())) value_error("missing tensor '" + name + "'");
-    AnyArray a = to_array(name, tensors[name.c_str()]);
-    const float* p = check_array(name, a, shape);
-    keep_.push_back(a);  // zero-copy: hold the caller's array alive
-    used[name] = true;
-    return p;
-  }
-
-  void bind_tensors(nb::dict& t) {
-    const size_t d = cfg_.d_model, f = cfg_.d_ff, P = cfg_.patch_len, H = cfg_.horizon;
-    const size_t N = ofa_n_patches(&cfg_), r = cfg_.head_rank, C = cfg_.n_channels;
-    std::map<std::string, bool> used;
-    model_.config = cfg_;
-    model_.in_w = take(t, used, "in_layer.weight", {d, P});
-    model_.in_b = take(t, used, "in_layer.bias", {d});
-    model_.pos = take(t, used, "pos", {N, d});
-    if (cfg_.layout == OFA_LAYOUT_BERT) {
-      model_.emb_ln_w = take(t, used, "emb_ln.weight", {d});
-      model_.emb_ln_b = take(t, used, "emb_ln.bias", {d});
-    } else {
-      model_.final_ln_w = take(t, used, "final_ln.weight", {d});
-      model_.final_ln_b = take(t, used, "final_ln.bias", {d});
-    }
-    layers_.resize(cfg_.n_layers);
-    for (int i = 0; i < cfg_.n_layers; ++i) {
-      const std::string p = "blocks." + std::to_string(i) + ".";
-      ofa_layer_weights& l = layers_[i];
-      l.attn_qkv_w = take(t, used, p + "attn_qkv.weight", {3 * d, d});
-      l.attn_qkv_b = take(t, used, p + "attn_qkv.bias", {3 * d});
-      l.attn_out_w = take(t, used, p + "attn_out.weight", {d, d});
-      l.attn_out_b = take(t, used, p + "attn_out.bias", {d});
-      l.ln1_w = take(t, used, p + "ln1.weight", {d});
-      l.ln1_b = take(t, used, p + "ln1.bias", {d});
-      l.ln2_w = take(t, used, p + "ln2.weight", {d});
-      l.ln2_b = take(t, used, p + "ln2.bias", {d});
-      l.ff_in_w = take(t, used, p + "ff_in.weight", {f, d});
-      l.ff_in_b = take(t, used, p + "ff_in.bias", {f});
-      l.ff_out_w = take(t, used, p + "ff_out.weight", {d, f});
-      l.ff_out_b = take(t, used, p + "ff_out.bias", {d});
-    }
-    model_.layers = layers_.data();
-    if (r == 0) {
-      model_.head_w = take(t, used, "head.weight", {H, N * d});
-    } else {
-      model_.head_a = take(t, used, "head.a", {r, N * d});
-      model_.head_b_lr = take(t, used, "head.b", {H, r});
-    }
-    model_.head_bias = take(t, used, "head.bias", {H});
-    if (cfg_.linear_path) {
-      const size_t L = cfg_.seq_len;
-      model_.linear_w = take(t, used, "linear.weight", {H, L});
-      model_.linear_b = take(t, used, "linear.bias", {H});
-    }
-    model_.scaler_mean = take(t, used, "scaler.mean", {C});
-    model_.scaler_std = take(t, used, "scaler.std", {C});
-    for (size_t c = 0; c < C; ++c)
-      if (!(model_.scaler_std[c] > 0.f)) value_error("scaler.std: must be > 0");
-    for (auto item : t) {
-      const std::string name = nb::cast<std::string>(nb::str(item.first));
-      if (!used.count(name)) value_error("unexpected tensor '" + name + "' for this config");
-    }
-  }
-
-  ofa_config cfg_;
-  const ofa_kernels* inner_;
-  ofa_kernels timed_{};
-  int tile_series_ = 1, threads_ = 1;
-  ofa_model model_{};
-  std::vector<ofa_layer_weights> layers_;
-  std::vector<AnyArray> keep_;
-  size_t arena_bytes_ = 0;
-  std::vector<AlignedBuffer> arenas_;
-  std::mutex mutex_;
-  GemmCounters last_;  // of the last run(), guarded by mutex_
-};
-
-// Checks dtype, shape and C-contiguity of a non-float tensor; returns data.
+// Checks dtype, shape and C-contiguity; returns the data pointer.
 template <class T>
 const T* check_typed(const std::string& name, const AnyArray& a, const std::vector<size_t>& shape,
                      const char* dtype_name) {
@@ -367,21 +150,197 @@ const T* check_typed(const std::string& name, const AnyArray& a, const std::vect
   return static_cast<const T*>(a.data());
 }
 
-// The int8 engine: borrows the int8/int32 arrays of an int8 model file.
-class EngineInt8 {
+// A float32 array, checked as check_typed does and also for NaN / inf.
+const float* check_array(const std::string& name, const AnyArray& a, const std::vector<size_t>& shape,
+                         bool check_finite = true) {
+  const float* p = check_typed<float>(name, a, shape, "float32");
+  if (check_finite) {
+    for (size_t i = 0; i < a.size(); ++i)
+      if (!std::isfinite(p[i])) value_error(name + ": contains non-finite values (NaN/inf)");
+  }
+  return p;
+}
+
+AnyArray to_array(const std::string& name, nb::handle h) {
+  AnyArray a;
+  if (!nb::try_cast(h, a, false)) value_error(name + ": expected a float32 CPU ndarray");
+  return a;
+}
+
+// Takes named tensors out of the caller's dict, checking each, holding each
+// alive (zero-copy), and refusing any that the config does not use.
+class TensorDict {
  public:
-  EngineInt8(nb::dict config, nb::dict tensors, int tile_series, int threads, nb::object isa)
-      : cfg_(parse_config(config)), kernels_(kernels_int8_for(isa)) {
+  explicit TensorDict(nb::dict& t) : t_(t) {}
+  AnyArray fetch(const std::string& name) {
+    if (!t_.contains(name.c_str())) value_error("missing tensor '" + name + "'");
+    AnyArray a = to_array(name, t_[name.c_str()]);
+    keep_.push_back(a);
+    used_[name] = true;
+    return a;
+  }
+  const float* f32(const std::string& name, const std::vector<size_t>& shape) {
+    return check_array(name, fetch(name), shape);
+  }
+  template <class T>
+  const T* typed(const std::string& name, const std::vector<size_t>& shape, const char* dtype) {
+    return check_typed<T>(name, fetch(name), shape, dtype);
+  }
+  // Call last: every tensor of the dict must have been taken.
+  std::vector<AnyArray> finish() {
+    for (auto item : t_) {
+      const std::string name = nb::cast<std::string>(nb::str(item.first));
+      if (!used_.count(name)) value_error("unexpected tensor '" + name + "' for this config");
+    }
+    return std::move(keep_);
+  }
+
+ private:
+  nb::dict& t_;
+  std::vector<AnyArray> keep_;
+  std::map<std::string, bool> used_;
+};
+
+// The scaler, shared by both schemes (the C core checks it again).
+template <class Model>
+void bind_scaler(TensorDict& t, Model& m, size_t channels) {
+  m.scaler_mean = t.f32("scaler.mean", {channels});
+  m.scaler_std = t.f32("scaler.std", {channels});
+  for (size_t c = 0; c < channels; ++c)
+    if (!(m.scaler_std[c] > 0.f)) value_error("scaler.std: must be > 0");
+}
+
+// fp32: the tensor names of export.py, every weight (out, in).
+void bind_model(TensorDict& t, const ofa_config& cfg, ofa_model& m, std::vector<ofa_layer_weights>& layers) {
+  const size_t d = cfg.d_model, f = cfg.d_ff, P = cfg.patch_len, H = cfg.horizon;
+  const size_t N = ofa_n_patches(&cfg), r = cfg.head_rank;
+  m.config = cfg;
+  m.in_w = t.f32("in_layer.weight", {d, P});
+  m.in_b = t.f32("in_layer.bias", {d});
+  m.pos = t.f32("pos", {N, d});
+  if (cfg.layout == OFA_LAYOUT_BERT) {
+    m.emb_ln_w = t.f32("emb_ln.weight", {d});
+    m.emb_ln_b = t.f32("emb_ln.bias", {d});
+  } else {
+    m.final_ln_w = t.f32("final_ln.weight", {d});
+    m.final_ln_b = t.f32("final_ln.bias", {d});
+  }
+  layers.resize(cfg.n_layers);
+  for (int i = 0; i < cfg.n_layers; ++i) {
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    ofa_layer_weights& l = layers[i];
+    l.attn_qkv_w = t.f32(p + "attn_qkv.weight", {3 * d, d});
+    l.attn_qkv_b = t.f32(p + "attn_qkv.bias", {3 * d});
+    l.attn_out_w = t.f32(p + "attn_out.weight", {d, d});
+    l.attn_out_b = t.f32(p + "attn_out.bias", {d});
+    l.ln1_w = t.f32(p + "ln1.weight", {d});
+    l.ln1_b = t.f32(p + "ln1.bias", {d});
+    l.ln2_w = t.f32(p + "ln2.weight", {d});
+    l.ln2_b = t.f32(p + "ln2.bias", {d});
+    l.ff_in_w = t.f32(p + "ff_in.weight", {f, d});
+    l.ff_in_b = t.f32(p + "ff_in.bias", {f});
+    l.ff_out_w = t.f32(p + "ff_out.weight", {d, f});
+    l.ff_out_b = t.f32(p + "ff_out.bias", {d});
+  }
+  m.layers = layers.data();
+  if (r == 0) {
+    m.head_w = t.f32("head.weight", {H, N * d});
+  } else {
+    m.head_a = t.f32("head.a", {r, N * d});
+    m.head_b_lr = t.f32("head.b", {H, r});
+  }
+  m.head_bias = t.f32("head.bias", {H});
+  if (cfg.linear_path) {
+    m.linear_w = t.f32("linear.weight", {H, (size_t)cfg.seq_len});
+    m.linear_b = t.f32("linear.bias", {H});
+  }
+  bind_scaler(t, m, cfg.n_channels);
+}
+
+// int8: the names quantize.py writes; requantisation tables are int32 (3, count).
+ofa_requant bind_requant(TensorDict& t, const std::string& name, size_t channels) {
+  AnyArray a = t.fetch(name);
+  const size_t count = a.ndim() == 2 ? a.shape(1) : 0;
+  if (count != 1 && count != channels)
+    value_error(name + ": expected shape (3, 1) or (3, " + std::to_string(channels) + ")");
+  ofa_requant q;
+  q.table = check_typed<int32_t>(name, a, {3, count}, "int32");
+  q.count = (int32_t)count;
+  return q;
+}
+
+ofa_linear_int8 bind_linear(TensorDict& t, const std::string& p, size_t n_out, size_t k, size_t rq_channels) {
+  ofa_linear_int8 l{};
+  l.w = t.typed<int8_t>(p + ".weight", {n_out, k}, "int8");
+  l.b = t.typed<int32_t>(p + ".bias", {n_out}, "int32");
+  if (rq_channels) l.out = bind_requant(t, p + ".requant", rq_channels);
+  return l;
+}
+
+ofa_layer_norm_int8 bind_layer_norm(TensorDict& t, const std::string& p, size_t d) {
+  ofa_layer_norm_int8 ln{};
+  ln.eps = t.typed<int64_t>(p + ".eps", {1}, "int64");
+  ln.out = bind_requant(t, p + ".requant", d);
+  ln.narrow = bind_requant(t, p + ".narrow", 1);
+  return ln;
+}
+
+void bind_model(TensorDict& t, const ofa_config& cfg, ofa_model_int8& m, std::vector<ofa_layer_int8>& layers) {
+  const size_t d = cfg.d_model, f = cfg.d_ff, P = cfg.patch_len, H = cfg.horizon;
+  const size_t N = ofa_n_patches(&cfg), r = cfg.head_rank;
+  m.config = cfg;
+  m.patch_inv_scale = t.typed<float>("patch.inv_scale", {1}, "float32");
+  m.in_layer = bind_linear(t, "in_layer", d, P, d);
+  m.pos = t.typed<int32_t>("pos", {N, d}, "int32");
+  if (cfg.layout == OFA_LAYOUT_BERT) m.emb_ln = bind_layer_norm(t, "emb_ln", d);
+  else m.final_ln = bind_layer_norm(t, "final_ln", d);
+  layers.resize(cfg.n_layers);
+  for (int i = 0; i < cfg.n_layers; ++i) {
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    ofa_layer_int8& l = layers[i];
+    l.qkv = bind_linear(t, p + "attn_qkv", 3 * d, d, 3 * d);
+    l.scores = bind_requant(t, p + "scores.requant", 1);
+    l.context = bind_requant(t, p + "context.requant", 1);
+    l.attn_out = bind_linear(t, p + "attn_out", d, d, d);
+    l.ln1 = bind_layer_norm(t, p + "ln1", d);
+    l.ln2 = bind_layer_norm(t, p + "ln2", d);
+    l.ff_in = bind_linear(t, p + "ff_in", f, d, f);
+    l.gelu_lut = t.typed<int8_t>(p + "gelu.lut", {256}, "int8");
+    l.ff_out = bind_linear(t, p + "ff_out", d, f, d);
+  }
+  m.layers = layers.data();
+  if (r == 0) {
+    m.head = bind_linear(t, "head", H, N * d, 0);
+  } else {
+    m.head_a = bind_linear(t, "head.a", r, N * d, r);
+    m.head_b = bind_linear(t, "head.b", H, r, 0);
+  }
+  m.head_out_scale = t.typed<float>("head.out_scale", {H}, "float32");
+  if (cfg.linear_path) {
+    m.linear.w = t.typed<int8_t>("linear.weight", {H, (size_t)cfg.seq_len}, "int8");
+    m.linear_out_scale = t.typed<float>("linear.out_scale", {H}, "float32");
+    m.linear_bias = t.typed<float>("linear.bias", {H}, "float32");
+  }
+  bind_scaler(t, m, cfg.n_channels);
+}
+
+// An exported model in the engine: its arrays borrowed, validated once here,
+// then run on any number of windows.
+template <class S>
+class Engine {
+ public:
+  Engine(nb::dict config, nb::dict tensors, int tile_series, int threads, nb::object isa)
+      : cfg_(parse_config(config)) {
     if (tile_series <= 0) value_error("tile_series must be >= 1");
     if (threads <= 0) value_error("threads must be >= 1");
-    tile_series_ = tile_series;
-    threads_ = threads;
-    bind_tensors(tensors);
-    const ofa_status vs = ofa_validate_model_int8(&model_);
-    if (vs != OFA_OK) value_error(std::string("int8 model: ") + ofa_status_name(vs));
-    if (ofa_arena_bytes_int8(&cfg_, tile_series_, &arena_bytes_) != OFA_OK)
-      value_error("tile_series too large for this config");
-    for (int i = 0; i < threads_; ++i) arenas_.emplace_back(arena_bytes_);
+    const auto* kernels = kernels_for<S>(isa);
+    TensorDict t(tensors);
+    bind_model(t, cfg_, model_, layers_);
+    keep_ = t.finish();
+    const ofa_status vs = Scheme<S>::validate(&model_);
+    if (vs != OFA_OK) value_error(std::string(Scheme<S>::kName) + " model: " + ofa_status_name(vs));
+    const ofa_status ps = runner_.plan(cfg_, kernels, tile_series, threads);
+    if (ps != OFA_OK) value_error(std::string("cannot plan the arena: ") + ofa_status_name(ps));
   }
 
   OutArray run(const AnyArray& x) {
@@ -395,136 +354,36 @@ class EngineInt8 {
     ofa_status st;
     {
       nb::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mutex_);
-      st = forward_all(xp, (int32_t)batch, yp);
+      st = runner_.forward(&model_, xp, (int32_t)batch, yp);
     }
     if (st != OFA_OK) value_error(std::string("forward failed: ") + ofa_status_name(st));
     return OutArray(yp, {batch, (size_t)H, (size_t)C}, owner);
   }
 
+  nb::dict gemm_stats() {
+    const ofa_host::GemmCounters last = runner_.last_counters();
+    nb::dict d;
+    d["ops"] = last.ops;
+    d["flops"] = last.ops;  // fp32's name for the same count
+    d["seconds"] = last.seconds;  // summed over worker threads
+    d["calls"] = last.calls;
+    d["gops_per_s"] = last.seconds > 0 ? last.ops / last.seconds * 1e-9 : 0.0;
+    d["gflops_per_s"] = d["gops_per_s"];
+    return d;
+  }
+
   nb::dict config() const { return config_to_dict(cfg_); }
-  size_t arena_bytes() const { return arena_bytes_; }
-  std::string simd() const { return kernels_->name; }
-  int threads() const { return threads_; }
+  size_t arena_bytes() const { return runner_.arena_bytes(); }
+  std::string isa() const { return runner_.kernels()->name; }
+  int tile_series() const { return runner_.tile_series(); }
+  int threads() const { return runner_.threads(); }
 
  private:
-  static const ofa_kernels_int8* kernels_int8_for(const nb::object& isa) {
-    if (isa.is_none()) return ofa_kernels_int8_best();
-    const std::string name = nb::cast<std::string>(isa);
-    const ofa_kernels_int8* k = ofa_kernels_int8_by_name(name.c_str());
-    if (!k) value_error("int8 isa '" + name + "' is not built or not supported by this CPU");
-    return k;
-  }
-
-  ofa_status forward_all(const float* x, int32_t batch, float* y) {
-    const int32_t L = cfg_.seq_len, C = cfg_.n_channels, H = cfg_.horizon;
-    const int n_workers = std::min<int>(threads_, batch);
-    std::vector<ofa_status> statuses(n_workers, OFA_OK);
-    auto work = [&](int w) {
-      const int32_t b0 = (int32_t)((int64_t)batch * w / n_workers);
-      const int32_t b1 = (int32_t)((int64_t)batch * (w + 1) / n_workers);
-      statuses[w] = ofa_forward_int8(&model_, kernels_, tile_series_, x + (size_t)b0 * L * C, b1 - b0,
-                                     y + (size_t)b0 * H * C, arenas_[w].data, arenas_[w].bytes);
-    };
-    ofa_host::run_workers(n_workers, work);
-    for (ofa_status s : statuses)
-      if (s != OFA_OK) return s;
-    return OFA_OK;
-  }
-
-  AnyArray fetch(nb::dict& t, const std::string& name) {
-    if (!t.contains(name.c_str())) value_error("missing tensor '" + name + "'");
-    AnyArray a = to_array(name, t[name.c_str()]);
-    keep_.push_back(a);  // zero-copy: hold the caller's array alive
-    used_[name] = true;
-    return a;
-  }
-  template <class T>
-  const T* take(nb::dict& t, const std::string& name, const std::vector<size_t>& shape, const char* dt) {
-    return check_typed<T>(name, fetch(t, name), shape, dt);
-  }
-  ofa_requant requant(nb::dict& t, const std::string& name, size_t channels) {
-    AnyArray a = fetch(t, name);
-    const size_t count = a.ndim() == 2 ? a.shape(1) : 0;
-    if (count != 1 && count != channels)
-      value_error(name + ": expected shape (3, 1) or (3, " + std::to_string(channels) + ")");
-    ofa_requant q;
-    q.table = check_typed<int32_t>(name, a, {3, count}, "int32");
-    q.count = (int32_t)count;
-    return q;
-  }
-  ofa_linear_int8 linear(nb::dict& t, const std::string& p, size_t n_out, size_t k, size_t rq_channels) {
-    ofa_linear_int8 l{};
-    l.w = take<int8_t>(t, p + ".weight", {n_out, k}, "int8");
-    l.b = take<int32_t>(t, p + ".bias", {n_out}, "int32");
-    if (rq_channels) l.out = requant(t, p + ".requant", rq_channels);
-    return l;
-  }
-  ofa_layer_norm_int8 layer_norm(nb::dict& t, const std::string& p, size_t d) {
-    ofa_layer_norm_int8 ln{};
-    ln.eps = take<int64_t>(t, p + ".eps", {1}, "int64");
-    ln.out = requant(t, p + ".requant", d);
-    ln.narrow = requant(t, p + ".narrow", 1);
-    return ln;
-  }
-
-  void bind_tensors(nb::dict& t) {
-    const size_t d = cfg_.d_model, f = cfg_.d_ff, P = cfg_.patch_len, H = cfg_.horizon;
-    const size_t N = ofa_n_patches(&cfg_), r = cfg_.head_rank, C = cfg_.n_channels;
-    model_.config = cfg_;
-    model_.patch_inv_scale = take<float>(t, "patch.inv_scale", {1}, "float32");
-    model_.in_layer = linear(t, "in_layer", d, P, d);
-    model_.pos = take<int32_t>(t, "pos", {N, d}, "int32");
-    if (cfg_.layout == OFA_LAYOUT_BERT) model_.emb_ln = layer_norm(t, "emb_ln", d);
-    else model_.final_ln = layer_norm(t, "final_ln", d);
-    layers_.resize(cfg_.n_layers);
-    for (int i = 0; i < cfg_.n_layers; ++i) {
-      const std::string p = "blocks." + std::to_string(i) + ".";
-      ofa_layer_int8& l = layers_[i];
-      l.qkv = linear(t, p + "attn_qkv", 3 * d, d, 3 * d);
-      l.scores = requant(t, p + "scores.requant", 1);
-      l.context = requant(t, p + "context.requant", 1);
-      l.attn_out = linear(t, p + "attn_out", d, d, d);
-      l.ln1 = layer_norm(t, p + "ln1", d);
-      l.ln2 = layer_norm(t, p + "ln2", d);
-      l.ff_in = linear(t, p + "ff_in", f, d, f);
-      l.gelu_lut = take<int8_t>(t, p + "gelu.lut", {256}, "int8");
-      l.ff_out = linear(t, p + "ff_out", d, f, d);
-    }
-    model_.layers = layers_.data();
-    if (r == 0) {
-      model_.head = linear(t, "head", H, N * d, 0);
-    } else {
-      model_.head_a = linear(t, "head.a", r, N * d, r);
-      model_.head_b = linear(t, "head.b", H, r, 0);
-    }
-    model_.head_out_scale = take<float>(t, "head.out_scale", {H}, "float32");
-    if (cfg_.linear_path) {
-      const size_t L = cfg_.seq_len;
-      model_.linear.w = take<int8_t>(t, "linear.weight", {H, L}, "int8");
-      model_.linear_out_scale = take<float>(t, "linear.out_scale", {H}, "float32");
-      model_.linear_bias = take<float>(t, "linear.bias", {H}, "float32");
-    }
-    model_.scaler_mean = check_array("scaler.mean", fetch(t, "scaler.mean"), {C});
-    model_.scaler_std = check_array("scaler.std", fetch(t, "scaler.std"), {C});
-    for (size_t c = 0; c < C; ++c)
-      if (!(model_.scaler_std[c] > 0.f)) value_error("scaler.std: must be > 0");
-    for (auto item : t) {
-      const std::string name = nb::cast<std::string>(nb::str(item.first));
-      if (!used_.count(name)) value_error("unexpected tensor '" + name + "' for this config");
-    }
-  }
-
   ofa_config cfg_;
-  const ofa_kernels_int8* kernels_;
-  int tile_series_ = 1, threads_ = 1;
-  ofa_model_int8 model_{};
-  std::vector<ofa_layer_int8> layers_;
-  std::vector<AnyArray> keep_;
-  std::map<std::string, bool> used_;
-  size_t arena_bytes_ = 0;
-  std::vector<AlignedBuffer> arenas_;
-  std::mutex mutex_;
+  typename Scheme<S>::Model model_{};
+  std::vector<typename Scheme<S>::Layer> layers_;
+  std::vector<AnyArray> keep_;  // the caller's arrays the model points into
+  ofa_host::Runner<S> runner_;
 };
 
 // C = A W^T + bias with the selected ISA; returns (C, seconds per call).
@@ -543,7 +402,7 @@ std::tuple<OutArray, double> gemm_timed(const AnyArray& a, const AnyArray& w,
     b = to_array("bias", bias);
     bp = check_array("bias", b, {N}, false);
   }
-  const ofa_kernels* k = kernels_for(isa);
+  const ofa_kernels* k = kernels_for<Fp32>(isa);
   AlignedBuffer scratch(ofa_gemm_scratch_floats((int32_t)K, (int32_t)N) * sizeof(float));
   float* cp = new float[M * N];
   nb::capsule owner(cp, [](void* p) noexcept { delete[] static_cast<float*>(p); });
@@ -559,44 +418,50 @@ std::tuple<OutArray, double> gemm_timed(const AnyArray& a, const AnyArray& w,
   return {OutArray(cp, {M, N}, owner), secs};
 }
 
+template <class S>
+std::vector<std::string> available_isas() {
+  std::vector<std::string> out;
+  for (const char* n : Scheme<S>::kIsas)
+    if (Scheme<S>::by_name(n)) out.push_back(n);
+  return out;
+}
+
+template <class S>
+size_t arena_bytes(nb::dict config, int tile_series) {
+  const ofa_config c = parse_config(config);
+  size_t bytes = 0;
+  const ofa_status st = Scheme<S>::arena_bytes(&c, tile_series, &bytes);
+  if (st != OFA_OK) value_error(std::string("arena_bytes: ") + ofa_status_name(st));
+  return bytes;
+}
+
+template <class S>
+void bind_engine(nb::module_& m, const char* name, const char* doc) {
+  using E = Engine<S>;
+  nb::class_<E>(m, name)
+      .def(nb::init<nb::dict, nb::dict, int, int, nb::object>(), nb::arg("config"), nb::arg("tensors"),
+           nb::arg("tile_series") = 16, nb::arg("threads") = 1, nb::arg("isa") = nb::none(), doc)
+      .def("run", &E::run, nb::arg("x"), "x: float32 (B, seq_len, n_channels) -> float32 (B, horizon, n_channels)")
+      .def("gemm_stats", &E::gemm_stats,
+           "GEMM ops (2 per multiply-add) / seconds / calls of the last run (seconds summed over threads)")
+      .def_prop_ro("config", &E::config)
+      .def_prop_ro("arena_bytes", &E::arena_bytes)
+      .def_prop_ro("isa", &E::isa)
+      .def_prop_ro("simd", &E::isa)  // the older name of isa
+      .def_prop_ro("tile_series", &E::tile_series)
+      .def_prop_ro("threads", &E::threads);
+}
+
 }  // namespace
 
 NB_MODULE(_engine, m) {
   m.doc() = "ofa C++ inference engine (fp32 and int8)";
 
-  nb::class_<Engine>(m, "Engine")
-      .def(nb::init<nb::dict, nb::dict, int, int, nb::object>(), nb::arg("config"),
-           nb::arg("tensors"), nb::arg("tile_series") = 16, nb::arg("threads") = 1,
-           nb::arg("isa") = nb::none(),
-           "Borrow float32 C-contiguous tensors (zero-copy) and plan the arena.")
-      .def("run", &Engine::run, nb::arg("x"),
-           "x: float32 (B, seq_len, n_channels) -> float32 (B, horizon, n_channels)")
-      .def("gemm_stats", &Engine::gemm_stats,
-           "GEMM flops / seconds / calls of the last run (seconds summed over threads)")
-      .def_prop_ro("config", &Engine::config)
-      .def_prop_ro("arena_bytes", &Engine::arena_bytes)
-      .def_prop_ro("simd", &Engine::simd)
-      .def_prop_ro("tile_series", &Engine::tile_series)
-      .def_prop_ro("threads", &Engine::threads);
+  bind_engine<Fp32>(m, "Engine", "Borrow float32 C-contiguous tensors (zero-copy), validate them and plan the arena.");
+  bind_engine<Int8>(m, "EngineInt8",
+                    "Borrow an int8 model's tensors (zero-copy), validate its quantisation and plan the arena.");
 
-  nb::class_<EngineInt8>(m, "EngineInt8")
-      .def(nb::init<nb::dict, nb::dict, int, int, nb::object>(), nb::arg("config"),
-           nb::arg("tensors"), nb::arg("tile_series") = 16, nb::arg("threads") = 1,
-           nb::arg("isa") = nb::none(),
-           "Borrow an int8 model's tensors (zero-copy), validate its quantisation and plan the arena.")
-      .def("run", &EngineInt8::run, nb::arg("x"),
-           "x: float32 (B, seq_len, n_channels) -> float32 (B, horizon, n_channels)")
-      .def_prop_ro("config", &EngineInt8::config)
-      .def_prop_ro("arena_bytes", &EngineInt8::arena_bytes)
-      .def_prop_ro("simd", &EngineInt8::simd)
-      .def_prop_ro("threads", &EngineInt8::threads);
-
-  m.def("available_int8_isas", [] {
-    std::vector<std::string> out;
-    for (const char* n : {"scalar", "avx2", "avx512vnni"})
-      if (ofa_kernels_int8_by_name(n)) out.push_back(n);
-    return out;
-  });
+  m.def("available_int8_isas", &available_isas<Int8>);
   m.def("gemm_s8",
         [](const AnyArray& a, const AnyArray& w, nb::object isa) {
           if (a.ndim() != 2 || w.ndim() != 2) value_error("gemm_s8: a and w must be 2-D");
@@ -605,11 +470,7 @@ NB_MODULE(_engine, m) {
             value_error("gemm_s8: empty or too large");
           const int8_t* ap = check_typed<int8_t>("a", a, {M, K}, "int8");
           const int8_t* wp = check_typed<int8_t>("w", w, {N, K}, "int8");
-          const ofa_kernels_int8* k = ofa_kernels_int8_best();
-          if (!isa.is_none()) {
-            k = ofa_kernels_int8_by_name(nb::cast<std::string>(isa).c_str());
-            if (!k) value_error("int8 isa not built or not supported by this CPU");
-          }
+          const ofa_kernels_int8* k = kernels_for<Int8>(isa);
           int32_t* cp = new int32_t[M * N];
           nb::capsule owner(cp, [](void* p) noexcept { delete[] static_cast<int32_t*>(p); });
           const ofa_gemm_s8_dims d = {(int32_t)M, (int32_t)N, (int32_t)K, (int32_t)K, (int32_t)K, (int32_t)N};
@@ -620,24 +481,8 @@ NB_MODULE(_engine, m) {
         nb::arg("a"), nb::arg("w"), nb::arg("isa") = nb::none(),
         "C = a @ w.T in exact int32 with the int8 GEMM (a: (M,K) int8, w: (N,K) int8).");
 
-  m.def("arena_bytes",
-        [](nb::dict config, int tile_series) {
-          const ofa_config c = parse_config(config);
-          size_t bytes = 0;
-          const ofa_status st = ofa_arena_bytes(&c, tile_series, &bytes);
-          if (st != OFA_OK) value_error(std::string("arena_bytes: ") + ofa_status_name(st));
-          return bytes;
-        },
-        nb::arg("config"), nb::arg("tile_series") = 16);
-  m.def("arena_bytes_int8",
-        [](nb::dict config, int tile_series) {
-          const ofa_config c = parse_config(config);
-          size_t bytes = 0;
-          const ofa_status st = ofa_arena_bytes_int8(&c, tile_series, &bytes);
-          if (st != OFA_OK) value_error(std::string("arena_bytes_int8: ") + ofa_status_name(st));
-          return bytes;
-        },
-        nb::arg("config"), nb::arg("tile_series") = 16);
+  m.def("arena_bytes", &arena_bytes<Fp32>, nb::arg("config"), nb::arg("tile_series") = 16);
+  m.def("arena_bytes_int8", &arena_bytes<Int8>, nb::arg("config"), nb::arg("tile_series") = 16);
 
   m.def("gemm",
         [](const AnyArray& a, const AnyArray& w, nb::object bias, nb::object isa) {
@@ -649,10 +494,5 @@ NB_MODULE(_engine, m) {
         nb::arg("isa") = nb::none(), nb::arg("repeat") = 10,
         "Like gemm, plus mean seconds per call over `repeat` runs.");
   m.def("best_isa", [] { return std::string(ofa_kernels_best()->name); });
-  m.def("available_isas", [] {
-    std::vector<std::string> out;
-    for (const char* n : {"scalar", "avx2", "avx512"})
-      if (ofa_kernels_by_name(n)) out.push_back(n);
-    return out;
-  });
+  m.def("available_isas", &available_isas<Fp32>);
 }

@@ -35,6 +35,13 @@ def infer(model, x):
     return _infer(model, x)
 
 
+def forecast(*args, **kwargs):
+    """Forecast the rows after the last row of a CSV, with dates; see ofa.forecasting.forecast."""
+    from .forecasting import forecast as _forecast
+
+    return _forecast(*args, **kwargs)
+
+
 def __getattr__(name):
     """ModelConfig and TrainConfig at the package level, imported (with torch) only when asked for."""
     if name == "ModelConfig":
@@ -46,7 +53,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'ofa' has no attribute {name!r}")
 
 
-# The functions train / evaluate live in modules named training / evaluation: a submodule named like
-# a package attribute replaces that attribute when it is imported (`from ofa.train import ...` used to
-# turn ofa.train into a module).
-__all__ = ["OfaError", "train", "evaluate", "load", "infer", "ModelConfig", "TrainConfig", "__version__"]
+# The functions train / evaluate / forecast live in modules named training / evaluation / forecasting:
+# a submodule named like a package attribute replaces that attribute when it is imported
+# (`from ofa.train import ...` used to turn ofa.train into a module).
+__all__ = ["OfaError", "train", "evaluate", "forecast", "load", "infer", "ModelConfig", "TrainConfig", "__version__"]

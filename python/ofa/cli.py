@@ -1,4 +1,5 @@
-"""`ofa` command line: train, eval, export, distill, demo. User errors print one line and exit with status 2."""
+"""`ofa` command line: train, eval, forecast, info, export, distill, demo.
+User errors print one line and exit with status 2."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
 def lookback(text: str):
     return "auto" if text == "auto" else positive_int(text)
 
@@ -27,31 +38,42 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="CSV (date column, then numeric channels) or builtin:taylor")
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--target", help="train on this one column instead of all channels")
-    p.add_argument("--horizon", type=positive_int, default=96)
+    p.add_argument("--horizon", type=positive_int, default=96, help="steps to forecast")
     p.add_argument("--seq-len", type=lookback, help="input steps, or auto: the one of 336 / 512 / 720 whose ridge "
                    "forecaster validates best (default: the preset's; auto for the default preset, 336 for paper)")
-    p.add_argument("--patch", type=positive_int, default=16)
-    p.add_argument("--stride", type=positive_int, default=8)
+    p.add_argument("--patch", type=positive_int, default=16, help="patch length")
+    p.add_argument("--stride", type=positive_int, default=8, help="steps between patch starts")
     p.add_argument("--backbone", default="minilm", help="minilm (bundled), gpt2, or a local model directory")
     p.add_argument("--layers", type=positive_int, help="keep the first N backbone blocks (default: the preset's)")
     p.add_argument("--preset", choices=["default", "paper"], default="default",
                    help="paper: only LoRA trains, frozen random head base (arXiv 2603.29756)")
     p.add_argument("--train-mode", choices=["lora", "lora+input", "lora+input+ln"], help="override the preset's trainable set")
     p.add_argument("--head-base", choices=["random", "zero"], help="override the preset's output-layer base")
-    p.add_argument("--rank", type=positive_int, default=16)
-    p.add_argument("--alpha", type=float, default=16.0)
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--batch-size", type=positive_int, help="windows per step (default: the preset's)")
-    p.add_argument("--lr", type=learning_rate,
-                   help="peak learning rate, or auto (the default preset's: from the training budget, 2e-3 at "
-                        "657 steps down to 1e-4 at 8,980 steps and more; the paper preset's is 1e-4)")
-    p.add_argument("--patience", type=positive_int, default=3)
+    p.add_argument("--rank", type=positive_int, default=16, help="LoRA rank")
+    p.add_argument("--alpha", type=float, default=16.0, help="LoRA alpha (rsLoRA scaling alpha / sqrt(rank))")
+    add_loop_args(p, batch_size=None, lr=None, lr_type=learning_rate,
+                  lr_help="peak learning rate, or auto (the default preset's: from the training budget, 2e-3 "
+                          "at 657 steps down to 1e-4 at 8,980 steps and more; the paper preset's is 1e-4)")
+    p.add_argument("--train-fraction", type=float, default=1.0, help="few-shot: first fraction of train data")
+
+
+def add_loop_args(p: argparse.ArgumentParser, batch_size, lr, lr_type, lr_help: str) -> None:
+    """The training loop's options, shared by train and distill (which differ in their defaults only)."""
+    p.add_argument("--epochs", type=positive_int, default=10, help="at most this many epochs (early stopping)")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size,
+                   help="windows per step" + ("" if batch_size else " (default: the preset's)"))
+    p.add_argument("--lr", type=lr_type, default=lr, help=lr_help)
+    p.add_argument("--patience", type=positive_int, default=3,
+                   help="stop after this many epochs without a better validation MSE")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16 autocasts training matmuls (fast on AMX/AVX512-BF16 CPUs)")
-    p.add_argument("--max-train-windows", type=int, default=0, help="use at most N evenly spaced windows")
-    p.add_argument("--train-fraction", type=float, default=1.0, help="few-shot: first fraction of train data")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--max-train-windows", type=non_negative_int, default=0,
+                   help="use at most N evenly spaced training windows (0: all)")
+    p.add_argument("--max-val-series", type=non_negative_int, default=0,
+                   help="score at most N evenly spaced validation series per epoch (0: all; validation of a "
+                        "large file can take longer than the epoch)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -70,7 +92,8 @@ def cmd_train(args) -> int:
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size or preset["train"]["batch_size"],
                      lr=args.lr or preset["train"]["lr"],
                      patience=args.patience, seed=args.seed, precision=args.precision,
-                     max_train_windows=args.max_train_windows, train_fraction=args.train_fraction,
+                     max_train_windows=args.max_train_windows, max_val_series=args.max_val_series,
+                     train_fraction=args.train_fraction,
                      threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
     meta = train(args.data, args.out, mc, tc, target=args.target, resume=args.resume)
     sizes = meta["sizes"]
@@ -84,9 +107,35 @@ def cmd_eval(args) -> int:
 
     result = evaluate(checkpoint_dir=args.checkpoint, model_file=args.model, data=args.data,
                       json_path=args.json, plot_path=args.plot, target=args.target,
-                      backbone=args.backbone)
+                      backbone=args.backbone, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"{result['dataset']} horizon {result['horizon']}: test mse {result['mse']:.4f}  mae {result['mae']:.4f}  "
           f"({result['test_windows']} windows x {result['channels']} channels)")
+    return 0
+
+
+def cmd_forecast(args) -> int:
+    from .forecasting import forecast
+
+    result = forecast(args.model, args.data, out=args.out, plot=args.plot, threads=args.threads,
+                      backbone=args.backbone)
+    frame = result["frame"]
+    span = f"{frame.iloc[0, 0]} to {frame.iloc[-1, 0]}"
+    freq = f", one row per {result['frequency']}" if result["frequency"] else " (no date column: steps 1..)"
+    print(f"wrote {args.out}: {len(frame)} rows x {frame.shape[1] - 1} channel(s), {span}{freq}; "
+          f"from the last {result['rows_read']} rows of {args.data} by the {result['model']}"
+          + (f"; plot {args.plot}" if args.plot else ""))
+    if result["ignored_columns"]:
+        print(f"note: column(s) the model was not trained on were ignored: {', '.join(result['ignored_columns'])}")
+    if result["note"]:
+        print(f"note: {result['note']}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .info import describe, format_info, info_json
+
+    d = describe(args.model)
+    print(info_json(d) if args.json else format_info(d))
     return 0
 
 
@@ -107,7 +156,8 @@ def cmd_distill(args) -> int:
                        truth_weight=args.truth_weight)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                      seed=args.seed, precision=args.precision, max_train_windows=args.max_train_windows,
-                     threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
+                     max_val_series=args.max_val_series, threads=args.threads,
+                     progress=not args.quiet and sys.stderr.isatty())
     meta = distill(args.teacher, args.data, args.out, sc, tc, resume=args.resume,
                    teacher_backbone=args.teacher_backbone)
     print(f"best val mse {meta['best_val_mse']:.4f}; student checkpoint {args.out} "
@@ -139,56 +189,79 @@ def learning_rate(text: str):
     return value
 
 
+class HELP(argparse.HelpFormatter):
+    """Every option's help ends with its default, where it has one worth saying."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if action.option_strings and default is not None and default is not False \
+                and default != argparse.SUPPRESS and "(default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ofa", description="One-for-All time-series forecasting")
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train rsLoRA adapters on a frozen backbone")
+    p = sub.add_parser("train", help="train rsLoRA adapters on a frozen backbone", formatter_class=HELP)
     add_train_args(p)
     p.set_defaults(func=cmd_train)
-    p = sub.add_parser("eval", help="score a checkpoint or an exported model on the test split")
+    p = sub.add_parser("eval", help="score a checkpoint or an exported model on the test split",
+                       formatter_class=HELP)
     p.add_argument("--checkpoint", help="checkpoint directory from `ofa train`")
     p.add_argument("--model", help="exported model file from `ofa export`")
-    p.add_argument("--data", required=True)
-    p.add_argument("--target")
+    p.add_argument("--data", required=True, help="CSV with the model's channels (matched by name)")
+    p.add_argument("--target", help="score this one column (default: the model's target, if it has one)")
     p.add_argument("--json", help="write the scores here")
     p.add_argument("--plot", help="write a PNG of forecasts vs truth here")
     p.add_argument("--backbone", help=BACKBONE_HELP)
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("export", help="merge the adapters and write one model file for the C++ engine")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out", required=True)
+    p = sub.add_parser("forecast", help="forecast the rows after the last row of a CSV, with their dates",
+                       formatter_class=HELP)
+    p.add_argument("--model", required=True,
+                   help="exported model file (C++ engine, fp32 or int8) or checkpoint directory (PyTorch)")
+    p.add_argument("--data", required=True,
+                   help="CSV in the data's own units: a date column, then the model's channels by name")
+    p.add_argument("--out", required=True, help="CSV to write: the date column, then one column per channel")
+    p.add_argument("--plot", help="also write a PNG of the recent history and the forecast")
+    p.add_argument("--threads", type=positive_int, default=1, help="engine threads")
+    p.add_argument("--backbone", help=BACKBONE_HELP)
+    p.set_defaults(func=cmd_forecast)
+    p = sub.add_parser("info", help="say what a model file is: graph, sizes, channels, training, firmware fit",
+                       formatter_class=HELP)
+    p.add_argument("model", help="exported model file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("export", help="merge the adapters and write one model file for the C++ engine",
+                       formatter_class=HELP)
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory from `ofa train` or `ofa distill`")
+    p.add_argument("--out", required=True, help="model file to write")
     p.add_argument("--int8", action="store_true",
                    help="post-training int8 quantisation, calibrated on training windows")
     p.add_argument("--data", help="calibration data for --int8 (required with it: a path recorded in the checkpoint is never used)")
     p.add_argument("--calibration-windows", type=positive_int, default=256,
-                   help="training windows to calibrate on (default 256)")
+                   help="training windows to calibrate on")
     p.add_argument("--backbone", help=BACKBONE_HELP)
     p.set_defaults(func=cmd_export)
-    p = sub.add_parser("distill", help="train a small student on a trained model's forecasts (for firmware)")
+    p = sub.add_parser("distill", help="train a small student on a trained model's forecasts (for firmware)",
+                       formatter_class=HELP)
     p.add_argument("--teacher", required=True, help="checkpoint directory of the trained model")
     p.add_argument("--teacher-backbone", help=BACKBONE_HELP)
     p.add_argument("--data", required=True, help="the teacher's training data")
     p.add_argument("--out", required=True, help="student checkpoint directory to write")
-    p.add_argument("--width", type=positive_int, default=128, help="student d_model (default 128)")
-    p.add_argument("--layers", type=positive_int, default=2, help="student blocks (default 2)")
-    p.add_argument("--heads", type=positive_int, default=4)
-    p.add_argument("--ff", type=positive_int, default=256, help="student feed-forward width (default 256)")
+    p.add_argument("--width", type=positive_int, default=128, help="student d_model")
+    p.add_argument("--layers", type=positive_int, default=2, help="student blocks")
+    p.add_argument("--heads", type=positive_int, default=4, help="student attention heads")
+    p.add_argument("--ff", type=positive_int, default=256, help="student feed-forward width")
     p.add_argument("--truth-weight", type=float, default=0.0,
-                   help="loss target = w * truth + (1 - w) * teacher forecast (default 0: the teacher only)")
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--patience", type=positive_int, default=3)
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    p.add_argument("--max-train-windows", type=int, default=0, help="use at most N evenly spaced windows")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+                   help="loss target = w * truth + (1 - w) * teacher forecast (0: the teacher only)")
+    add_loop_args(p, batch_size=64, lr=1e-3, lr_type=learning_rate, lr_help="peak learning rate, or auto")
     p.set_defaults(func=cmd_distill)
-    p = sub.add_parser("demo", help="train, score, plot and export on the bundled Taylor series")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--epochs", type=positive_int, default=2)
+    p = sub.add_parser("demo", help="train, score, plot and export on the bundled Taylor series",
+                       formatter_class=HELP)
+    p.add_argument("--out", default="runs/demo", help="directory for the demo's checkpoint, plot and model file")
+    p.add_argument("--epochs", type=positive_int, default=2, help="training epochs")
     p.set_defaults(func=cmd_demo)
     return ap
 

@@ -29,13 +29,15 @@ class Series:
     name: str
     values: np.ndarray
     channels: list[str]
+    dates: np.ndarray | None = None  # datetime64[ns] per row, where the first column parses as dates
+    date_column: str | None = None   # that column's header
 
 
-def load_csv(path: str, target: str | None = None) -> Series:
-    """Read an ETT-style CSV: a date column first (kept out), numeric channels after it."""
+def read_frame(path: str):
+    """The CSV as a pandas DataFrame with string column names: a date column, then at least one channel."""
     import pandas as pd
 
-    if not os.path.isfile(path):
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
         raise OfaError(f"data file not found: {path}")
     try:
         frame = pd.read_csv(path)
@@ -43,7 +45,16 @@ def load_csv(path: str, target: str | None = None) -> Series:
         raise OfaError(f"cannot read {path} as CSV: {exc}") from None
     if frame.shape[1] < 2:
         raise OfaError(f"{path}: expected a date column and at least one numeric column")
-    columns = [c for c in frame.columns[1:]]
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def load_csv(path: str, target: str | None = None) -> Series:
+    """Read an ETT-style CSV: a date column first (kept out), numeric channels after it."""
+    import pandas as pd
+
+    frame = read_frame(path)
+    columns = list(frame.columns[1:])
     if target is not None:
         if target not in columns:
             raise OfaError(f"{path}: no column named {target!r} (columns: {', '.join(map(str, columns))})")
@@ -52,16 +63,34 @@ def load_csv(path: str, target: str | None = None) -> Series:
     if bad:
         raise OfaError(f"{path}: non-numeric column(s): {', '.join(map(str, bad))}")
     values = frame[columns].to_numpy(dtype=np.float64)
-    check_finite(values, f"{path}")
-    return Series(os.path.splitext(os.path.basename(path))[0], values.astype(np.float32), [str(c) for c in columns])
+    check_finite(values, path, columns)
+    return Series(os.path.splitext(os.path.basename(path))[0], values.astype(np.float32), columns,
+                  dates=parse_dates(frame.iloc[:, 0]), date_column=frame.columns[0])
 
 
-def check_finite(values: np.ndarray, what: str) -> None:
+def parse_dates(column) -> np.ndarray | None:
+    """The column as datetime64[ns], or None when any entry is not a date (numbers are not taken as dates)."""
+    import warnings
+
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(column):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns when it infers the format element by element
+        dates = pd.to_datetime(column, errors="coerce")
+    if dates.isna().any():
+        return None
+    return dates.to_numpy(dtype="datetime64[ns]")
+
+
+def check_finite(values: np.ndarray, path: str, columns: list[str], first_line: int = 2) -> None:
+    """Refuse NaN / inf, naming the first one's column and line in the file (the header is line 1)."""
     bad = ~np.isfinite(values)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise OfaError(f"{what}: non-finite value (NaN or inf) at row {row}, column {col}; "
-                       f"{int(bad.sum())} such value(s) in all")
+        raise OfaError(f"{path}: non-finite value ({values[row, col]}) in column {columns[col]!r} at line "
+                       f"{row + first_line}; {int(bad.sum())} such value(s) in all")
 
 
 def taylor_series() -> Series:

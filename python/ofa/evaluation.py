@@ -34,8 +34,9 @@ def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
 
 def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_file: str | None = None,
              json_path: str | None = None, plot_path: str | None = None, target: str | None = None,
-             backbone: str | None = None) -> dict:
+             backbone: str | None = None, log=None) -> dict:
     """Score a checkpoint (PyTorch) or an exported model file (C++ engine) on the full test split.
+    log: called with a line before the (possibly long) scoring starts.
 
     backbone: the checkpoint's backbone, when ofa.json names one outside its directory (checkpoint.load)."""
     from . import checkpoint
@@ -59,11 +60,15 @@ def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_f
         forecast = lambda x: scaler.transform_windows(engine.run(scaler.inverse_windows(x)))  # noqa: E731
     series = load_series(data, target)
     splits = make_splits(series, mc["seq_len"], mc["horizon"])
-    if checkpoint_dir is not None:
-        channels = meta["data"]["channels"]
-        if list(series.channels) != list(channels):
-            raise OfaError(f"{data}: channels {series.channels} differ from the checkpoint's {channels}")
+    channels = meta["data"]["channels"] if checkpoint_dir is not None else engine.channels
+    if channels is not None and list(series.channels) != [str(c) for c in channels]:
+        what = "checkpoint's" if checkpoint_dir is not None else "model file's"
+        raise OfaError(f"{data}: channels {series.channels} differ from the {what} {list(channels)} "
+                       f"(names and order must match)")
     x, y = splits.test.windows()
+    if log is not None:
+        log(f"scoring {x.shape[0]:,} test windows x {x.shape[2]} channel(s) with the "
+            + ("checkpoint (PyTorch)" if checkpoint_dir is not None else f"{engine.scheme} model file (C++ engine)"))
     pred = forecast(x)
     result = scores(pred, y) | {"dataset": series.name, "horizon": mc["horizon"], "seq_len": mc["seq_len"],
                                 "test_windows": int(x.shape[0]), "channels": int(x.shape[2])}

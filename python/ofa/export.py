@@ -116,9 +116,30 @@ def model_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[str, st
         "config": json.dumps(config), "backbone": cfg.backbone,
         "channels": json.dumps(meta["data"]["channels"]), "target": json.dumps(meta["data"].get("target")),
         "dataset": meta["data"].get("name", ""), "model": json.dumps(cfg.to_dict()),
+        "training": json.dumps(training_record(meta)),
     }
     metadata["checksum"] = checksum(arrays, metadata)
     return arrays, metadata
+
+
+def training_record(meta: dict) -> dict:
+    """What `ofa info` says about how the model was made: its data, budget and validation score.
+    Names only, never paths: a model file does not carry the trainer's directory layout."""
+    history = meta.get("history") or []
+    record = {"dataset": meta["data"].get("name", ""), "train_series": meta["data"].get("train_series"),
+              "best_val_mse": meta.get("best_val_mse"), "epochs_run": len(history),
+              "best_epoch": min(history, key=lambda h: h["val_mse"])["epoch"] if history else 0,
+              "train_seconds": meta.get("train_seconds"), "lr": (meta.get("train") or {}).get("lr"),
+              "trainable_params": (meta.get("sizes") or {}).get("trainable_params"),
+              "lookback_val_mse": (meta.get("lookback") or {}).get("val_mse")}
+    if record["best_val_mse"] is not None and history and record["best_val_mse"] < min(h["val_mse"] for h in history):
+        record["best_epoch"] = 0  # the linear path alone (epoch 0) validated best
+    distilled = meta.get("distilled_from")
+    if distilled:
+        record["distilled_from"] = {"teacher": os.path.basename(str(distilled.get("teacher", ""))),
+                                    "truth_weight": distilled.get("truth_weight"),
+                                    "student": distilled.get("student")}
+    return record
 
 
 def calibration_windows(data: str, meta_model: dict, target, n_windows: int, scaler_mean, scaler_std) -> np.ndarray:

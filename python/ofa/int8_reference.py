@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import int8_ops as q
+from .data import n_patches
 
 
 def series_of(x: np.ndarray) -> np.ndarray:
@@ -38,7 +39,7 @@ def normalised_patches(config: dict, tensors: dict, x: np.ndarray):
     sd = np.sqrt(var + f32(config["revin_eps"]))
     inv_s = f32(1) / sd
     P, S = config["patch_len"], config["stride"]
-    n = (length - P) // S + 2
+    n = n_patches(length, P, S)
     idx = np.minimum(np.arange(n)[:, None] * S + np.arange(P)[None, :], length - 1)
     patches = (z[:, idx] - mu[:, None, None]) * inv_s[:, None, None]
     return patches.astype(f32), mu, sd

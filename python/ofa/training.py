@@ -77,6 +77,9 @@ class TrainConfig:
             raise OfaError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if self.patience < 1:
             raise OfaError(f"patience must be at least 1, got {self.patience}")
+        for label in ("max_train_windows", "max_val_series"):
+            if not isinstance(getattr(self, label), int) or getattr(self, label) < 0:
+                raise OfaError(f"{label} must be a whole number >= 0 (0: all), got {getattr(self, label)!r}")
 
 
 def settings(train_config: dict) -> dict:
@@ -248,7 +251,10 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
     log(f"{mc.backbone} x{mc.layers} blocks, {mc.n_patches} patches, train={mc.train}, head base={mc.head_base}: "
         f"{counts['trainable_params']:,} trainable / {counts['frozen_params']:,} frozen parameters, "
         f"adapter {counts['adapter_bytes'] / 1024:.1f} KiB")
-    log(f"{len(splits.train):,} training series (every {every} window), {len(splits.val):,} validation series")
+    scored = len(range(0, len(splits.val), math.ceil(len(splits.val) / tc.max_val_series))) \
+        if tc.max_val_series and len(splits.val) > tc.max_val_series else len(splits.val)
+    log(f"{len(splits.train):,} training series (every {every} window), {len(splits.val):,} validation series"
+        + (f" ({scored:,} evenly spaced of them scored: --max-val-series)" if scored < len(splits.val) else ""))
 
     if linear_info is not None and not resume:
         # Epoch 0: the linear path alone (the head starts at zero) is the first candidate checkpoint.
@@ -262,12 +268,14 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
                                         state["epoch"], soft, truth_weight)
         seconds = time.perf_counter() - t0
         val = val_mse(model, splits.val, tc.max_val_series, tc.precision)
+        val_seconds = time.perf_counter() - t0 - seconds
         state["train_seconds"] += seconds
         state["epoch"] += 1
         improved = val < state["best_val"]
-        state["history"].append({"epoch": state["epoch"], "train_mse": loss, "val_mse": val, "seconds": seconds})
-        log(f"epoch {state['epoch']}: train mse {loss:.4f}  val mse {val:.4f}  ({seconds:.0f} s)"
-            + ("  *" if improved else ""))
+        state["history"].append({"epoch": state["epoch"], "train_mse": loss, "val_mse": val, "seconds": seconds,
+                                 "val_seconds": val_seconds})
+        log(f"epoch {state['epoch']}: train mse {loss:.4f}  val mse {val:.4f}  ({seconds:.0f} s training + "
+            f"{val_seconds:.0f} s validation)" + ("  *" if improved else ""))
         if improved:
             state["best_val"], state["bad_epochs"] = val, 0
             checkpoint.save(out, model, meta | {"best_val_mse": val, "history": state["history"],

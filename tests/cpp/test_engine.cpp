@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <tuple>
 
@@ -210,6 +211,26 @@ TEST(Forward, RejectsBadArgumentsWithoutWriting) {
   EXPECT_TRUE(ga.arena_untouched());
   EXPECT_TRUE(ga.guards_intact());
   for (float v : y) EXPECT_EQ(v, 1.25f);
+}
+
+TEST(Forward, ValidatedEntryGivesTheSameBitsAndStillChecksArguments) {
+  const ofa_config cfg = small_config(OFA_LAYOUT_GPT2, 2);
+  TestModel tm(cfg);
+  ASSERT_EQ(ofa_validate_model(&tm.model), OFA_OK);
+  auto x = random_vec((size_t)2 * cfg.seq_len * cfg.n_channels, 5u);
+  size_t bytes = 0;
+  ASSERT_EQ(ofa_arena_bytes(&cfg, 3, &bytes), OFA_OK);
+  GuardedArena ga(bytes);
+  const ofa_kernels* k = ofa_kernels_best();
+  std::vector<float> want((size_t)2 * cfg.horizon * cfg.n_channels), got(want.size());
+  ASSERT_EQ(ofa_forward(&tm.model, k, 3, x.data(), 2, want.data(), ga.arena, bytes), OFA_OK);
+  ASSERT_EQ(ofa_forward_validated(&tm.model, k, 3, x.data(), 2, got.data(), ga.arena, bytes), OFA_OK);
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)));
+  EXPECT_EQ(ofa_forward_validated(nullptr, k, 3, x.data(), 2, got.data(), ga.arena, bytes), OFA_ERR_NULL_ARG);
+  EXPECT_EQ(ofa_forward_validated(&tm.model, k, 3, x.data(), 0, got.data(), ga.arena, bytes), OFA_ERR_BAD_BATCH);
+  EXPECT_EQ(ofa_forward_validated(&tm.model, k, 3, x.data(), 2, got.data(), ga.arena, bytes - 1),
+            OFA_ERR_ARENA_TOO_SMALL);
+  EXPECT_TRUE(ga.guards_intact());
 }
 
 TEST(Forward, ScalarAndBestAgree) {

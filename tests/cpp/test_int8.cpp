@@ -414,6 +414,13 @@ TEST(ForwardInt8, EveryIsaAndTileGivesTheSameBits) {
           ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)))
               << name << " tile " << tile << " layout " << layout << " rank " << rank;
         }
+        // The entry for a model validated at load (the firmware's and the host layer's) gives the same bits.
+        size_t bytes = 0;
+        ASSERT_EQ(ofa_arena_bytes_int8(&c, 4, &bytes), OFA_OK);
+        GuardedArena ga(bytes);
+        std::vector<float> y(want.size());
+        ASSERT_EQ(ofa_forward_int8_validated(&tm.model, k, 4, x.data(), batch, y.data(), ga.arena, bytes), OFA_OK);
+        ASSERT_EQ(0, std::memcmp(y.data(), want.data(), want.size() * sizeof(float))) << name << " validated";
       }
     }
   }

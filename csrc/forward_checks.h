@@ -1,0 +1,52 @@
+// The entry checks that ofa_forward and ofa_forward_int8 share: arguments,
+// batch and arena. Each scheme's own model checks are its validator
+// (ofa_validate_model / ofa_validate_model_int8), which the *_validated entry
+// points leave to the caller's load step, as TFLite Micro does in Prepare.
+#pragma once
+#include <stdint.h>
+
+#include "ofa/ofa.h"
+
+namespace ofa_detail {
+
+inline ofa_status check_pointers(const void* model, const float* x, const float* y, const void* arena) {
+  return (!model || !x || !y || !arena) ? OFA_ERR_NULL_ARG : OFA_OK;
+}
+
+inline ofa_status check_batch(const ofa_config& c, int32_t batch, int32_t tile_series) {
+  if (batch <= 0 || tile_series <= 0) return OFA_ERR_BAD_BATCH;
+  if ((int64_t)batch * c.n_channels > INT32_MAX) return OFA_ERR_BAD_BATCH;
+  return OFA_OK;
+}
+
+inline ofa_status check_arena(const void* arena, size_t have, size_t need) {
+  if (have < need) return OFA_ERR_ARENA_TOO_SMALL;
+  if ((uintptr_t)arena % OFA_ARENA_ALIGN != 0) return OFA_ERR_ARENA_MISALIGNED;
+  return OFA_OK;
+}
+
+// Runs `tile` over the batch's series, tile_series at a time (the last tile
+// may be shorter): tile.n_series is set before each run_tile(tile, x, g, y).
+template <class Tile, class RunTile>
+void for_each_tile(Tile& tile, int32_t total, int32_t tile_series, const float* x, float* y, RunTile run_tile) {
+  for (int32_t g = 0; g < total; g += tile_series) {
+    tile.n_series = total - g < tile_series ? total - g : tile_series;
+    run_tile(tile, x, g, y);
+  }
+}
+
+// The checked entry point: the arguments, then the whole model, then the
+// validated forward pass.
+template <class Model, class Kernels>
+ofa_status validate_then_forward(ofa_status (*validate)(const Model*),
+                                 ofa_status (*forward)(const Model*, const Kernels*, int32_t, const float*, int32_t,
+                                                       float*, void*, size_t),
+                                 const Model* model, const Kernels* kernels, int32_t tile_series, const float* x,
+                                 int32_t batch, float* y, void* arena, size_t arena_bytes) {
+  ofa_status st = check_pointers(model, x, y, arena);
+  if (st != OFA_OK) return st;
+  if ((st = validate(model)) != OFA_OK) return st;
+  return forward(model, kernels, tile_series, x, batch, y, arena, arena_bytes);
+}
+
+}  // namespace ofa_detail
