@@ -181,3 +181,33 @@ def test_eval_model_refuses_other_channels(models, tmp_path, capsys):
     frame.rename(columns={"a": "x", "b": "y"}).to_csv(renamed, index=False)
     code, _, err = cli(capsys, "eval", "--model", models["fp32"], "--data", str(renamed))
     assert code == 2 and "differ from the model file's ['a', 'b']" in err and len(err.splitlines()) == 1
+
+
+def test_inference_never_imports_torch(models, tmp_path):
+    """The README's boundary: loading, inferring, forecasting from a model file, ofa info and header emission
+    work where torch cannot be imported."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, NoTorch())
+import numpy as np
+import ofa
+from ofa.info import describe
+from ofa.firmware import emit
+model = ofa.load({models['int8']!r})
+x = np.ones((model.seq_len, model.n_channels), np.float32)
+assert ofa.infer(model, x).shape == (model.horizon, model.n_channels)
+assert len(ofa.forecast({models['fp32']!r}, {models['data']!r})["frame"]) == model.horizon
+assert describe({models['student']!r})["scheme"] == "int8"
+emit({models['student']!r}, "cortex-m4", {str(tmp_path / 'hdr')!r}, {models['data']!r}, golden=1)
+assert "torch" not in sys.modules
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -108,8 +108,10 @@ def test_firmware_struct_names_its_fields(tmp_path, small_csv):
     _, path = exported(tmp_path, small_csv, linear_path="ridge")
     tensors, meta = read_model_file(int8_file(tmp_path, path, small_csv), schemes=("int8",))
     text = model_struct(json.loads(meta["config"]), tensors)
-    for field in (".config = {.layout = ", ".linear_path = 1", ".linear = {ofa_t_linear_weight, 0",
-                  ".linear_out_scale = ofa_t_linear_out_scale", ".linear_bias = ofa_t_linear_bias", ".head_a = "):
+    for field in (".config = {.layout = ", ".linear_path = 1", ".linear = {.w = ofa_t_linear_weight}",
+                  ".linear_out_scale = ofa_t_linear_out_scale", ".linear_bias = ofa_t_linear_bias", ".head_a = ",
+                  ".qkv = {.w = ofa_t_blocks_0_attn_qkv_weight, .b = ofa_t_blocks_0_attn_qkv_bias, .out = {.table = ",
+                  ".gelu_lut = ofa_t_blocks_0_gelu_lut", ".ln2 = {.eps = ofa_t_blocks_0_ln2_eps"):
         assert field in text, field
 
 

@@ -1,4 +1,4 @@
-"""An int8 model file as C for the firmware: target profiles, the fit check, and the header writer.
+"""An int8 model file as C for the firmware: the header writer.
 
 `emit(model_path, target, out_dir, data=...)` writes two headers into out_dir:
 
@@ -15,108 +15,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import OfaError
-from .fileio import atomic_write_texts
-from .modelfile import metadata_json, read_model_file
-
-KIB, MIB = 1024, 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Target:
-    """A class of part: the memory budget a model must fit, and the QEMU board that runs it."""
-
-    name: str
-    flash: int  # bytes
-    ram: int
-    board: str  # qemu-system-arm -M
-    board_flash: int  # what that QEMU board maps at 0x0 and 0x20000000 (bounds the link)
-    board_ram: int
-
-
-TARGETS = {
-    "cortex-m4": Target("cortex-m4", 1 * MIB, 256 * KIB, "mps2-an386", 4 * MIB, 4 * MIB),
-    "cortex-m7": Target("cortex-m7", 2 * MIB, 1 * MIB, "mps2-an500", 4 * MIB, 4 * MIB),
-    "cortex-m55": Target("cortex-m55", 4 * MIB, 4 * MIB, "mps3-an547", 512 * KIB, 512 * KIB),
-}
-# Budget kept aside for what is not the model: the firmware's code (kernels, startup, report;
-# about 14 KiB measured with arm-none-eabi-size, see bench/firmware.py) and its stack and globals.
-CODE_ALLOWANCE = 32 * KIB
-STACK_BYTES = 8 * KIB
-RAM_ALLOWANCE = STACK_BYTES + 1 * KIB
-TILE_SERIES = 1  # the firmware runs one series at a time: the smallest arena
+from ..errors import OfaError
+from ..fileio import atomic_write_texts
+from ..modelfile import metadata_json, read_model_file
+from .targets import TILE_SERIES, Footprint, Target, check_fit, footprint, target_profile
 
 INT_C_TYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t", np.dtype(np.int64): "int64_t"}
-
-
-def target_profile(name: str, flash: int | None = None, ram: int | None = None) -> Target:
-    if name not in TARGETS:
-        raise OfaError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
-    t = TARGETS[name]
-    for label, value in (("--flash", flash), ("--ram", ram)):
-        if value is not None and value <= 0:
-            raise OfaError(f"{label} must be positive, got {value}")
-    return Target(t.name, flash or t.flash, ram or t.ram, t.board, t.board_flash, t.board_ram)
-
-
-def parse_size(text: str) -> int:
-    """'1M', '256K', '4096' -> bytes (K and M are binary)."""
-    s = str(text).strip().upper().removesuffix("B").removesuffix("I")
-    scale = {"K": KIB, "M": MIB}.get(s[-1:], 1)
-    digits = s[:-1] if s[-1:] in ("K", "M") else s
-    try:
-        value = float(digits) * scale
-    except ValueError:
-        raise OfaError(f"bad size {text!r}: expected bytes, or a number with K or M (e.g. 256K, 1M)") from None
-    if value <= 0 or value != int(value):
-        raise OfaError(f"bad size {text!r}: must be a positive whole number of bytes")
-    return int(value)
-
-
-def human(n: int) -> str:
-    return f"{n / MIB:.2f} MiB" if n >= MIB else f"{n / KIB:.1f} KiB"
-
-
-def padded(nbytes: int, align: int = 16) -> int:
-    return (nbytes + align - 1) // align * align
-
-
-@dataclass
-class Footprint:
-    weight_bytes: int   # const arrays in flash
-    arena_bytes: int    # the planner's figure, one series at a time
-    flash_bytes: int    # estimate: weights + code allowance
-    ram_bytes: int      # estimate: arena + stack and globals
-
-
-def footprint(tensors: dict[str, np.ndarray], config: dict) -> Footprint:
-    from . import _engine
-
-    weights = sum(padded(t.nbytes) for t in tensors.values())
-    arena = _engine.arena_bytes_int8(config, TILE_SERIES)
-    return Footprint(weights, arena, weights + CODE_ALLOWANCE, arena + RAM_ALLOWANCE)
-
-
-def check_fit(fp: Footprint, target: Target, config: dict) -> None:
-    """Refuse a model the target cannot hold, by how much and what to change."""
-    problems = []
-    if fp.flash_bytes > target.flash:
-        problems.append(f"flash: needs {human(fp.flash_bytes)} ({human(fp.weight_bytes)} of weights + "
-                        f"{human(CODE_ALLOWANCE)} code), {target.name} has {human(target.flash)} "
-                        f"(over by {human(fp.flash_bytes - target.flash)})")
-    if fp.ram_bytes > target.ram:
-        problems.append(f"RAM: needs {human(fp.ram_bytes)} (arena {human(fp.arena_bytes)} + "
-                        f"{human(RAM_ALLOWANCE)} stack and globals), {target.name} has {human(target.ram)} "
-                        f"(over by {human(fp.ram_bytes - target.ram)})")
-    if problems:
-        raise OfaError(f"model does not fit {target.name}: " + "; ".join(problems) +
-                       f". The model has {config['n_layers']} block(s) of width {config['d_model']}: keep fewer "
-                       f"blocks (ofa train --layers) or distil a narrower student (ofa distill --width), then "
-                       f"export with --int8; or raise the budget with --flash/--ram")
 
 
 # ---- C text -----------------------------------------------------------------------------------
@@ -179,27 +86,31 @@ def model_struct(config: dict, tensors: dict[str, np.ndarray]) -> str:
             raise OfaError(f"model file lacks tensor {name!r} for this config")
         return c_ident(name)
 
+    # Designated initialisers throughout: the structs' field order in ofa_int8.h can change without a
+    # silent mix-up, and a field left out is zero (NULL), which ofa_validate_model_int8 refuses.
     def requant(name):
-        return f"{{{t(name)}, {tensors[name].shape[1]}}}"
+        return f"{{.table = {t(name)}, .count = {tensors[name].shape[1]}}}"
 
     def linear(prefix, with_requant=True):
-        out = requant(prefix + ".requant") if with_requant else "{0, 0}"
-        return f"{{{t(prefix + '.weight')}, {t(prefix + '.bias')}, {out}}}"
+        out = f", .out = {requant(prefix + '.requant')}" if with_requant else ""
+        return f"{{.w = {t(prefix + '.weight')}, .b = {t(prefix + '.bias')}{out}}}"
 
     def layer_norm(prefix):
-        return f"{{{t(prefix + '.eps')}, {requant(prefix + '.requant')}, {requant(prefix + '.narrow')}}}"
+        return (f"{{.eps = {t(prefix + '.eps')}, .out = {requant(prefix + '.requant')}, "
+                f".narrow = {requant(prefix + '.narrow')}}}")
 
-    none_ln, none_linear = "{0, {0, 0}, {0, 0}}", "{0, 0, {0, 0}}"
+    none_ln, none_linear = "{0}", "{0}"
     bert = config["layout"] == "bert"
     layers = []
     for i in range(config["n_layers"]):
         p = f"blocks.{i}."
         layers.append(
             f"  {{ /* block {i} */\n"
-            f"    {linear(p + 'attn_qkv')},\n    {requant(p + 'scores.requant')},\n"
-            f"    {requant(p + 'context.requant')},\n    {linear(p + 'attn_out')},\n"
-            f"    {layer_norm(p + 'ln1')},\n    {layer_norm(p + 'ln2')},\n"
-            f"    {linear(p + 'ff_in')},\n    {t(p + 'gelu.lut')},\n    {linear(p + 'ff_out')}\n  }}")
+            f"    .qkv = {linear(p + 'attn_qkv')},\n    .scores = {requant(p + 'scores.requant')},\n"
+            f"    .context = {requant(p + 'context.requant')},\n    .attn_out = {linear(p + 'attn_out')},\n"
+            f"    .ln1 = {layer_norm(p + 'ln1')},\n    .ln2 = {layer_norm(p + 'ln2')},\n"
+            f"    .ff_in = {linear(p + 'ff_in')},\n    .gelu_lut = {t(p + 'gelu.lut')},\n"
+            f"    .ff_out = {linear(p + 'ff_out')}\n  }}")
     rank = config.get("head_rank", 0)
     gelu = "OFA_GELU_TANH" if config.get("gelu") == "tanh" else "OFA_GELU_ERF"
     linear_path = int(config.get("linear_path", 0))
@@ -209,7 +120,6 @@ def model_struct(config: dict, tensors: dict[str, np.ndarray]) -> str:
            f".horizon = {config['horizon']}, .n_channels = {config['n_channels']}, .head_rank = {rank}, "
            f".gelu = {gelu}, .ln_eps = {c_float(config['ln_eps'])}, .revin_eps = {c_float(config['revin_eps'])}, "
            f".linear_path = {linear_path}}}")
-    # Designated initialisers: the struct's field order in ofa_int8.h can change without a silent mix-up.
     fields = [
         ("config", cfg),
         ("patch_inv_scale", t("patch.inv_scale")),
@@ -226,7 +136,7 @@ def model_struct(config: dict, tensors: dict[str, np.ndarray]) -> str:
         ("scaler_std", t("scaler.std")),
     ]
     if linear_path:
-        fields += [("linear", f"{{{t('linear.weight')}, 0, {{0, 0}}}}"),
+        fields += [("linear", f"{{.w = {t('linear.weight')}}}"),
                    ("linear_out_scale", t("linear.out_scale")), ("linear_bias", t("linear.bias"))]
     return (
         f"static const ofa_layer_int8 ofa_model_layers[{max(1, config['n_layers'])}] = {{\n"
@@ -302,7 +212,7 @@ static const uint32_t ofa_golden_y_bits[{count}][{horizon * channels}] = {{
 
 def golden_windows(data: str, config: dict, target_col: str | None, count: int) -> tuple[np.ndarray, str]:
     """`count` evenly spaced windows of the data's test split, in data units, (count, L, C)."""
-    from .data import load_series, make_splits
+    from ..data import load_series, make_splits
 
     if count <= 0:
         raise OfaError(f"--golden must be a positive integer, got {count}")
@@ -322,7 +232,7 @@ def emit(model_path: str, target_name: str, out_dir: str, data: str, golden: int
 
     Returns a summary (sizes, the golden windows' source). Raises OfaError, writing nothing, on any problem.
     """
-    from . import _engine
+    from .. import _engine
 
     target = target_profile(target_name, flash, ram)
     tensors, metadata = read_model_file(model_path, schemes=("fp32", "int8"))
@@ -351,63 +261,3 @@ def emit(model_path: str, target_name: str, out_dir: str, data: str, golden: int
             "ram_budget": target.ram, "golden": len(x), "golden_source": source, "board": target.board}
 
 
-# ---- build and run on QEMU (bench/firmware.py and the tests; needs cmake, arm-none-eabi-gcc, qemu) ----
-
-def toolchain_missing() -> list[str]:
-    """The programs the firmware build and run need that are not on PATH."""
-    import shutil
-
-    return [p for p in ("cmake", "arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-size", "qemu-system-arm")
-            if shutil.which(p) is None]
-
-
-def build(firmware_dir: str, target: str, model_dir: str, build_dir: str) -> str:
-    """Configure and build the demo for `target` over the headers in model_dir; returns the ELF path."""
-    import subprocess
-
-    target_profile(target)
-    for cmd in (["cmake", "-S", firmware_dir, "-B", build_dir, f"-DOFA_TARGET={target}",
-                 f"-DOFA_MODEL_DIR={os.path.abspath(model_dir)}"],
-                ["cmake", "--build", build_dir, "-j2"]):
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise OfaError(f"firmware build failed ({' '.join(cmd[:2])}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
-    return os.path.join(build_dir, "ofa_demo.elf")
-
-
-def qemu_command(target: str, elf: str) -> list[str]:
-    board = TARGETS[target].board
-    return ["qemu-system-arm", "-M", board, "-icount", "shift=0", "-display", "none", "-monitor", "none",
-            "-serial", "none", "-chardev", "stdio,id=sh0", "-semihosting-config",
-            "enable=on,target=native,chardev=sh0", "-kernel", elf]
-
-
-def run_qemu(target: str, elf: str, timeout: float = 600) -> tuple[int, str, dict]:
-    """(exit status, report text, the OFA_RESULT fields) of one demo run."""
-    import subprocess
-
-    try:
-        proc = subprocess.run(qemu_command(target, elf), capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise OfaError(f"{elf} did not finish on QEMU within {timeout:.0f} s") from None
-    fields: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("OFA_RESULT "):
-            fields.update(item.split("=", 1) for item in line.split()[1:] if "=" in item)
-    return proc.returncode, proc.stdout + proc.stderr, fields
-
-
-def elf_sizes(elf: str) -> dict:
-    """text/data/bss of arm-none-eabi-size: flash = text + data, static RAM = data + bss."""
-    import subprocess
-
-    out = subprocess.run(["arm-none-eabi-size", "-A", elf], capture_output=True, text=True, check=True).stdout
-    sections = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[1].isdigit():
-            sections[parts[0]] = int(parts[1])
-    berkeley = subprocess.run(["arm-none-eabi-size", elf], capture_output=True, text=True, check=True).stdout
-    text, data, bss = (int(v) for v in berkeley.splitlines()[1].split()[:3])
-    return {"text": text, "data": data, "bss": bss, "flash_bytes": text + data, "static_ram_bytes": data + bss,
-            "sections": sections}
