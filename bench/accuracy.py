@@ -234,10 +234,9 @@ def engine_forecast(checkpoint_dir: str, scaler, x: np.ndarray, threads: int) ->
 
     path = os.path.join(checkpoint_dir, "model.ofa")
     export(checkpoint_dir, path)
-    c = x.shape[2]
-    raw = scaler.inverse(x.reshape(-1, c)).reshape(x.shape)
+    raw = scaler.inverse(x)
     forecast = ofa.infer(ofa.load(path, threads=max(1, threads or torch.get_num_threads())), raw)
-    return scaler.transform(forecast.reshape(-1, c)).reshape(forecast.shape)
+    return scaler.transform(forecast)
 
 
 def reduced_window_cap(path: str, series: int = REDUCED_TRAIN_SERIES) -> int:

@@ -43,10 +43,9 @@ def engine_mse(model_path: str, data: str, threads: int) -> dict:
     model = ofa.load(model_path, threads=threads)
     splits = make_splits(load_series(data, model.target), model.seq_len, model.horizon)
     x, y = splits.test.windows()
-    c = x.shape[2]
-    raw = splits.scaler.inverse(x.reshape(-1, c)).reshape(x.shape)
+    raw = splits.scaler.inverse(x)
     pred = ofa.infer(model, np.ascontiguousarray(raw))
-    return scores(splits.scaler.transform(pred.reshape(-1, c)).reshape(pred.shape), y)
+    return scores(splits.scaler.transform(pred), y)
 
 
 def main(argv=None) -> int:

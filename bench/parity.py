@@ -37,10 +37,7 @@ def main(argv=None) -> int:
     want = predict_windows_torch(model, x)
     path = os.path.join(tempfile.mkdtemp(prefix="ofa-parity-"), "model.ofa")
     export(args.checkpoint, path)
-    c = x.shape[2]
-    raw = splits.scaler.inverse(x.reshape(-1, c)).reshape(x.shape)
-    got = splits.scaler.transform(ofa.infer(ofa.load(path, threads=args.threads), raw).reshape(-1, c))
-    got = got.reshape(want.shape)
+    got = splits.scaler.transform(ofa.infer(ofa.load(path, threads=args.threads), splits.scaler.inverse(x)))
     diff = np.abs(got - want)
     record = {"dataset": splits.series.name, "checkpoint": args.checkpoint, "windows": int(x.shape[0]),
               "channels": int(c), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),

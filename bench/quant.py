@@ -42,7 +42,7 @@ import ofa  # noqa: E402
 from timing import best_ms  # noqa: E402
 from ofa import checkpoint  # noqa: E402
 from ofa.checkpoint import atomic_write_json  # noqa: E402
-from ofa.data import load_series, make_splits  # noqa: E402
+from ofa.data import evenly_spaced, load_series, make_splits  # noqa: E402
 from ofa.evaluation import predict_windows_torch, scores  # noqa: E402
 from ofa.export import export  # noqa: E402
 
@@ -67,9 +67,9 @@ def test_windows(data: str, seq_len: int, horizon: int, limit: int | None):
     splits = make_splits(load_series(data), seq_len, horizon)
     x, y = splits.test.windows()
     if limit and limit < len(x):
-        pick = np.linspace(0, len(x) - 1, limit).astype(int)
+        pick = evenly_spaced(len(x), limit)
         x, y = x[pick], y[pick]
-    raw = splits.scaler.inverse(x.reshape(-1, x.shape[2])).reshape(x.shape)
+    raw = splits.scaler.inverse(x)
     return np.ascontiguousarray(raw, np.float32), x, y, splits.scaler
 
 
@@ -90,7 +90,7 @@ def engine_record(path: str, raw, y, scaler, timing_x, bit_exact: bool = False) 
         extra["reference_outputs"] = int(pred.size)
         extra["reference_differing_outputs"] = int(np.count_nonzero(want.view(np.int32) != pred.view(np.int32)))
         extra["reference_max_abs_diff"] = float(np.abs(want.astype(np.float64) - pred.astype(np.float64)).max())
-    pred = scaler.transform(pred.reshape(-1, pred.shape[2])).reshape(pred.shape)
+    pred = scaler.transform(pred)
     rec = scores(pred, y)
     rec["ms_per_call_b1"] = best_ms(lambda: model.run(timing_x[:1]))
     rec["ms_per_call_b64"] = best_ms(lambda: model.run(timing_x[:64]), repeats=2, min_seconds=0.0)

@@ -128,9 +128,19 @@ def split_borders(name: str, n_rows: int, seq_len: int) -> tuple[tuple[int, int]
     return (0, b1), (b1 - seq_len, b2), (b2 - seq_len, b3)
 
 
+def evenly_spaced(total: int, count: int) -> np.ndarray:
+    """The one rule for picking `count` of `total` items evenly (calibration windows, golden windows, plots):
+    floor(linspace(0, total - 1, count)), first and last included, no repeats."""
+    return np.unique(np.linspace(0, total - 1, min(count, total)).astype(int))
+
+
 @dataclass
 class Scaler:
-    """Per-channel standardisation fitted on the train part."""
+    """Per-channel standardisation fitted on the train part: data units <-> scaled units.
+
+    Works on any array whose last axis is the channel axis: rows (T, C) or windows (W, L, C). The one
+    conversion between the two units (docs/architecture.md); the model file stores the same two vectors.
+    """
 
     mean: np.ndarray
     std: np.ndarray

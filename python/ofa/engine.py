@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data import Scaler
 from .errors import OfaError
 from .modelfile import metadata_json, read_model_file
 
@@ -31,20 +32,6 @@ def default_max_arena_bytes() -> int:
     if value <= 0:
         raise OfaError(f"{ARENA_CAP_ENV} must be positive, got {value}")
     return value
-
-@dataclass
-class FileScaler:
-    """The dataset scaler stored in a model file, for callers that work in scaled units."""
-
-    mean: np.ndarray
-    std: np.ndarray
-
-    def transform_windows(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mean) / self.std).astype(np.float32)
-
-    def inverse_windows(self, x: np.ndarray) -> np.ndarray:
-        return (x * self.std + self.mean).astype(np.float32)
-
 
 class Model:
     """An exported model loaded into the C++ engine. `run` works in the data's own units."""
@@ -76,7 +63,7 @@ class Model:
             self.engine = engine_class(self.config, tensors, tile_series=TILE_SERIES, threads=threads)
         except ValueError as exc:
             raise OfaError(f"{path}: {exc}") from None
-        self.scaler = FileScaler(tensors["scaler.mean"], tensors["scaler.std"])
+        self.scaler = Scaler(tensors["scaler.mean"], tensors["scaler.std"])  # for callers in scaled units
         self.meta = {"model": {"seq_len": self.config["seq_len"], "horizon": self.config["horizon"]},
                      "target": self.target}
 

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import torch
 
-from .data import WindowSet, load_series, make_splits
+from .data import WindowSet, evenly_spaced, load_series, make_splits
 from .errors import OfaError
 
 PREDICT_SERIES = 1024  # series per forward pass when scoring
@@ -57,7 +57,7 @@ def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_f
         mc = engine.meta["model"]
         target = target if target is not None else engine.meta.get("target")
         scaler = engine.scaler
-        forecast = lambda x: scaler.transform_windows(engine.run(scaler.inverse_windows(x)))  # noqa: E731
+        forecast = lambda x: scaler.transform(engine.run(scaler.inverse(x)))  # noqa: E731
     series = load_series(data, target)
     splits = make_splits(series, mc["seq_len"], mc["horizon"])
     channels = meta["data"]["channels"] if checkpoint_dir is not None else engine.channels
@@ -75,9 +75,7 @@ def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_f
     if json_path:
         checkpoint.atomic_write_json(json_path, result)
     if plot_path:
-        plot(splits.scaler.inverse(x.reshape(-1, x.shape[2])).reshape(x.shape),
-             splits.scaler.inverse(y.reshape(-1, y.shape[2])).reshape(y.shape),
-             splits.scaler.inverse(pred.reshape(-1, pred.shape[2])).reshape(pred.shape),
+        plot(splits.scaler.inverse(x), splits.scaler.inverse(y), splits.scaler.inverse(pred),
              series.channels, plot_path, title=f"{series.name}, horizon {mc['horizon']}: "
                                                f"test MSE {result['mse']:.3f}, MAE {result['mae']:.3f}")
     return result
@@ -104,7 +102,7 @@ def plot(x: np.ndarray, y: np.ndarray, pred: np.ndarray, channels: list[str], pa
 
     from .checkpoint import atomic_write
 
-    picks_w = np.linspace(0, len(x) - 1, n_windows).astype(int)
+    picks_w = evenly_spaced(len(x), n_windows)
     picks_c = list(range(max(0, x.shape[2] - n_channels), x.shape[2]))
     fig, axes = plt.subplots(len(picks_c), len(picks_w), figsize=(4.2 * len(picks_w), 2.4 * len(picks_c)),
                              squeeze=False)

@@ -144,14 +144,13 @@ def training_record(meta: dict) -> dict:
 
 def calibration_windows(data: str, meta_model: dict, target, n_windows: int, scaler_mean, scaler_std) -> np.ndarray:
     """n_windows evenly spaced training windows of `data`, in data units (what the engine reads)."""
-    from .data import load_series, make_splits
+    from .data import Scaler, evenly_spaced, load_series, make_splits
 
     if not isinstance(n_windows, int) or n_windows <= 0:
         raise OfaError(f"--calibration-windows must be a positive integer, got {n_windows!r}")
     splits = make_splits(load_series(data, target), meta_model["seq_len"], meta_model["horizon"])
     x, _ = splits.train.windows()
-    pick = np.unique(np.linspace(0, len(x) - 1, min(n_windows, len(x))).astype(int))
-    return (x[pick] * scaler_std + scaler_mean).astype(np.float32)
+    return Scaler(scaler_mean, scaler_std).inverse(x[evenly_spaced(len(x), n_windows)])  # the model file's scaler
 
 
 def int8_arrays(arrays: dict, metadata: dict, data: str, n_windows: int) -> tuple[dict, dict]:

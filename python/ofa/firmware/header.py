@@ -212,7 +212,7 @@ static const uint32_t ofa_golden_y_bits[{count}][{horizon * channels}] = {{
 
 def golden_windows(data: str, config: dict, target_col: str | None, count: int) -> tuple[np.ndarray, str]:
     """`count` evenly spaced windows of the data's test split, in data units, (count, L, C)."""
-    from ..data import load_series, make_splits
+    from ..data import evenly_spaced, load_series, make_splits
 
     if count <= 0:
         raise OfaError(f"--golden must be a positive integer, got {count}")
@@ -221,7 +221,7 @@ def golden_windows(data: str, config: dict, target_col: str | None, count: int) 
         raise OfaError(f"{data}: has {series.values.shape[1]} channel(s), the model takes {config['n_channels']}")
     splits = make_splits(series, config["seq_len"], config["horizon"])
     x, _ = splits.test.windows()
-    picks = np.linspace(0, len(x) - 1, num=min(count, len(x))).round().astype(int)
+    picks = evenly_spaced(len(x), count)
     return np.ascontiguousarray(splits.scaler.inverse(x[picks]), dtype=np.float32), \
         f"{series.name} test split (windows {picks.tolist()})"
 
