@@ -44,3 +44,24 @@ def test_earlier_records_missing_and_bad_files(accuracy, tmp_path):
     bad.write_text(json.dumps([{"dataset": "ETTh1"}]))
     with pytest.raises(SystemExit, match="not a list of accuracy records"):
         accuracy.earlier_records(str(bad))
+
+
+def test_datasets_take_names_and_paths(accuracy, tmp_path):
+    path = str(tmp_path / "my-data.csv")
+    got = accuracy.dataset_paths(f"ETTh1,{path}")
+    assert got[0][0] == "ETTh1" and got[0][1].endswith("ETT/ETTh1.csv") and got[1] == ("my-data", path)
+    with pytest.raises(SystemExit, match="neither a built-in dataset"):
+        accuracy.dataset_paths("NotADataset")
+
+
+def test_reduced_protocol_scores_about_twenty_thousand_series(accuracy, tmp_path):
+    from conftest import noisy_sines, write_csv
+
+    data = write_csv(tmp_path / "d.csv", noisy_sines(0, rows=3000), ["a", "b"])
+    args = type("Args", (), {"screen": 1, "full": False})()
+    k, windows = accuracy.test_stride(data, 96, args)
+    assert k == 1 and windows == 600 - 96 + 1  # 505 windows x 2 channels: under the cap, all scored
+    args.full, args.screen = True, 1
+    assert accuracy.test_stride(data, 96, args)[0] == 1
+    args.full, args.screen = False, 4
+    assert accuracy.test_stride(data, 96, args) == (4, len(range(0, 505, 4)))

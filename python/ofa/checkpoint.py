@@ -50,7 +50,7 @@ def frozen_tensors(model) -> dict[str, torch.Tensor]:
     if base.cfg.linear_path == "ridge":  # fitted before training, fixed since: not in PEFT's adapter file
         out["linear_path.weight"] = base.linear_path.weight
         out["linear_path.bias"] = base.linear_path.bias
-    return {k: v.detach().contiguous().clone() for k, v in out.items()}
+    return {k: v.detach().cpu().contiguous().clone() for k, v in out.items()}
 
 
 def in_layer_of(base: OneForAll) -> torch.nn.Linear:
@@ -71,7 +71,8 @@ def save(directory: str, model, meta: dict) -> None:
 
     os.makedirs(directory, exist_ok=True)
     g = _generation(directory)  # atomic_write_bytes removes killed writers' temp files first
-    weights = {"adapters": {k: v.detach().contiguous().clone() for k, v in get_peft_model_state_dict(model).items()},
+    weights = {"adapters": {k: v.detach().cpu().contiguous().clone()
+                            for k, v in get_peft_model_state_dict(model).items()},
                "frozen": frozen_tensors(model)}
     files = {}
     for role, tensors in weights.items():

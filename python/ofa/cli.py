@@ -74,6 +74,9 @@ def add_loop_args(p: argparse.ArgumentParser, batch_size, lr, lr_type, lr_help: 
                         "large file can take longer than the epoch)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order")
     p.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: the GPU where torch sees one, else the CPU. Under torchrun each process takes "
+                        "its share of every batch (DistributedDataParallel: gloo on CPU, NCCL on GPU)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -93,10 +96,12 @@ def cmd_train(args) -> int:
                      lr=args.lr or preset["train"]["lr"],
                      patience=args.patience, seed=args.seed, precision=args.precision,
                      max_train_windows=args.max_train_windows, max_val_series=args.max_val_series,
-                     train_fraction=args.train_fraction,
+                     train_fraction=args.train_fraction, device=args.device,
                      threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
     meta = train(args.data, args.out, mc, tc, target=args.target, resume=args.resume)
     sizes = meta["sizes"]
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # one line per job under torchrun, from rank 0
     print(f"best val mse {meta['best_val_mse']:.4f}; checkpoint {args.out} "
           f"({sizes['trainable_params']:,} trainable parameters, {sizes['adapter_bytes']:,} adapter bytes)")
     return 0
@@ -107,7 +112,8 @@ def cmd_eval(args) -> int:
 
     result = evaluate(checkpoint_dir=args.checkpoint, model_file=args.model, data=args.data,
                       json_path=args.json, plot_path=args.plot, target=args.target,
-                      backbone=args.backbone, log=lambda line: print(line, file=sys.stderr, flush=True))
+                      backbone=args.backbone, log=lambda line: print(line, file=sys.stderr, flush=True),
+                      device=args.device)
     print(f"{result['dataset']} horizon {result['horizon']}: test mse {result['mse']:.4f}  mae {result['mae']:.4f}  "
           f"({result['test_windows']} windows x {result['channels']} channels)")
     return 0
@@ -156,7 +162,7 @@ def cmd_distill(args) -> int:
                        truth_weight=args.truth_weight)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                      seed=args.seed, precision=args.precision, max_train_windows=args.max_train_windows,
-                     max_val_series=args.max_val_series, threads=args.threads,
+                     max_val_series=args.max_val_series, threads=args.threads, device=args.device,
                      progress=not args.quiet and sys.stderr.isatty())
     meta = distill(args.teacher, args.data, args.out, sc, tc, resume=args.resume,
                    teacher_backbone=args.teacher_backbone)
@@ -216,6 +222,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the scores here")
     p.add_argument("--plot", help="write a PNG of forecasts vs truth here")
     p.add_argument("--backbone", help=BACKBONE_HELP)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
+                   help="where a checkpoint runs (auto: the GPU where torch sees one); a model file runs in the "
+                        "C++ engine")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("forecast", help="forecast the rows after the last row of a CSV, with their dates",
                        formatter_class=HELP)

@@ -13,16 +13,20 @@ PREDICT_SERIES = 1024  # series per forward pass when scoring
 
 
 def predict_windowset(model, windows: WindowSet, indices: np.ndarray | None = None, precision: str = "fp32",
-                      batch: int = PREDICT_SERIES) -> tuple[np.ndarray, np.ndarray]:
+                      batch: int = PREDICT_SERIES, device=None) -> tuple[np.ndarray, np.ndarray]:
     """Forecasts and truths (S, H) for the series `indices` (all by default), scaled units."""
+    from .distributed import autocast
+
+    device = device or torch.device("cpu")
     if indices is None:
         indices = np.arange(len(windows))
     model.eval()
     preds, truths = [], []
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+    with torch.inference_mode(), autocast(device, precision):
         for start in range(0, len(indices), batch):
             x, y = windows.batch(indices[start:start + batch])
-            preds.append(model(torch.from_numpy(x).unsqueeze(-1)).float().squeeze(-1).numpy())
+            pred = model(torch.from_numpy(x).unsqueeze(-1).to(device))
+            preds.append(pred.float().squeeze(-1).cpu().numpy())
             truths.append(y)
     return np.concatenate(preds), np.concatenate(truths)
 
@@ -34,7 +38,7 @@ def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
 
 def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_file: str | None = None,
              json_path: str | None = None, plot_path: str | None = None, target: str | None = None,
-             backbone: str | None = None, log=None) -> dict:
+             backbone: str | None = None, log=None, device: str = "cpu") -> dict:
     """Score a checkpoint (PyTorch) or an exported model file (C++ engine) on the full test split.
     log: called with a line before the (possibly long) scoring starts.
 
@@ -46,10 +50,14 @@ def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_f
     if data is None:
         raise OfaError("no data file given")
     if checkpoint_dir is not None:
+        from .distributed import resolve_device
+
         model, meta = checkpoint.load(checkpoint_dir, backbone=backbone)
+        torch_device = resolve_device(device)
+        model.to(torch_device)
         mc = meta["model"]
         target = target if target is not None else meta["data"].get("target")
-        forecast = lambda x: predict_windows_torch(model, x)  # noqa: E731
+        forecast = lambda x: predict_windows_torch(model, x, device=torch_device)  # noqa: E731
     else:
         from .engine import load as load_engine
 
@@ -81,14 +89,15 @@ def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_f
     return result
 
 
-def predict_windows_torch(model, x: np.ndarray, batch: int = PREDICT_SERIES) -> np.ndarray:
-    """x (W, L, C) scaled -> forecasts (W, H, C) scaled, with the PyTorch model."""
+def predict_windows_torch(model, x: np.ndarray, batch: int = PREDICT_SERIES, device=None) -> np.ndarray:
+    """x (W, L, C) scaled -> forecasts (W, H, C) scaled, with the PyTorch model (on `device`, default CPU)."""
     per_batch = max(1, batch // x.shape[2])
     out = []
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(x), per_batch):
-            out.append(model(torch.from_numpy(np.ascontiguousarray(x[start:start + per_batch]))).numpy())
+            chunk = torch.from_numpy(np.ascontiguousarray(x[start:start + per_batch]))
+            out.append(model(chunk if device is None else chunk.to(device)).cpu().numpy())
     return np.concatenate(out)
 
 

@@ -33,12 +33,12 @@ def save_state(path: str, params: list[torch.Tensor], optimizer: torch.optim.Opt
                info: dict) -> None:
     """Write the trainable tensors, the optimiser and both RNGs; `info` must be JSON-serialisable."""
     opt = optimizer.state_dict()
-    tensors = {f"param.{i}": p.detach().contiguous().clone() for i, p in enumerate(params)}
+    tensors = {f"param.{i}": p.detach().cpu().contiguous().clone() for i, p in enumerate(params)}
     scalars: dict[str, dict] = {}
     for index, entry in opt["state"].items():
         for key, value in entry.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"opt.{index}.{key}"] = value.detach().contiguous().clone()
+                tensors[f"opt.{index}.{key}"] = value.detach().cpu().contiguous().clone()
             else:
                 scalars.setdefault(str(index), {})[key] = value
     tensors["torch_rng"] = torch_rng.contiguous().clone()

@@ -18,6 +18,8 @@ from . import backbone as backbones
 from . import checkpoint
 from . import resume as resume_state
 from .data import Splits, WindowSet, load_series, make_splits
+from .distributed import Context, autocast
+from .distributed import setup as setup_processes
 from .errors import OfaError
 from .evaluation import predict_windowset
 from .model import ModelConfig, build, parameter_counts
@@ -60,7 +62,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     patience: int = 3
     seed: int = 0
-    precision: str = "fp32"          # "bf16": autocast matmuls to bfloat16 (AMX / AVX512-BF16 CPUs)
+    precision: str = "fp32"          # "bf16": autocast matmuls to bfloat16 (AMX / AVX512-BF16 CPUs, GPUs)
+    device: str = "auto"             # "auto": this process's GPU where torch sees one, else the CPU
     max_train_windows: int = 0       # 0: all; else evenly spaced window starts (reduced protocol)
     max_val_series: int = 0          # 0: all; else evenly spaced validation series
     train_fraction: float = 1.0      # few-shot (TSLib percent rule)
@@ -83,8 +86,8 @@ class TrainConfig:
 
 
 def settings(train_config: dict) -> dict:
-    """The train settings that must match for a resume (progress bar and threads may differ)."""
-    return {k: v for k, v in train_config.items() if k not in ("progress", "threads")}
+    """The train settings that must match for a resume (progress bar, threads and device may differ)."""
+    return {k: v for k, v in train_config.items() if k not in ("progress", "threads", "device")}
 
 
 def trainable_parameters(model) -> list[torch.nn.Parameter]:
@@ -99,46 +102,56 @@ def cosine_lr(base: float, step: int, total: int) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
-def val_mse(model, windows: WindowSet, max_series: int, precision: str) -> float:
+def val_mse(model, windows: WindowSet, max_series: int, precision: str, ctx: Context = Context()) -> float:
+    """MSE over the (evenly strided) validation series; under torchrun each rank scores its share and
+    the sums are added, so every rank gets the same figure."""
     indices = np.arange(len(windows))
     if max_series and len(indices) > max_series:
         indices = indices[:: math.ceil(len(indices) / max_series)]
-    pred, truth = predict_windowset(model, windows, indices, precision=precision)
-    return float(np.mean((pred - truth) ** 2))
+    mine = np.array_split(indices, ctx.world)[ctx.rank]
+    sq, count = 0.0, 0
+    if len(mine):
+        pred, truth = predict_windowset(model, windows, mine, precision=precision, device=ctx.device)
+        sq, count = float(np.sum((pred.astype(np.float64) - truth) ** 2)), pred.size
+    total_sq, total = ctx.sum([sq, count])
+    return float(total_sq / total)
 
 
 def run_epoch(model, optimizer, windows: WindowSet, tc: TrainConfig, rng: np.random.Generator,
               step: int, total_steps: int, epoch: int, soft: np.ndarray | None = None,
-              truth_weight: float = 1.0) -> tuple[float, int]:
+              truth_weight: float = 1.0, ctx: Context = Context()) -> tuple[float, int]:
+    """One pass over the training series in a seeded order; returns (mean training MSE, step)."""
     from tqdm import tqdm
 
     model.train()
-    order = rng.permutation(len(windows))
+    order = rng.permutation(len(windows))  # the same order on every rank: the seed is shared
     batches = range(0, len(order), tc.batch_size)
-    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not tc.progress, leave=False,
-               unit="batch", dynamic_ncols=True)
-    losses = []
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not (tc.progress and ctx.main),
+               leave=False, unit="batch", dynamic_ncols=True)
+    sq_sum, count = 0.0, 0
     for start in bar:
-        index = order[start:start + tc.batch_size]
+        index, weight = ctx.share(order[start:start + tc.batch_size])  # this rank's part of the global batch
         x, y = windows.batch(index)
         if soft is not None:
             y = (truth_weight * y + (1.0 - truth_weight) * soft[index]).astype(np.float32)
-        x = torch.from_numpy(x).unsqueeze(-1)
-        y = torch.from_numpy(y).unsqueeze(-1)
+        x = torch.from_numpy(x).unsqueeze(-1).to(ctx.device)
+        y = torch.from_numpy(y).unsqueeze(-1).to(ctx.device)
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(tc.lr, step, total_steps)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=tc.precision == "bf16"):
+        with autocast(ctx.device, tc.precision):
             pred = model(x)
         loss = torch.nn.functional.mse_loss(pred.float(), y)
         if not torch.isfinite(loss):
             raise OfaError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * weight).backward()  # DDP averages over ranks: weight makes that the global batch's mean
         optimizer.step()
         step += 1
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-    return float(np.mean(losses)), step
+        sq_sum += loss.item() * len(index) * (weight > 0)
+        count += len(index) * (weight > 0)
+        bar.set_postfix(loss=f"{sq_sum / max(count, 1):.4f}")
+    total_sq, total = ctx.sum([sq_sum, count])
+    return float(total_sq / total), step
 
 
 def choose_lookback(series, horizon: int, tc: TrainConfig) -> tuple[int, dict, tuple]:
@@ -190,6 +203,16 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
     tc.check()
     if tc.threads:
         torch.set_num_threads(tc.threads)
+    ctx = setup_processes(tc.device)
+    try:
+        return _train(ctx, data, out, mc, tc, target, resume, log if ctx.main else (lambda s: None),
+                      on_epoch if ctx.main else None, teacher, truth_weight, extra_meta)
+    finally:
+        ctx.close()
+
+
+def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, resume, log, on_epoch, teacher,
+           truth_weight, extra_meta) -> dict:
     series = load_series(data, target)
     lookback = lookback_fit = None
     if mc.seq_len == "auto":
@@ -217,6 +240,8 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
     if mc.linear_path != "none":
         linear_info = fit_linear_path(model, splits, lookback_fit)  # the same splits as the choice
         log(f"linear path: ridge {linear_info['ridge']:g} (validation mse {linear_info['val_mse']:.4f})")
+    model.to(ctx.device)
+    net = ctx.wrap(model)  # DistributedDataParallel under torchrun; the model itself otherwise
     params = trainable_parameters(model)
     steps_per_epoch = math.ceil(len(splits.train) / tc.batch_size)
     total_steps = steps_per_epoch * tc.epochs
@@ -244,6 +269,7 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
         "backbone_fingerprint": fingerprint,
         "backbone_layout": backbone.layout,
         "sizes": counts,
+        "processes": ctx.world, "device": ctx.device.type,
         **({"linear_path": linear_info} if linear_info else {}),
         **({"lookback": lookback} if lookback else {}),
         **(extra_meta or {}),
@@ -258,16 +284,18 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
 
     if linear_info is not None and not resume:
         # Epoch 0: the linear path alone (the head starts at zero) is the first candidate checkpoint.
-        state["best_val"] = val_mse(model, splits.val, tc.max_val_series, tc.precision)
+        state["best_val"] = val_mse(model, splits.val, tc.max_val_series, tc.precision, ctx)
         log(f"epoch 0: val mse {state['best_val']:.4f} (linear path alone)  *")
-        checkpoint.save(out, model, meta | {"best_val_mse": state["best_val"], "history": [], "train_seconds": 0.0})
+        if ctx.main:
+            checkpoint.save(out, model, meta | {"best_val_mse": state["best_val"], "history": [],
+                                                "train_seconds": 0.0})
 
     while state["epoch"] < tc.epochs and state["bad_epochs"] < tc.patience:
         t0 = time.perf_counter()
-        loss, state["step"] = run_epoch(model, optimizer, splits.train, tc, rng, state["step"], total_steps,
-                                        state["epoch"], soft, truth_weight)
+        loss, state["step"] = run_epoch(net, optimizer, splits.train, tc, rng, state["step"], total_steps,
+                                        state["epoch"], soft, truth_weight, ctx)
         seconds = time.perf_counter() - t0
-        val = val_mse(model, splits.val, tc.max_val_series, tc.precision)
+        val = val_mse(model, splits.val, tc.max_val_series, tc.precision, ctx)
         val_seconds = time.perf_counter() - t0 - seconds
         state["train_seconds"] += seconds
         state["epoch"] += 1
@@ -278,16 +306,21 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
             f"{val_seconds:.0f} s validation)" + ("  *" if improved else ""))
         if improved:
             state["best_val"], state["bad_epochs"] = val, 0
-            checkpoint.save(out, model, meta | {"best_val_mse": val, "history": state["history"],
-                                                "train_seconds": state["train_seconds"]})
         else:
             state["bad_epochs"] += 1
-        resume_state.save_state(resume_path, params, optimizer, torch.get_rng_state(),
-                                {"model_config": mc.to_dict(), "train_config": asdict(tc), "state": state,
-                                 "rng": rng.bit_generator.state})
+        if ctx.main:  # every rank holds the same state; one writes it
+            if improved:
+                checkpoint.save(out, model, meta | {"best_val_mse": val, "history": state["history"],
+                                                    "train_seconds": state["train_seconds"]})
+            resume_state.save_state(resume_path, params, optimizer, torch.get_rng_state(),
+                                    {"model_config": mc.to_dict(), "train_config": asdict(tc), "state": state,
+                                     "rng": rng.bit_generator.state})
         if on_epoch is not None:
             on_epoch(state["history"][-1])
     # The best epoch's checkpoint records the final history too.
-    final = checkpoint.update_meta(out, {"history": state["history"], "train_seconds": state["train_seconds"]})
+    if ctx.main:
+        checkpoint.update_meta(out, {"history": state["history"], "train_seconds": state["train_seconds"]})
+    ctx.barrier()  # the other ranks return what rank 0 wrote
+    final = checkpoint.read_meta(out)
     final.pop("format", None)
     return final
