@@ -484,6 +484,8 @@ def dataset_paths(spec: str) -> list[tuple[str, str]]:
     for item in spec.split(","):
         if item in DATASETS:
             out.append((item, os.path.join(DATA, DATASETS[item])))
+        elif item.startswith("builtin:"):  # the packaged series (ofa.data.load_series), e.g. builtin:taylor
+            out.append((item.split(":", 1)[1], item))
         elif item.endswith(".csv") or os.sep in item:
             out.append((os.path.splitext(os.path.basename(item))[0], item))
         else:
@@ -547,7 +549,7 @@ def main(argv=None) -> int:
     records = []
     for horizon in [int(h) for h in args.horizons.split(",")]:  # horizon-major: a cut-short run has whole rows
         for ds, path in dataset_paths(args.datasets):
-            if not os.path.isfile(path):
+            if not path.startswith("builtin:") and not os.path.isfile(path):
                 print(f"skip {ds}: {path} not found (set OFA_DATA)")
                 continue
             for name in args.models.split(","):

@@ -7,18 +7,57 @@ from ofa.errors import OfaError
 
 
 def test_ett_hour_borders_are_the_published_ones():
-    train, val, test = split_borders("ETTh1", 17420, 336)
+    train, val, test = split_borders("ett-hour", 17420, 336)
     assert train == (0, 8640) and val == (8640 - 336, 11520) and test == (11520 - 336, 14400)
 
 
 def test_ett_minute_borders_are_four_times_the_hour_ones():
-    train, val, test = split_borders("ETTm2", 69680, 512)
+    train, val, test = split_borders("ett-minute", 69680, 512)
     assert train == (0, 34560) and val == (34560 - 512, 46080) and test == (46080 - 512, 57600)
 
 
 def test_custom_split_is_70_10_20_like_tslib():
-    train, val, test = split_borders("weather", 52696, 336)
+    train, val, test = split_borders("0.7,0.1,0.2", 52696, 336)
     assert train == (0, 36887) and val == (36887 - 336, 42157) and test == (42157 - 336, 52696)
+
+
+def test_auto_split_recognises_ett_by_content_not_by_name(tmp_path):
+    from ofa.data import ETT_COLUMNS, resolved_split
+
+    ett_like = np.random.default_rng(0).standard_normal((17420, 7))
+    named_other = load_csv(write_csv(tmp_path / "mydata.csv", ett_like, ETT_COLUMNS))
+    assert resolved_split(named_other) == "ett-hour"  # the ETT file's columns and length, whatever its name
+    not_ett = load_csv(write_csv(tmp_path / "etth_sensors.csv", ett_like[:3000, :2], ["a", "b"]))
+    assert resolved_split(not_ett) == "0.7,0.1,0.2"  # a name starting with "etth" no longer means ETT
+
+
+@pytest.mark.parametrize("spec,borders", [
+    ("0.6,0.2,0.2", ((0, 600), (600 - 32, 800), (800 - 32, 1000))),
+    ("0.5,0.1,0.1", ((0, 500), (500 - 32, 600), (600 - 32, 700))),
+    ("rows:400,100,200", ((0, 400), (400 - 32, 500), (500 - 32, 700))),
+])
+def test_user_splits(spec, borders):
+    assert split_borders(spec, 1000, 32) == borders
+
+
+@pytest.mark.parametrize("spec", ["0.7,0.7,0.2", "0.7,0.1", "rows:10,x,3", "ett", "-0.1,0.5,0.5"])
+def test_bad_split_is_refused_by_name(spec):
+    from ofa.data import check_split
+
+    with pytest.raises(OfaError, match="--split"):
+        check_split(spec)
+
+
+def test_train_and_eval_print_and_keep_the_split(tmp_path, small_csv, capsys):
+    from ofa.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", small_csv, "--out", str(out), "--seq-len", "32", "--horizon", "8", "--layers",
+                 "1", "--epochs", "1", "--quiet", "--max-train-windows", "30", "--split", "0.6,0.2,0.2"]) == 0
+    printed = capsys.readouterr().out
+    assert "split 0.6,0.2,0.2: train rows 0-359 (2020-01-01T00:00 to 2020-01-15T23:00)" in printed
+    assert main(["eval", "--checkpoint", str(out), "--data", small_csv]) == 0
+    assert "split 0.6,0.2,0.2: train rows 0-359" in capsys.readouterr().err  # eval uses the recorded split
 
 
 def test_patch_count_matches_gpt4ts():

@@ -55,6 +55,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                   lr_help="peak learning rate, or auto (the default preset's: from the training budget, 2e-3 "
                           "at 657 steps down to 1e-4 at 8,980 steps and more; the paper preset's is 1e-4)")
     p.add_argument("--train-fraction", type=float, default=1.0, help="few-shot: first fraction of train data")
+    p.add_argument("--split", default="auto", help=SPLIT_HELP)
 
 
 def add_loop_args(p: argparse.ArgumentParser, batch_size, lr, lr_type, lr_help: str) -> None:
@@ -96,7 +97,7 @@ def cmd_train(args) -> int:
                      lr=args.lr or preset["train"]["lr"],
                      patience=args.patience, seed=args.seed, precision=args.precision,
                      max_train_windows=args.max_train_windows, max_val_series=args.max_val_series,
-                     train_fraction=args.train_fraction, device=args.device,
+                     train_fraction=args.train_fraction, device=args.device, split=args.split,
                      threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
     meta = train(args.data, args.out, mc, tc, target=args.target, resume=args.resume)
     sizes = meta["sizes"]
@@ -113,7 +114,7 @@ def cmd_eval(args) -> int:
     result = evaluate(checkpoint_dir=args.checkpoint, model_file=args.model, data=args.data,
                       json_path=args.json, plot_path=args.plot, target=args.target,
                       backbone=args.backbone, log=lambda line: print(line, file=sys.stderr, flush=True),
-                      device=args.device)
+                      device=args.device, split=args.split)
     print(f"{result['dataset']} horizon {result['horizon']}: test mse {result['mse']:.4f}  mae {result['mae']:.4f}  "
           f"({result['test_windows']} windows x {result['channels']} channels)")
     return 0
@@ -179,6 +180,8 @@ def cmd_demo(args) -> int:
     return 0
 
 
+SPLIT_HELP = ("train/val/test: auto (the ETT borders for the ETT files, recognised by content; else 70/10/20), "
+              "ett-hour, ett-minute, fractions such as 0.6,0.2,0.2, or rows:TRAIN,VAL,TEST")
 BACKBONE_HELP = ("the checkpoint's backbone, when its ofa.json names one outside the checkpoint directory "
                  "(a path recorded in a file is not followed unless you name it here)")
 
@@ -222,6 +225,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the scores here")
     p.add_argument("--plot", help="write a PNG of forecasts vs truth here")
     p.add_argument("--backbone", help=BACKBONE_HELP)
+    p.add_argument("--split", help="how to cut --data (default: the split the model was trained with). "
+                   + SPLIT_HELP)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
                    help="where a checkpoint runs (auto: the GPU where torch sees one); a model file runs in the "
                         "C++ engine")

@@ -1,8 +1,10 @@
 """Series loading, standard splits, scaling and channel-independent windows.
 
-Conventions follow Time-Series-Library (TSLib), which the published tables use:
-- ETT-hour: train [0, 8640), val [8640, 11520), test [11520, 14400); ETT-minute: x4.
+Conventions follow Time-Series-Library (TSLib), which the published tables use (split "auto"):
+- the ETT files (recognised by their columns and length, not by a file name): train [0, 8640),
+  val [8640, 11520), test [11520, 14400) for ETT-hour; x4 for ETT-minute.
 - any other series: 70 / 10 / 20 percent in time order (TSLib's Dataset_Custom).
+- `--split` chooses another: ett-hour, ett-minute, fractions (0.6,0.2,0.2) or rows:TRAIN,VAL,TEST.
 - val/test windows start seq_len rows before their border, so the first target is at the border.
 - the StandardScaler is fitted on the train part only.
 - few-shot: --train-fraction keeps the first fraction of train windows (TSLib's percent rule:
@@ -31,6 +33,7 @@ class Series:
     channels: list[str]
     dates: np.ndarray | None = None  # datetime64[ns] per row, where the first column parses as dates
     date_column: str | None = None   # that column's header
+    split: str = "auto"              # how make_splits cuts it: see split_borders
 
 
 def read_frame(path: str):
@@ -105,27 +108,81 @@ def taylor_series() -> Series:
     return Series("taylor", values[:, None].astype(np.float32), ["demand_MW"])
 
 
-def load_series(path: str, target: str | None = None) -> Series:
-    """A CSV path, or `builtin:taylor` for the packaged demo series."""
-    if path == "builtin:taylor":
-        return taylor_series()
-    return load_csv(path, target)
+def load_series(path: str, target: str | None = None, split: str = "auto") -> Series:
+    """A CSV path, or `builtin:taylor` for the packaged demo series; `split` says how it is cut (split_borders)."""
+    series = taylor_series() if path == "builtin:taylor" else load_csv(path, target)
+    check_split(split)
+    series.split = split
+    return series
 
 
-def split_borders(name: str, n_rows: int, seq_len: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    """(start, end) row ranges of train / val / test, each val/test starting seq_len rows early."""
-    lower = name.lower()
-    if lower.startswith("etth"):
-        b1, b2, b3 = ETT_HOUR_BORDERS
-    elif lower.startswith("ettm"):
-        b1, b2, b3 = ETT_MINUTE_BORDERS
+ETT_COLUMNS = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
+ETT_ROWS = {17420: "ett-hour", 69680: "ett-minute"}  # the published files' lengths
+
+
+def check_split(spec: str) -> None:
+    """auto | ett-hour | ett-minute | TRAIN,VAL,TEST fractions (e.g. 0.7,0.1,0.2) | rows:TRAIN,VAL,TEST."""
+    if spec in ("auto", "ett-hour", "ett-minute"):
+        return
+    body = spec[5:] if spec.startswith("rows:") else spec
+    parts = body.split(",")
+    try:
+        values = [int(p) for p in parts] if spec.startswith("rows:") else [float(p) for p in parts]
+    except ValueError:
+        values = []
+    ok = len(values) == 3 and all(v > 0 for v in values) and (spec.startswith("rows:") or sum(values) <= 1 + 1e-9)
+    if not ok:
+        raise OfaError(f"--split {spec!r}: expected auto, ett-hour, ett-minute, three fractions summing to at most 1 "
+                       f"(e.g. 0.7,0.1,0.2) or rows:TRAIN,VAL,TEST (e.g. rows:8640,2880,2880)")
+
+
+def resolved_split(series: Series) -> str:
+    """The split `auto` means for this series: the ETT borders for the published ETT files, recognised by
+    their columns and length (not by a file name), else Time-Series-Library's 70/10/20."""
+    if series.split != "auto":
+        return series.split
+    if series.channels == ETT_COLUMNS or (len(series.channels) == 1 and series.channels[0] in ETT_COLUMNS):
+        if len(series.values) in ETT_ROWS:
+            return ETT_ROWS[len(series.values)]
+    return "0.7,0.1,0.2"
+
+
+def split_borders(spec: str, n_rows: int, seq_len: int, name: str = "data") -> tuple[tuple[int, int], ...]:
+    """(start, end) row ranges of train / val / test, each val/test starting seq_len rows early.
+
+    ett-hour / ett-minute: the published borders (12 / 4 / 4 months). Fractions a,b,c summing to 1: train
+    the first a, test the last c, val between (TSLib's rounding); summing to less: a, b and c of the rows
+    in turn from the start. rows:a,b,c: that many rows each, from the start."""
+    if spec in ("ett-hour", "ett-minute"):
+        b1, b2, b3 = ETT_HOUR_BORDERS if spec == "ett-hour" else ETT_MINUTE_BORDERS
+    elif spec.startswith("rows:"):
+        a, b, c = (int(v) for v in spec[5:].split(","))
+        b1, b2, b3 = a, a + b, a + b + c
     else:
-        b1 = int(n_rows * 0.7)
-        b3 = n_rows
-        b2 = n_rows - int(n_rows * 0.2)
+        f_train, f_val, f_test = (float(v) for v in spec.split(","))
+        b1 = int(n_rows * f_train)
+        if abs(f_train + f_val + f_test - 1) < 1e-9:  # TSLib: the test part is the last f_test
+            b2, b3 = n_rows - int(n_rows * f_test), n_rows
+        else:  # a leading part of the file only
+            b2 = b1 + int(n_rows * f_val)
+            b3 = b2 + int(n_rows * f_test)
     if b3 > n_rows:
-        raise OfaError(f"{name}: {n_rows} rows, but its standard split needs {b3}")
+        raise OfaError(f"{name}: {n_rows} rows, but the split {spec} needs {b3}")
     return (0, b1), (b1 - seq_len, b2), (b2 - seq_len, b3)
+
+
+def describe_split(splits: "Splits") -> str:
+    """The split in rows (and dates, where the file has them), as train and eval print it."""
+    s = splits.series
+    parts = []
+    for label, (start, end) in zip(("train", "val", "test"), splits.borders):
+        first = start if label == "train" else start + splits.train.seq_len  # val/test targets start here
+        span = f"rows {first}-{end - 1}"
+        if s.dates is not None:
+            span += f" ({np.datetime_as_string(s.dates[first], unit='m')} to " \
+                    f"{np.datetime_as_string(s.dates[end - 1], unit='m')})"
+        parts.append(f"{label} {span}")
+    return f"split {resolved_split(s)}: " + "; ".join(parts)
 
 
 def evenly_spaced(total: int, count: int) -> np.ndarray:
@@ -202,6 +259,7 @@ class Splits:
     train: WindowSet
     val: WindowSet
     test: WindowSet
+    borders: tuple = ()  # the (start, end) rows of train / val / test, val and test starting seq_len early
 
 
 def make_splits(series: Series, seq_len: int, horizon: int, train_fraction: float = 1.0,
@@ -213,7 +271,7 @@ def make_splits(series: Series, seq_len: int, horizon: int, train_fraction: floa
     n = len(series.values)
     if n < seq_len + horizon:
         raise OfaError(f"{series.name}: {n} rows is shorter than seq_len + horizon = {seq_len + horizon}")
-    (a0, a1), (v0, v1), (t0, t1) = split_borders(series.name, n, seq_len)
+    (a0, a1), (v0, v1), (t0, t1) = split_borders(resolved_split(series), n, seq_len, series.name)
     for label, (s, e) in (("train", (a0, a1)), ("val", (v0, v1)), ("test", (t0, t1))):
         if e - s < seq_len + horizon:
             raise OfaError(f"{series.name}: the {label} split has {e - s} rows, fewer than seq_len + horizon = "
@@ -230,6 +288,7 @@ def make_splits(series: Series, seq_len: int, horizon: int, train_fraction: floa
         scaler=scaler,
         train=WindowSet(scaled[a0:a1], seq_len, horizon, every=train_every),
         val=WindowSet(scaled[v0:v1], seq_len, horizon),
+        borders=((a0, a1), (v0, v1), (t0, t1)),
         test=WindowSet(scaled[t0:t1], seq_len, horizon),
     )
 

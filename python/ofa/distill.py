@@ -110,10 +110,13 @@ def distill(teacher_dir: str, data: str, out: str, student: StudentConfig | None
     teacher_backbone: the teacher's backbone, when its ofa.json names one outside its directory."""
     from .training import TrainConfig, train
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank would write the student backbone
+        raise OfaError("ofa distill runs in one process; start it without torchrun")
     sc = student or StudentConfig()
     sc.check()
     tc = train_cfg or TrainConfig()
     teacher_meta = checkpoint.read_meta(teacher_dir)
+    tc.split = teacher_meta["data"].get("split", "auto")  # the teacher's train / val / test
     tm = teacher_meta["model"]
     target = teacher_meta["data"].get("target")
     mc = ModelConfig(backbone="./backbone", layers=sc.layers, seq_len=tm["seq_len"], horizon=tm["horizon"],

@@ -45,6 +45,7 @@ class Model:
         self.config = metadata_json(metadata, "config", path, dict)
         self.channels = metadata_json(metadata, "channels", path, list)
         self.target = metadata_json(metadata, "target", path, str)
+        self.split = metadata.get("split", "auto")  # the train / val / test cut it was trained with
         self.path, self.metadata = path, metadata
         self._tensors = tensors  # the engine holds views into these
         self.scheme = metadata["dtype"]

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import torch
 
-from .data import WindowSet, evenly_spaced, load_series, make_splits
+from .data import WindowSet, describe_split, evenly_spaced, load_series, make_splits
 from .errors import OfaError
 
 PREDICT_SERIES = 1024  # series per forward pass when scoring
@@ -38,9 +38,10 @@ def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
 
 def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_file: str | None = None,
              json_path: str | None = None, plot_path: str | None = None, target: str | None = None,
-             backbone: str | None = None, log=None, device: str = "cpu") -> dict:
+             backbone: str | None = None, log=None, device: str = "cpu", split: str | None = None) -> dict:
     """Score a checkpoint (PyTorch) or an exported model file (C++ engine) on the full test split.
-    log: called with a line before the (possibly long) scoring starts.
+    log: called with the split and a line before the (possibly long) scoring starts.
+    split: how to cut `data` (data.split_borders); default: the split the model was trained with.
 
     backbone: the checkpoint's backbone, when ofa.json names one outside its directory (checkpoint.load)."""
     from . import checkpoint
@@ -57,6 +58,7 @@ def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_f
         model.to(torch_device)
         mc = meta["model"]
         target = target if target is not None else meta["data"].get("target")
+        split = split or meta["data"].get("split", "auto")
         forecast = lambda x: predict_windows_torch(model, x, device=torch_device)  # noqa: E731
     else:
         from .engine import load as load_engine
@@ -64,9 +66,10 @@ def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_f
         engine = load_engine(model_file)
         mc = engine.meta["model"]
         target = target if target is not None else engine.meta.get("target")
+        split = split or engine.split
         scaler = engine.scaler
         forecast = lambda x: scaler.transform(engine.run(scaler.inverse(x)))  # noqa: E731
-    series = load_series(data, target)
+    series = load_series(data, target, split)
     splits = make_splits(series, mc["seq_len"], mc["horizon"])
     channels = meta["data"]["channels"] if checkpoint_dir is not None else engine.channels
     if channels is not None and list(series.channels) != [str(c) for c in channels]:
@@ -75,6 +78,7 @@ def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_f
                        f"(names and order must match)")
     x, y = splits.test.windows()
     if log is not None:
+        log(describe_split(splits))
         log(f"scoring {x.shape[0]:,} test windows x {x.shape[2]} channel(s) with the "
             + ("checkpoint (PyTorch)" if checkpoint_dir is not None else f"{engine.scheme} model file (C++ engine)"))
     pred = forecast(x)

@@ -117,6 +117,7 @@ def model_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[str, st
         "channels": json.dumps(meta["data"]["channels"]), "target": json.dumps(meta["data"].get("target")),
         "dataset": meta["data"].get("name", ""), "model": json.dumps(cfg.to_dict()),
         "training": json.dumps(training_record(meta)),
+        "split": meta["data"].get("split", "auto"),
     }
     metadata["checksum"] = checksum(arrays, metadata)
     return arrays, metadata
@@ -142,13 +143,14 @@ def training_record(meta: dict) -> dict:
     return record
 
 
-def calibration_windows(data: str, meta_model: dict, target, n_windows: int, scaler_mean, scaler_std) -> np.ndarray:
+def calibration_windows(data: str, meta_model: dict, target, n_windows: int, scaler_mean, scaler_std,
+                        split: str = "auto") -> np.ndarray:
     """n_windows evenly spaced training windows of `data`, in data units (what the engine reads)."""
     from .data import Scaler, evenly_spaced, load_series, make_splits
 
     if not isinstance(n_windows, int) or n_windows <= 0:
         raise OfaError(f"--calibration-windows must be a positive integer, got {n_windows!r}")
-    splits = make_splits(load_series(data, target), meta_model["seq_len"], meta_model["horizon"])
+    splits = make_splits(load_series(data, target, split), meta_model["seq_len"], meta_model["horizon"])
     x, _ = splits.train.windows()
     return Scaler(scaler_mean, scaler_std).inverse(x[evenly_spaced(len(x), n_windows)])  # the model file's scaler
 
@@ -159,7 +161,8 @@ def int8_arrays(arrays: dict, metadata: dict, data: str, n_windows: int) -> tupl
 
     config = json.loads(metadata["config"])
     target = json.loads(metadata.get("target", "null"))
-    x = calibration_windows(data, config, target, n_windows, arrays["scaler.mean"], arrays["scaler.std"])
+    x = calibration_windows(data, config, target, n_windows, arrays["scaler.mean"], arrays["scaler.std"],
+                            metadata.get("split", "auto"))
     channels = json.loads(metadata.get("channels", "null"))
     if channels is not None and x.shape[2] != len(channels):
         raise OfaError(f"{data}: {x.shape[2]} channels, the model has {len(channels)}")

@@ -17,7 +17,7 @@ import torch
 from . import backbone as backbones
 from . import checkpoint
 from . import resume as resume_state
-from .data import Splits, WindowSet, load_series, make_splits
+from .data import Splits, WindowSet, describe_split, load_series, make_splits, resolved_split
 from .distributed import Context, autocast
 from .distributed import setup as setup_processes
 from .errors import OfaError
@@ -67,6 +67,7 @@ class TrainConfig:
     max_train_windows: int = 0       # 0: all; else evenly spaced window starts (reduced protocol)
     max_val_series: int = 0          # 0: all; else evenly spaced validation series
     train_fraction: float = 1.0      # few-shot (TSLib percent rule)
+    split: str = "auto"              # how the file is cut into train / val / test (data.split_borders)
     threads: int = 0                 # 0: torch's default
     progress: bool = True
 
@@ -213,7 +214,7 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
 
 def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, resume, log, on_epoch, teacher,
            truth_weight, extra_meta) -> dict:
-    series = load_series(data, target)
+    series = load_series(data, target, tc.split)
     lookback = lookback_fit = None
     if mc.seq_len == "auto":
         mc.seq_len, lookback, lookback_fit = choose_lookback(series, mc.horizon, tc)
@@ -223,6 +224,7 @@ def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, re
     probe = make_splits(series, mc.seq_len, mc.horizon, tc.train_fraction)
     every = every_for(len(probe.train.starts), tc.max_train_windows)
     splits: Splits = make_splits(series, mc.seq_len, mc.horizon, tc.train_fraction, train_every=every)
+    log(describe_split(splits))
 
     backbone = backbones.load(mc.backbone, mc.layers, root=out)
     fingerprint = backbones.fingerprint(backbone.model)  # before PEFT wraps the position table
@@ -264,6 +266,7 @@ def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, re
         "model": mc.to_dict(),
         "train": asdict(tc),
         "data": {"path": data, "name": series.name, "channels": series.channels, "target": target,
+                 "split": resolved_split(series),
                  "train_windows_every": every, "train_series": len(splits.train)},
         "scaler": {"mean": splits.scaler.mean.tolist(), "std": splits.scaler.std.tolist()},
         "backbone_fingerprint": fingerprint,

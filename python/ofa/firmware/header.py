@@ -210,13 +210,14 @@ static const uint32_t ofa_golden_y_bits[{count}][{horizon * channels}] = {{
 """
 
 
-def golden_windows(data: str, config: dict, target_col: str | None, count: int) -> tuple[np.ndarray, str]:
+def golden_windows(data: str, config: dict, target_col: str | None, count: int,
+                   split: str = "auto") -> tuple[np.ndarray, str]:
     """`count` evenly spaced windows of the data's test split, in data units, (count, L, C)."""
     from ..data import evenly_spaced, load_series, make_splits
 
     if count <= 0:
         raise OfaError(f"--golden must be a positive integer, got {count}")
-    series = load_series(data, target_col)
+    series = load_series(data, target_col, split)
     if series.values.shape[1] != config["n_channels"]:
         raise OfaError(f"{data}: has {series.values.shape[1]} channel(s), the model takes {config['n_channels']}")
     splits = make_splits(series, config["seq_len"], config["horizon"])
@@ -242,7 +243,8 @@ def emit(model_path: str, target_name: str, out_dir: str, data: str, golden: int
     config = metadata_json(metadata, "config", model_path, dict)
     fp = footprint(tensors, config)
     check_fit(fp, target, config)
-    x, source = golden_windows(data, config, metadata_json(metadata, "target", model_path, str), golden)
+    x, source = golden_windows(data, config, metadata_json(metadata, "target", model_path, str), golden,
+                               metadata.get("split", "auto"))
     # The firmware uses the portable scalar kernels; the host's SIMD kernels give the same bits (tested).
     engine = _engine.EngineInt8(config, tensors, tile_series=TILE_SERIES, threads=1, isa="scalar")
     y = engine.run(x)
