@@ -87,9 +87,11 @@ def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_f
     if json_path:
         checkpoint.atomic_write_json(json_path, result)
     if plot_path:
+        first_rows = splits.borders[2][0] + splits.test.starts  # each test window's first input row
         plot(splits.scaler.inverse(x), splits.scaler.inverse(y), splits.scaler.inverse(pred),
              series.channels, plot_path, title=f"{series.name}, horizon {mc['horizon']}: "
-                                               f"test MSE {result['mse']:.3f}, MAE {result['mae']:.3f}")
+                                               f"test MSE {result['mse']:.3f}, MAE {result['mae']:.3f}",
+             dates=None if series.dates is None else series.dates, first_rows=first_rows, scaled=(pred, y))
     return result
 
 
@@ -106,8 +108,10 @@ def predict_windows_torch(model, x: np.ndarray, batch: int = PREDICT_SERIES, dev
 
 
 def plot(x: np.ndarray, y: np.ndarray, pred: np.ndarray, channels: list[str], path: str, title: str,
-         n_windows: int = 3, n_channels: int = 3) -> None:
-    """Input, truth and forecast for a few evenly spaced test windows and the last few channels."""
+         n_windows: int = 3, n_channels: int = 3, dates=None, first_rows=None, scaled=None) -> None:
+    """Input, truth and forecast (data units) for a few evenly spaced test windows and the last few channels.
+    dates / first_rows: the series' dates and each window's first row, for a dated axis; scaled: (pred, y)
+    in scaled units, for each panel's MSE in the units of the published tables."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,11 +127,16 @@ def plot(x: np.ndarray, y: np.ndarray, pred: np.ndarray, channels: list[str], pa
     for row, c in enumerate(picks_c):
         for col, w in enumerate(picks_w):
             ax = axes[row][col]
-            ax.plot(range(seq), x[w, :, c], color="0.5", lw=0.8, label="input")
-            ax.plot(range(seq, seq + hor), y[w, :, c], color="k", lw=1.0, label="truth")
-            ax.plot(range(seq, seq + hor), pred[w, :, c], color="tab:red", lw=1.0, label="forecast")
-            ax.set_title(f"{channels[c]}, window {w}", fontsize=8)
+            steps = np.arange(seq + hor)
+            t = dates[first_rows[w] + steps] if dates is not None and first_rows is not None else steps
+            ax.plot(t[:seq], x[w, :, c], color="0.5", lw=0.8, label="input")
+            ax.plot(t[seq:], y[w, :, c], color="k", lw=1.0, label="truth")
+            ax.plot(t[seq:], pred[w, :, c], color="tab:red", lw=1.0, label="forecast")
+            mse = float(np.mean((scaled[0][w, :, c] - scaled[1][w, :, c]) ** 2)) if scaled is not None else None
+            ax.set_title(f"{channels[c]}, window {w}" + (f": MSE {mse:.3f}" if mse is not None else ""), fontsize=8)
             ax.tick_params(labelsize=7)
+            if dates is not None:
+                ax.tick_params(axis="x", labelrotation=30)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
