@@ -286,13 +286,15 @@ def run_ofa(name: str, path: str, horizon: int, lookback, full: bool, seed: int,
 
 
 RECORD_FIELDS = ("dataset", "horizon", "model", "protocol")  # every record has these
-RECORD_KEY = RECORD_FIELDS + ("lookback", "seed")           # what one measurement is identified by
+RECORD_KEY = RECORD_FIELDS + ("lookback", "seed", "test_every")  # what one measurement is identified by
+KEY_DEFAULTS = {"seed": 0, "test_every": 1}  # what records from before a key field existed used
 
 
 def key_of(record: dict) -> tuple:
     """lookback: what was asked for (a length, or "auto"); records before it existed asked for their seq_len.
-    seed: records before it was recorded all used seed 0."""
-    return tuple(record.get("seed", 0) if k == "seed" else record.get(k, record.get("seq_len")) for k in RECORD_KEY)
+    seed, test_every: records before they were recorded used seed 0 and scored every test window."""
+    return tuple(record.get(k, KEY_DEFAULTS[k]) if k in KEY_DEFAULTS else record.get(k, record.get("seq_len"))
+                 for k in RECORD_KEY)
 
 
 def earlier_records(path: str) -> list[dict]:
@@ -336,7 +338,7 @@ def test_stride(path: str, horizon: int, args) -> tuple[int, int]:
     """
     series = load_series(path)
     n = len(make_splits(series, 336, horizon).test.starts)  # test windows do not depend on seq_len
-    k = args.screen if args.screen > 1 else 1 if args.full else \
+    k = args.screen if args.screen > 1 else 1 if args.full or getattr(args, "all_test_windows", False) else \
         max(1, math.ceil(n * series.values.shape[1] / REDUCED_TEST_SERIES))
     return k, len(range(0, n, k))
 
@@ -510,6 +512,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "accuracy.json"))
     ap.add_argument("--workdir", default=os.path.join("runs", "bench"))
+    ap.add_argument("--all-test-windows", action="store_true",
+                    help="reduced protocol, but score every test window (as the full protocol does)")
     ap.add_argument("--screen", type=int, default=1, metavar="K",
                     help="score every K-th test window only (quick screening of variants; not a published figure)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads for training (0: torch's default)")
