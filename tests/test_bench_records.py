@@ -65,3 +65,20 @@ def test_reduced_protocol_scores_about_twenty_thousand_series(accuracy, tmp_path
     assert accuracy.test_stride(data, 96, args)[0] == 1
     args.full, args.screen = False, 4
     assert accuracy.test_stride(data, 96, args) == (4, len(range(0, 505, 4)))
+
+
+def test_firmware_bench_scores_dlinear_as_the_accuracy_bench_does(accuracy, tmp_path):
+    """bench/firmware.py calls dlinear_cell with its own arguments: they must hold all the cell reads."""
+    import argparse
+    import re
+
+    from conftest import noisy_sines, write_csv
+
+    source = open(os.path.join(os.path.dirname(BENCH), "firmware.py")).read()
+    call = re.search(r"argparse\.Namespace\((.*?)\)\)", source, re.S).group(1)
+    fields = dict(re.findall(r"(\w+)=([\w.]+)", call))
+    data = write_csv(tmp_path / "d.csv", noisy_sines(0, rows=1400), ["a", "b"])
+    args = argparse.Namespace(**{k: {"False": False, "REDUCED_TRAIN_SERIES": 2000}.get(v, v) for k, v in fields.items()})
+    args.seed, args.screen, args.test_every = int(args.seed), int(args.screen), int(args.test_every)
+    rec = accuracy.dlinear_cell("dlinear", "d", data, 16, 64, args)
+    assert rec["mse"] > 0 and rec["seq_len"] == 64
