@@ -40,7 +40,7 @@ from ofa.evaluation import scores  # noqa: E402
 from ofa.model import ModelConfig, parameter_counts  # noqa: E402
 from ofa.errors import OfaError  # noqa: E402
 from ofa.linear_path import LOOKBACKS  # noqa: E402
-from ofa.training import PRESETS, SHORT_BUDGET_LR, TrainConfig, train  # noqa: E402
+from ofa.training import PRESETS, SHORT_BUDGET_LR, TrainConfig, every_for, train  # noqa: E402
 
 DATA = os.environ.get("OFA_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 DATASETS = {"ETTh1": "ETT/ETTh1.csv", "ETTh2": "ETT/ETTh2.csv", "ETTm1": "ETT/ETTm1.csv",
@@ -339,7 +339,7 @@ def test_stride(path: str, horizon: int, args) -> tuple[int, int]:
     series = load_series(path)
     n = len(make_splits(series, 336, horizon).test.starts)  # test windows do not depend on seq_len
     k = args.screen if args.screen > 1 else 1 if args.full or getattr(args, "all_test_windows", False) else \
-        max(1, math.ceil(n * series.values.shape[1] / REDUCED_TEST_SERIES))
+        every_for(n * series.values.shape[1], REDUCED_TEST_SERIES)
     return k, len(range(0, n, k))
 
 

@@ -18,7 +18,7 @@ from .modelfile import metadata_json, read_model_file
 
 def firmware_fit(tensors: dict, config: dict, scheme: str) -> dict:
     """{target: {"fits", "flash_bytes", "ram_bytes", "flash_budget", "ram_budget", "problem"}} per profile."""
-    from .firmware import TARGETS, check_fit, footprint
+    from .firmware import TARGETS, fit_problems, footprint
 
     if scheme != "int8":
         return {name: {"fits": False, "problem": "the firmware runs int8 model files: ofa export --int8"}
@@ -26,11 +26,7 @@ def firmware_fit(tensors: dict, config: dict, scheme: str) -> dict:
     fp = footprint(tensors, config)
     out = {}
     for name, target in TARGETS.items():
-        try:
-            check_fit(fp, target, config)
-            problem = None
-        except OfaError as exc:
-            problem = str(exc).split(": ", 1)[1].split(". The model has")[0]
+        problem = "; ".join(fit_problems(fp, target)) or None
         out[name] = {"fits": problem is None, "flash_bytes": fp.flash_bytes, "ram_bytes": fp.ram_bytes,
                      "flash_budget": target.flash, "ram_budget": target.ram, "problem": problem}
     return out

@@ -96,6 +96,8 @@ def trainable_parameters(model) -> list[torch.nn.Parameter]:
 
 
 def every_for(n_windows: int, cap: int) -> int:
+    """The stride that keeps at most `cap` of `n_windows` (every one for cap 0): training windows, and
+    the validation series that early stopping scores."""
     return 1 if cap <= 0 or n_windows <= cap else math.ceil(n_windows / cap)
 
 
@@ -106,9 +108,7 @@ def cosine_lr(base: float, step: int, total: int) -> float:
 def val_mse(model, windows: WindowSet, max_series: int, precision: str, ctx: Context = Context()) -> float:
     """MSE over the (evenly strided) validation series; under torchrun each rank scores its share and
     the sums are added, so every rank gets the same figure."""
-    indices = np.arange(len(windows))
-    if max_series and len(indices) > max_series:
-        indices = indices[:: math.ceil(len(indices) / max_series)]
+    indices = np.arange(0, len(windows), every_for(len(windows), max_series))
     mine = np.array_split(indices, ctx.world)[ctx.rank]
     sq, count = 0.0, 0
     if len(mine):
@@ -280,8 +280,7 @@ def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, re
     log(f"{mc.backbone} x{mc.layers} blocks, {mc.n_patches} patches, train={mc.train}, head base={mc.head_base}: "
         f"{counts['trainable_params']:,} trainable / {counts['frozen_params']:,} frozen parameters, "
         f"adapter {counts['adapter_bytes'] / 1024:.1f} KiB")
-    scored = len(range(0, len(splits.val), math.ceil(len(splits.val) / tc.max_val_series))) \
-        if tc.max_val_series and len(splits.val) > tc.max_val_series else len(splits.val)
+    scored = len(range(0, len(splits.val), every_for(len(splits.val), tc.max_val_series)))
     log(f"{len(splits.train):,} training series (every {every} window), {len(splits.val):,} validation series"
         + (f" ({scored:,} evenly spaced of them scored: --max-val-series)" if scored < len(splits.val) else ""))
 

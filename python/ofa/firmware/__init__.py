@@ -3,9 +3,10 @@ QEMU build-and-run helpers (qemu). No torch: the emitter needs numpy, safetensor
 from .header import c_comment, c_ident, c_string, emit, golden_windows, model_header, model_struct
 from .qemu import build, elf_sizes, qemu_command, run_qemu, toolchain_missing
 from .targets import (CODE_ALLOWANCE, KIB, MIB, RAM_ALLOWANCE, TARGETS, TILE_SERIES, Footprint, Target,
-                      check_fit, footprint, human, parse_size, target_profile)
+                      check_fit, fit_problems, footprint, human, parse_size, target_profile)
 
 __all__ = ["c_comment", "c_ident", "c_string", "emit", "golden_windows", "model_header", "model_struct", "build",
            "elf_sizes", "qemu_command", "run_qemu", "toolchain_missing", "CODE_ALLOWANCE", "KIB", "MIB",
-           "RAM_ALLOWANCE", "TARGETS", "TILE_SERIES", "Footprint", "Target", "check_fit", "footprint", "human",
+           "RAM_ALLOWANCE", "TARGETS", "TILE_SERIES", "Footprint", "Target", "check_fit", "fit_problems",
+           "footprint", "human",
            "parse_size", "target_profile"]

@@ -83,8 +83,8 @@ def footprint(tensors: dict[str, np.ndarray], config: dict) -> Footprint:
     return Footprint(weights, arena, weights + CODE_ALLOWANCE, arena + RAM_ALLOWANCE)
 
 
-def check_fit(fp: Footprint, target: Target, config: dict) -> None:
-    """Refuse a model the target cannot hold, by how much and what to change."""
+def fit_problems(fp: Footprint, target: Target) -> list[str]:
+    """What the target lacks for this footprint, by how much; empty when the model fits."""
     problems = []
     if fp.flash_bytes > target.flash:
         problems.append(f"flash: needs {human(fp.flash_bytes)} ({human(fp.weight_bytes)} of weights + "
@@ -94,6 +94,12 @@ def check_fit(fp: Footprint, target: Target, config: dict) -> None:
         problems.append(f"RAM: needs {human(fp.ram_bytes)} (arena {human(fp.arena_bytes)} + "
                         f"{human(RAM_ALLOWANCE)} stack and globals), {target.name} has {human(target.ram)} "
                         f"(over by {human(fp.ram_bytes - target.ram)})")
+    return problems
+
+
+def check_fit(fp: Footprint, target: Target, config: dict) -> None:
+    """Refuse a model the target cannot hold, by how much and what to change."""
+    problems = fit_problems(fp, target)
     if problems:
         raise OfaError(f"model does not fit {target.name}: " + "; ".join(problems) +
                        f". The model has {config['n_layers']} block(s) of width {config['d_model']}: keep fewer "
