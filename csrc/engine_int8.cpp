@@ -60,17 +60,18 @@ void layer_norm(const Tile& t, int32_t rows, const int32_t* x, const ofa_layer_n
 }
 
 // q|k|v int8 (rows, 3d) -> int8 context (rows, d), requantised per head in
-// the p.v GEMM's epilogue.
+// the p.v GEMM's epilogue. The scores of plan->score_rows queries at a time
+// (all N on a host, a few on a microcontroller): integer sums and a row-wise
+// softmax, so the bits do not depend on the block.
 void attention(const Tile& t, const ofa_layer_int8& l, const int8_t* qkv, int8_t* ctx) {
   const ofa_config& c = t.m->config;
-  const int32_t n = t.n_tokens, d = c.d_model, hd = d / c.n_heads;
+  const int32_t n = t.n_tokens, d = c.d_model, hd = d / c.n_heads, block = t.plan->score_rows;
   int32_t* scores = t.at<int32_t>(t.plan->scores);
   int8_t* probs = t.at<int8_t>(t.plan->probs);
   int8_t* v_t = t.at<int8_t>(t.plan->v_t);
   void* scratch = t.at<void>(t.plan->gemm_scratch);
-  const ofa_gemm_s8_dims qk = {n, n, hd, 3 * d, 3 * d, n};
   const ofa_gemm_s8_dims pv = {n, hd, n, n, n, d};
-  const ofa_softmax_s8_dims sm = {n, n, n, n, c.layout == OFA_LAYOUT_GPT2};
+  const int32_t causal = c.layout == OFA_LAYOUT_GPT2;
   for (int32_t s = 0; s < t.n_series; ++s) {
     const int8_t* qs = qkv + (size_t)s * n * 3 * d;
     int8_t* cs = ctx + (size_t)s * n * d;
@@ -78,8 +79,13 @@ void attention(const Tile& t, const ofa_layer_int8& l, const int8_t* qkv, int8_t
       const int8_t* q = qs + (size_t)h * hd;
       const int8_t* k = q + d;
       const int8_t* v = q + 2 * d;
-      t.k->gemm_s8(&qk, q, k, nullptr, scores, scratch);
-      t.k->softmax_s8(&sm, scores, l.scores.table, probs);
+      for (int32_t r0 = 0; r0 < n; r0 += block) {
+        const int32_t rows = n - r0 < block ? n - r0 : block;
+        const ofa_gemm_s8_dims qk = {rows, n, hd, 3 * d, 3 * d, n};
+        const ofa_softmax_s8_dims sm = {rows, n, n, n, causal, r0};
+        t.k->gemm_s8(&qk, q + (size_t)r0 * 3 * d, k, nullptr, scores, scratch);
+        t.k->softmax_s8(&sm, scores, l.scores.table, probs + (size_t)r0 * n);
+      }
       for (int32_t tok = 0; tok < n; ++tok)
         for (int32_t j = 0; j < hd; ++j) v_t[(size_t)j * n + tok] = v[(size_t)tok * 3 * d + j];
       t.k->gemm_s8_requant_s8(&pv, probs, v_t, nullptr, l.context.table, l.context.count,
@@ -226,16 +232,15 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
 
 }  // namespace
 
-extern "C" ofa_status ofa_forward_int8_validated(const ofa_model_int8* model,
-                                                 const ofa_kernels_int8* kernels, int32_t tile_series,
-                                                 const float* x, int32_t batch, float* y, void* arena,
-                                                 size_t arena_bytes) {
+ofa_status ofa_detail::forward_int8_validated(const ofa_model_int8* model, const ofa_kernels_int8* kernels,
+                                              int32_t tile_series, const float* x, int32_t batch, float* y,
+                                              void* arena, size_t arena_bytes, ofa_arena_rules rules) {
   ofa_status st = ofa_detail::check_pointers(model, x, y, arena);
   if (st != OFA_OK) return st;
   const ofa_config& c = model->config;
   if ((st = ofa_detail::check_batch(c, batch, tile_series)) != OFA_OK) return st;
   ofa_arena_plan_int8 plan;
-  if ((st = ofa_plan_arena_int8(&c, tile_series, &plan)) != OFA_OK) return st;
+  if ((st = ofa_plan_arena_int8(&c, tile_series, rules, &plan)) != OFA_OK) return st;
   if ((st = ofa_detail::check_arena(arena, arena_bytes, plan.total_bytes)) != OFA_OK) return st;
 
   Tile t;
@@ -246,6 +251,14 @@ extern "C" ofa_status ofa_forward_int8_validated(const ofa_model_int8* model,
   t.n_tokens = ofa_n_patches(&c);
   ofa_detail::for_each_tile(t, batch * c.n_channels, tile_series, x, y, run_tile);
   return OFA_OK;
+}
+
+extern "C" ofa_status ofa_forward_int8_validated(const ofa_model_int8* model,
+                                                 const ofa_kernels_int8* kernels, int32_t tile_series,
+                                                 const float* x, int32_t batch, float* y, void* arena,
+                                                 size_t arena_bytes) {
+  return ofa_detail::forward_int8_validated(model, kernels, tile_series, x, batch, y, arena, arena_bytes,
+                                            OFA_BUILD_ARENA_RULES);
 }
 
 extern "C" ofa_status ofa_forward_int8(const ofa_model_int8* model,

@@ -19,7 +19,9 @@ struct Carver {
 };
 }  // namespace
 
-ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_arena_plan_int8* p) {
+ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_arena_rules rules,
+                               ofa_arena_plan_int8* p) {
+  if (rules != OFA_ARENA_HOST && rules != OFA_ARENA_MCU) return OFA_ERR_BAD_CONFIG;
   if (tile_series <= 0) return OFA_ERR_BAD_BATCH;
   const uint64_t n = (uint64_t)ofa_patch_count(c->seq_len, c->patch_len, c->stride);
   const uint64_t d = (uint64_t)c->d_model, f = (uint64_t)c->d_ff, P = (uint64_t)c->patch_len;
@@ -29,15 +31,20 @@ ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_are
   if ((int64_t)(t * n) > kMaxTileRows) return OFA_ERR_BAD_BATCH;
   const uint64_t rows = t * n;
   const uint64_t wide = max2(3 * d, f);
+  const bool mcu = rules == OFA_ARENA_MCU;
+  p->score_rows = (int32_t)(mcu && n > OFA_MCU_SCORE_ROWS ? OFA_MCU_SCORE_ROWS : n);
+  size_t (*gemm_scratch_bytes)(int32_t) = mcu ? ofa_gemm_s8_scratch_bytes_mcu : ofa_gemm_s8_scratch_bytes;
 
   Carver cv;
   p->hidden = cv.take(rows * d * 4);
-  // acc also holds the head's per-token partial sums (t, max(H, r)).
-  p->acc = cv.take(max2(rows * wide, t * max2(h, r)) * 4);
+  // The fused GEMM epilogues write int8 or add into hidden, so acc holds only GPT-2's pre-LN
+  // output and the head's and linear path's sums.
+  const uint64_t pre_ln = c->layout == OFA_LAYOUT_GPT2 ? rows * d : 0;
+  p->acc = cv.take(max2(pre_ln, t * max2(h, r)) * 4);
   p->narrow = cv.take(rows * max2(d, P));
   p->wide = cv.take(rows * wide);
   p->patches = cv.take(rows * P * 4);
-  p->scores = cv.take(n * n * 4);
+  p->scores = cv.take((uint64_t)p->score_rows * n * 4);
   p->probs = cv.take(n * n);
   p->v_t = cv.take(hd * n);
   p->head_acc = cv.take(t * max2(h, r) * 4);
@@ -48,8 +55,8 @@ ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_are
   uint64_t gs = 0;
   const int32_t depths[] = {c->patch_len, c->d_model, c->d_ff, (int32_t)hd, (int32_t)n,
                             c->head_rank};
-  for (int32_t k : depths) gs = max2(gs, ofa_gemm_s8_scratch_bytes(k));
-  if (c->linear_path) gs = max2(gs, ofa_gemm_s8_scratch_bytes(c->seq_len));
+  for (int32_t k : depths) gs = max2(gs, gemm_scratch_bytes(k));
+  if (c->linear_path) gs = max2(gs, gemm_scratch_bytes(c->seq_len));
   p->gemm_scratch = cv.take(gs);
   // The last region is not padded: the planned size is exactly what is used.
   if (cv.last_end > (uint64_t)SIZE_MAX) return OFA_ERR_BAD_BATCH;
@@ -60,11 +67,16 @@ ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_are
 
 extern "C" ofa_status ofa_arena_bytes_int8(const ofa_config* cfg, int32_t tile_series,
                                            size_t* out_bytes) {
+  return ofa_arena_bytes_int8_for(cfg, tile_series, OFA_BUILD_ARENA_RULES, out_bytes);
+}
+
+extern "C" ofa_status ofa_arena_bytes_int8_for(const ofa_config* cfg, int32_t tile_series,
+                                               ofa_arena_rules rules, size_t* out_bytes) {
   if (!cfg || !out_bytes) return OFA_ERR_NULL_ARG;
   const ofa_status st = ofa_validate_config(cfg);
   if (st != OFA_OK) return st;
   ofa_arena_plan_int8 plan;
-  const ofa_status ps = ofa_plan_arena_int8(cfg, tile_series, &plan);
+  const ofa_status ps = ofa_plan_arena_int8(cfg, tile_series, rules, &plan);
   if (ps != OFA_OK) return ps;
   *out_bytes = plan.total_bytes;
   return OFA_OK;

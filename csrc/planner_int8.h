@@ -8,11 +8,12 @@
 
 struct ofa_arena_plan_int8 {
   size_t hidden;     // int32 (R, d) residual stream, R = tile_series * N
-  size_t acc;        // int32 (R, max(3d, f)) GEMM accumulators / LN output
+  size_t acc;        // int32: GPT-2's pre-LN output (R, d); the head's per-token partial sums and
+                     // the linear path's sums (tile_series, max(H, r))
   size_t narrow;     // int8 (R, max(d, P)) GEMM input: patches, LN out, context
   size_t wide;       // int8 (R, max(3d, f)) q|k|v, GELU activations
   size_t patches;    // float (R, P) normalised patches before quantisation
-  size_t scores;     // int32 (N, N) one head's q.k
+  size_t scores;     // int32 (score_rows, N) q.k of score_rows queries of one head
   size_t probs;      // int8 (N, N) one head's probabilities
   size_t v_t;        // int8 (head_dim, N) one head's V transposed
   size_t head_acc;   // int32 (tile_series, max(H, r))
@@ -20,8 +21,17 @@ struct ofa_arena_plan_int8 {
   size_t stats;      // float (2, tile_series) instance mean / std
   size_t gemm_scratch;  // the largest ofa_gemm_s8_scratch_bytes of any GEMM
   size_t total_bytes;
+  int32_t score_rows;   // N (HOST) or min(N, OFA_MCU_SCORE_ROWS) (MCU)
 };
 
 // Assumes a validated config; fails only on tile_series / size overflow.
-ofa_status ofa_plan_arena_int8(const ofa_config* cfg, int32_t tile_series,
+ofa_status ofa_plan_arena_int8(const ofa_config* cfg, int32_t tile_series, ofa_arena_rules rules,
                                ofa_arena_plan_int8* plan);
+
+namespace ofa_detail {
+// ofa_forward_int8_validated under given arena rules (the public entry uses the build's): the host
+// tests run the microcontroller's layout (blocked scores, small GEMM scratch) with it.
+ofa_status forward_int8_validated(const ofa_model_int8* model, const ofa_kernels_int8* kernels,
+                                  int32_t tile_series, const float* x, int32_t batch, float* y, void* arena,
+                                  size_t arena_bytes, ofa_arena_rules rules);
+}  // namespace ofa_detail

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "ofa/ofa_kernels.h"
+#include "ofa/ofa_kernels_int8.h"
 
 struct ofa_series_dims {
   int32_t seq_len;    // L
@@ -44,3 +45,8 @@ void ofa_attention(const ofa_kernels* kern, const ofa_attention_dims* d,
                    float* gemm_scratch);
 
 size_t ofa_attention_gemm_scratch_floats(const ofa_attention_dims* d);
+
+// The portable table with the Cortex-M DSP GEMM's 2x2 blocked form (gemm_s8_scalar.cpp), on any
+// host: the kernel tests run it beside the other tables, so its blocking and tails are checked
+// where the SXTB16/SMLAD steps are spelled in C. Not offered by the dispatch.
+extern "C" const ofa_kernels_int8 ofa_kernels_int8_pairs;

@@ -1,6 +1,7 @@
 // Portable int8 GEMM: the reference every SIMD variant must match bit for
 // bit, and the only path on microcontrollers.
 #include "ofa/ofa_kernels_int8.h"
+#include "core_kernels.h"
 #include "dot_s8.h"
 #include "requant_inline.h"
 
@@ -19,29 +20,27 @@ struct Requant {
   const int32_t* zp;
   int32_t step;  // 1: per channel, 0: one set
   int32_t at(int32_t j, int32_t v) const {
-    return ofa_rq::requantize(v, mult[j * step], shift[j * step]);
+    return ofa_rq::requantize_one_shift(v, mult[j * step], shift[j * step]);
   }
 };
 Requant requant_of(const int32_t* table, int32_t count) {
   return {table, table + count, table + 2 * count, count > 1 ? 1 : 0};
 }
 
-// Same formulas as ofa_requant_to_s8 / ofa_requant_add_s32. Not inlined: one
-// call per output against k multiply-adds, and the flash of a microcontroller
-// holds one copy of the requantisation instead of one per unrolled column.
 #if defined(__GNUC__)
 #define OFA_NOINLINE __attribute__((noinline))
 #else
 #define OFA_NOINLINE
 #endif
 
+// Same formulas as ofa_requant_to_s8 / ofa_requant_add_s32, inlined: one output costs about 20
+// instructions on Cortex-M against the 4 to 16 multiply-adds per instruction pair of its sum.
 struct ToS8 {
   Requant q;
   int8_t* out;
   int32_t ld;
-  OFA_NOINLINE void operator()(int32_t i, int32_t j, int32_t v) const {
-    const int32_t r = ofa_rq::saturate32((int64_t)q.at(j, v) + q.zp[j * q.step]);
-    out[(size_t)i * ld + j] = (int8_t)(r > 127 ? 127 : r < -128 ? -128 : r);
+  void operator()(int32_t i, int32_t j, int32_t v) const {
+    out[(size_t)i * ld + j] = (int8_t)ofa_rq::clamp_s8(ofa_rq::add_sat32(q.at(j, v), q.zp[j * q.step]));
   }
 };
 
@@ -49,9 +48,9 @@ struct AddS32 {
   Requant q;
   int32_t* out;
   int32_t ld;
-  OFA_NOINLINE void operator()(int32_t i, int32_t j, int32_t v) const {
+  void operator()(int32_t i, int32_t j, int32_t v) const {
     int32_t* o = out + (size_t)i * ld + j;
-    *o = ofa_rq::saturate32((int64_t)ofa_rq::saturate32((int64_t)*o + q.at(j, v)) + q.zp[j * q.step]);
+    *o = ofa_rq::add_sat32(ofa_rq::add_sat32(*o, q.at(j, v)), q.zp[j * q.step]);
   }
 };
 
@@ -75,13 +74,17 @@ OFA_NOINLINE int32_t dot_1x1(const int8_t* ar, const int8_t* wr, int32_t k) {
 #endif
 }
 
-// Four output columns at a time so each A row is reused from registers; the finished int32 sums
-// (bias added) then go through the epilogue, outside the multiply-add loop.
+inline void dot_2x2(const uint32_t* ax, const int8_t* w0, const int8_t* w1, int32_t k4, int32_t* sums) {
+  ofa_dot::pairs_2x2(ax, w0, w1, k4, sums);
+}
+
+// One A row at a time, four output columns per pass so the row is reused from registers; the
+// finished int32 sums (bias added) then go through the epilogue, outside the multiply-add loop.
 template <class Epilogue>
-void gemm(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
-          const Epilogue& out) {
+void gemm_rows(const ofa_gemm_s8_dims* d, int32_t first_row, const int8_t* a, const int8_t* w,
+               const int32_t* bias, const Epilogue& out) {
   int32_t s[4];
-  for (int32_t i = 0; i < d->m; ++i) {
+  for (int32_t i = first_row; i < d->m; ++i) {
     const int8_t* ar = a + (size_t)i * d->lda;
     int32_t j = 0;
     for (; j + 4 <= d->n; j += 4) {
@@ -92,9 +95,160 @@ void gemm(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int
   }
 }
 
-void gemm_s8_scalar(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
-                    const int32_t* bias, int32_t* c, void* /*scratch*/) {
-  gemm(d, a, w, bias, StoreS32{c, d->ldc});
+// Two A rows at a time, widened once into the scratch (ofa_dot::widen_pairs_2) and reused against
+// every pair of W rows (ofa_dot::pairs_2x2); depths past the last multiple of 4, a last odd column
+// and a last odd row take the plain steps. The scratch holds ofa_gemm_s8_scratch_bytes_mcu(k)
+// bytes (4 per depth), inside ofa_gemm_s8_scratch_bytes(k) too. The same bits as gemm_rows: integer sums are exact in any order.
+template <class Epilogue>
+void gemm_pairs(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
+                const Epilogue& out, uint32_t* ax) {
+  const int32_t k = d->k, k4 = k & ~3;
+  int32_t i = 0;
+  for (; i + 2 <= d->m; i += 2) {
+    const int8_t* a0 = a + (size_t)i * d->lda;
+    const int8_t* a1 = a0 + d->lda;
+    ofa_dot::widen_pairs_2(a0, a1, k4, ax);
+    for (int32_t j = 0; j < d->n; j += 2) {
+      const int8_t* w0 = w + (size_t)j * d->ldw;
+      if (j + 1 == d->n) {  // the last odd column
+        const int32_t b = bias ? bias[j] : 0;
+        out(i, j, dot_1x1(a0, w0, k) + b);
+        out(i + 1, j, dot_1x1(a1, w0, k) + b);
+        break;
+      }
+      const int8_t* w1 = w0 + d->ldw;
+      int32_t s[4];
+      dot_2x2(ax, w0, w1, k4, s);
+      for (int32_t p = k4; p < k; ++p) {
+        s[0] += (int32_t)a0[p] * w0[p];
+        s[1] += (int32_t)a0[p] * w1[p];
+        s[2] += (int32_t)a1[p] * w0[p];
+        s[3] += (int32_t)a1[p] * w1[p];
+      }
+      const int32_t b0 = bias ? bias[j] : 0, b1 = bias ? bias[j + 1] : 0;
+      out(i, j, s[0] + b0);
+      out(i, j + 1, s[1] + b1);
+      out(i + 1, j, s[2] + b0);
+      out(i + 1, j + 1, s[3] + b1);
+    }
+  }
+  gemm_rows(d, i, a, w, bias, out);
+}
+
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#include <arm_mve.h>
+#define OFA_GEMM_S8_MVE 1
+
+// Helium (Cortex-M55, M85): 16 int8 products summed into a scalar per VMLADAVA, the depth's tail
+// predicated (VCTP). A 2x2 block loads 4 vectors and issues 4 VMLADAVA per 16 depths: 64
+// multiply-adds in 8 instructions. Integer sums, so the same bits as every other form.
+inline void mve_2x2(const int8_t* a0, const int8_t* a1, const int8_t* w0, const int8_t* w1, int32_t k,
+                    int32_t* sums) {
+  int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0, p = 0;
+  for (; p + 16 <= k; p += 16) {  // whole vectors: no predicate to carry through the loop
+    const int8x16_t x0 = vld1q_s8(a0 + p), x1 = vld1q_s8(a1 + p);
+    const int8x16_t y0 = vld1q_s8(w0 + p), y1 = vld1q_s8(w1 + p);
+    s00 = vmladavaq_s8(s00, x0, y0);
+    s01 = vmladavaq_s8(s01, x0, y1);
+    s10 = vmladavaq_s8(s10, x1, y0);
+    s11 = vmladavaq_s8(s11, x1, y1);
+  }
+  if (p < k) {  // the tail: lanes past k load as 0
+    const mve_pred16_t live = vctp8q((uint32_t)(k - p));
+    const int8x16_t x0 = vldrbq_z_s8(a0 + p, live), x1 = vldrbq_z_s8(a1 + p, live);
+    const int8x16_t y0 = vldrbq_z_s8(w0 + p, live), y1 = vldrbq_z_s8(w1 + p, live);
+    s00 = vmladavaq_s8(s00, x0, y0);
+    s01 = vmladavaq_s8(s01, x0, y1);
+    s10 = vmladavaq_s8(s10, x1, y0);
+    s11 = vmladavaq_s8(s11, x1, y1);
+  }
+  sums[0] = s00;
+  sums[1] = s01;
+  sums[2] = s10;
+  sums[3] = s11;
+}
+
+inline int32_t mve_1x1(const int8_t* a, const int8_t* w, int32_t k) {
+  int32_t s = 0, p = 0;
+  for (; p + 16 <= k; p += 16) s = vmladavaq_s8(s, vld1q_s8(a + p), vld1q_s8(w + p));
+  if (p < k) {
+    const mve_pred16_t live = vctp8q((uint32_t)(k - p));
+    s = vmladavaq_s8(s, vldrbq_z_s8(a + p, live), vldrbq_z_s8(w + p, live));
+  }
+  return s;
+}
+
+// 2x2 blocks over the raw int8 rows (no widening, no scratch); a last odd row or column by 1x1.
+template <class Epilogue>
+void gemm_mve(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
+              const Epilogue& out) {
+  const int32_t k = d->k;
+  for (int32_t i = 0; i < d->m; i += 2) {
+    const int8_t* a0 = a + (size_t)i * d->lda;
+    const bool two_rows = i + 1 < d->m;
+    const int8_t* a1 = two_rows ? a0 + d->lda : a0;
+    for (int32_t j = 0; j < d->n; j += 2) {
+      const int8_t* w0 = w + (size_t)j * d->ldw;
+      const int32_t b0 = bias ? bias[j] : 0;
+      if (j + 1 == d->n) {
+        out(i, j, mve_1x1(a0, w0, k) + b0);
+        if (two_rows) out(i + 1, j, mve_1x1(a1, w0, k) + b0);
+        break;
+      }
+      const int32_t b1 = bias ? bias[j + 1] : 0;
+      int32_t s[4];
+      mve_2x2(a0, a1, w0, w0 + d->ldw, k, s);
+      out(i, j, s[0] + b0);
+      out(i, j + 1, s[1] + b1);
+      if (two_rows) {
+        out(i + 1, j, s[2] + b0);
+        out(i + 1, j + 1, s[3] + b1);
+      }
+    }
+  }
+}
+#else
+#define OFA_GEMM_S8_MVE 0
+#endif
+
+// The forms a table can run: Rows everywhere, Pairs (2x2 blocked, needs the scratch) on cores
+// with the DSP extension (Cortex-M4/M7/M33+DSP/M55), where the scalar table uses it, and on any
+// host through ofa_kernels_int8_pairs, so the kernel tests check its blocking and tails. The
+// scratch is 4-byte aligned: the planner aligns every arena region to OFA_ARENA_ALIGN.
+enum class Form { Rows, Pairs };
+#if OFA_DOT_S8_DSP
+constexpr Form kScalarForm = Form::Pairs;
+#else
+constexpr Form kScalarForm = Form::Rows;
+#endif
+
+template <Form F, class Epilogue>
+void gemm(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
+          const Epilogue& out, void* scratch) {
+#if OFA_GEMM_S8_MVE
+  if (F == kScalarForm) return gemm_mve(d, a, w, bias, out);  // Helium: the scalar table's GEMMs
+#endif
+  if (F == Form::Pairs && scratch) return gemm_pairs(d, a, w, bias, out, static_cast<uint32_t*>(scratch));
+  gemm_rows(d, 0, a, w, bias, out);
+}
+
+template <Form F>
+void gemm_s8(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias, int32_t* c,
+             void* scratch) {
+  gemm<F>(d, a, w, bias, StoreS32{c, d->ldc}, scratch);
+}
+
+template <Form F>
+void gemm_s8_requant_s8(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
+                        const int32_t* table, int32_t count, int8_t* out, void* scratch) {
+  gemm<F>(d, a, w, bias, ToS8{requant_of(table, count), out, d->ldc}, scratch);
+}
+
+template <Form F>
+void gemm_s8_requant_add_s32(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
+                             const int32_t* bias, const int32_t* table, int32_t count, int32_t* out,
+                             void* scratch) {
+  gemm<F>(d, a, w, bias, AddS32{requant_of(table, count), out, d->ldc}, scratch);
 }
 
 }  // namespace
@@ -102,15 +256,15 @@ void gemm_s8_scalar(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
 extern "C" void ofa_gemm_s8_requant_s8(const ofa_gemm_s8_dims* d, const int8_t* a,
                                        const int8_t* w, const int32_t* bias,
                                        const int32_t* table, int32_t count, int8_t* out,
-                                       void* /*scratch*/) {
-  gemm(d, a, w, bias, ToS8{requant_of(table, count), out, d->ldc});
+                                       void* scratch) {
+  gemm_s8_requant_s8<kScalarForm>(d, a, w, bias, table, count, out, scratch);
 }
 
 extern "C" void ofa_gemm_s8_requant_add_s32(const ofa_gemm_s8_dims* d, const int8_t* a,
                                             const int8_t* w, const int32_t* bias,
                                             const int32_t* table, int32_t count, int32_t* out,
-                                            void* /*scratch*/) {
-  gemm(d, a, w, bias, AddS32{requant_of(table, count), out, d->ldc});
+                                            void* scratch) {
+  gemm_s8_requant_add_s32<kScalarForm>(d, a, w, bias, table, count, out, scratch);
 }
 
 extern "C" size_t ofa_gemm_s8_scratch_bytes(int32_t k) {
@@ -118,7 +272,17 @@ extern "C" size_t ofa_gemm_s8_scratch_bytes(int32_t k) {
   return ((size_t)k + 3) / 4 * 4 * OFA_GEMM_S8_NR;
 }
 
+extern "C" size_t ofa_gemm_s8_scratch_bytes_mcu(int32_t k) {
+  if (k <= 0) return 0;
+  return ((size_t)k + 3) / 4 * 4 * 4;  // gemm_pairs: 2 rows x 2 int16 per depth
+}
+
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_scalar = {
-    "scalar", gemm_s8_scalar, ofa_requant_to_s8, ofa_requant_add_s32,
+    "scalar", gemm_s8<kScalarForm>, ofa_requant_to_s8, ofa_requant_add_s32,
     ofa_layer_norm_s32, ofa_softmax_s8, ofa_gemm_s8_requant_s8, ofa_gemm_s8_requant_add_s32,
+    ofa_layer_norm_s32_s8, ofa_lut_s8};
+
+extern "C" const ofa_kernels_int8 ofa_kernels_int8_pairs = {
+    "pairs", gemm_s8<Form::Pairs>, ofa_requant_to_s8, ofa_requant_add_s32,
+    ofa_layer_norm_s32, ofa_softmax_s8, gemm_s8_requant_s8<Form::Pairs>, gemm_s8_requant_add_s32<Form::Pairs>,
     ofa_layer_norm_s32_s8, ofa_lut_s8};

@@ -8,9 +8,6 @@
 #include "requant_inline.h"
 
 namespace {
-using ofa_rq::requantize;
-using ofa_rq::saturate32;
-int32_t clamp_s8(int32_t v) { return v > 127 ? 127 : v < -128 ? -128 : v; }
 
 // n >= 0, d > 0 at every call: round half up.
 int64_t div_round(int64_t n, int64_t d) { return (n + d / 2) / d; }
@@ -45,8 +42,8 @@ extern "C" void ofa_requant_to_s8(const ofa_requant_dims* d, const int32_t* in,
     const int32_t* ir = in + (size_t)r * d->ld_in;
     int8_t* orow = out + (size_t)r * d->ld_out;
     for (int32_t j = 0, c = 0; j < d->cols; ++j, c += step) {
-      const int32_t v = requantize(ir[j], mult[c], shift[c]);
-      orow[j] = (int8_t)clamp_s8(saturate32((int64_t)v + zp[c]));
+      const int32_t v = ofa_rq::requantize_one_shift(ir[j], mult[c], shift[c]);
+      orow[j] = (int8_t)ofa_rq::clamp_s8(ofa_rq::add_sat32(v, zp[c]));
     }
   }
 }
@@ -61,8 +58,8 @@ extern "C" void ofa_requant_add_s32(const ofa_requant_dims* d, const int32_t* in
     const int32_t* ir = in + (size_t)r * d->ld_in;
     int32_t* orow = out + (size_t)r * d->ld_out;
     for (int32_t j = 0, c = 0; j < d->cols; ++j, c += step) {
-      const int32_t v = requantize(ir[j], mult[c], shift[c]);
-      orow[j] = saturate32((int64_t)saturate32((int64_t)orow[j] + v) + zp[c]);
+      const int32_t v = ofa_rq::requantize_one_shift(ir[j], mult[c], shift[c]);
+      orow[j] = ofa_rq::add_sat32(ofa_rq::add_sat32(orow[j], v), zp[c]);
     }
   }
 }
@@ -88,54 +85,121 @@ extern "C" int64_t ofa_isqrt64(int64_t v) {
 // down by 2^sh until |t| < 2^22 so sum(t^2) fits int64 for d <= 2^16; then
 // k = t * 2^16 / sqrt(sum t^2 + eps) (|k| <~ 2^16) and
 // y = requant(k, gamma * sqrt(d) / (2^16 * s_out)) + beta.
-extern "C" void ofa_layer_norm_s32(const ofa_layer_norm_s32_dims* d, const int32_t* x,
-                                   int64_t eps, const int32_t* table, int32_t* y) {
-  const int32_t n = d->dim;
+namespace {
+
+struct LnRow {
+  int64_t sum;
+  int32_t sh;
+  int64_t inv;  // round(2^46 / root)
+  bool narrow_t;  // every d*x - sum fits int32 and inv < 2^31: the 32-bit element steps apply
+};
+
+// The row's statistics. max |t| comes from the row's extremes (t is increasing in x), so the
+// elements are read twice, not three times.
+LnRow ln_row(const int32_t* xr, int32_t n, int64_t eps) {
+  int64_t sum = 0;
+  int32_t lo = xr[0], hi = xr[0];
+  for (int32_t j = 0; j < n; ++j) {
+    const int32_t v = xr[j];
+    sum += v;
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+  }
+  const int64_t t_hi = (int64_t)n * hi - sum, t_lo = sum - (int64_t)n * lo;  // both >= 0
+  const int64_t max_abs = t_hi > t_lo ? t_hi : t_lo;
+  LnRow r;
+  r.sum = sum;
+  r.sh = 0;
+  while ((max_abs >> r.sh) >= ((int64_t)1 << 22)) ++r.sh;
+  const bool t32 = max_abs < ((int64_t)1 << 31);
+  int64_t var = 0;
+  if (t32) {
+    // |d*x - sum| < 2^31: the wrapped 32-bit difference is exact.
+    const uint32_t sum_lo = (uint32_t)sum, un = (uint32_t)n;
+    for (int32_t j = 0; j < n; ++j) {
+      const int32_t t = (int32_t)(un * (uint32_t)xr[j] - sum_lo) >> r.sh;
+      var += (int64_t)t * t;
+    }
+  } else {
+    for (int32_t j = 0; j < n; ++j) {
+      const int64_t t = ((int64_t)n * xr[j] - sum) >> r.sh;
+      var += t * t;
+    }
+  }
+  var += eps >> (2 * r.sh);
+  int64_t root = ofa_isqrt64(var);
+  if (root == 0) root = 1;  // a constant row: every t is 0, output = beta
+  // One division per row: inv = 2^46 / root; |t| <= root + 1 keeps t * inv
+  // below 2^48.
+  r.inv = div_round((int64_t)1 << 46, root);
+  r.narrow_t = t32 && r.inv < ((int64_t)1 << 31);
+  return r;
+}
+
+// k of element j (see above): in 32-bit steps where the row allows them (kT32), else in int64.
+template <bool kT32>
+inline int32_t ln_k(const LnRow& r, int32_t n, int32_t x) {
+  if (kT32) {
+    const int32_t t = (int32_t)((uint32_t)n * (uint32_t)x - (uint32_t)r.sum) >> r.sh;
+    return (int32_t)(((int64_t)t * (int32_t)r.inv + ((int64_t)1 << 29)) >> 30);
+  }
+  const int64_t t = ((int64_t)n * x - r.sum) >> r.sh;
+  return (int32_t)((t * r.inv + ((int64_t)1 << 29)) >> 30);
+}
+
+// y_j = requant(k_j, gamma_j) + beta_j for one row, handed to store(j, y_j); the choice of steps is
+// made once per row, outside the element loop.
+template <bool kT32, class Store>
+void ln_apply_row(const LnRow& r, int32_t n, const int32_t* xr, const int32_t* table, const Store& store) {
   const int32_t* mult = table;
   const int32_t* shift = table + n;
   const int32_t* beta = table + 2 * n;
-  for (int32_t r = 0; r < d->rows; ++r) {
-    const int32_t* xr = x + (size_t)r * d->ld;
-    int32_t* yr = y + (size_t)r * d->ld;
-    int64_t sum = 0;
-    for (int32_t j = 0; j < n; ++j) sum += xr[j];
-    int64_t max_abs = 0;
-    for (int32_t j = 0; j < n; ++j) {
-      const int64_t t = (int64_t)n * xr[j] - sum;
-      const int64_t a = t < 0 ? -t : t;
-      max_abs = a > max_abs ? a : max_abs;
-    }
-    int32_t sh = 0;
-    while ((max_abs >> sh) >= ((int64_t)1 << 22)) ++sh;
-    int64_t var = 0;
-    for (int32_t j = 0; j < n; ++j) {
-      const int64_t t = ((int64_t)n * xr[j] - sum) >> sh;
-      var += t * t;
-    }
-    var += eps >> (2 * sh);
-    int64_t root = ofa_isqrt64(var);
-    if (root == 0) root = 1;  // a constant row: every t is 0, output = beta
-    // One division per row: inv = 2^46 / root; |t| <= root + 1 keeps t * inv
-    // below 2^48.
-    const int64_t inv = div_round((int64_t)1 << 46, root);
-    for (int32_t j = 0; j < n; ++j) {
-      const int64_t t = ((int64_t)n * xr[j] - sum) >> sh;
-      const int32_t k = (int32_t)((t * inv + ((int64_t)1 << 29)) >> 30);
-      const int32_t v = requantize(k, mult[j], shift[j]);
-      yr[j] = saturate32((int64_t)v + beta[j]);
-    }
+  for (int32_t j = 0; j < n; ++j) {
+    const int32_t v = ofa_rq::requantize_one_shift(ln_k<kT32>(r, n, xr[j]), mult[j], shift[j]);
+    store(j, ofa_rq::add_sat32(v, beta[j]));
   }
+}
+
+template <class Store>
+void ln_row_out(const int32_t* xr, int32_t n, int64_t eps, const int32_t* table, const Store& store) {
+  const LnRow r = ln_row(xr, n, eps);  // before store overwrites x (in place allowed)
+  if (r.narrow_t)
+    ln_apply_row<true>(r, n, xr, table, store);
+  else
+    ln_apply_row<false>(r, n, xr, table, store);
+}
+
+struct StoreY {
+  int32_t* y;
+  void operator()(int32_t j, int32_t v) const { y[j] = v; }
+};
+
+// y and its int8 copy (one requantisation set), written while y is in a register.
+struct StoreYAndNarrow {
+  int32_t* y;
+  int8_t* narrow;
+  int32_t mult, shift, zp;
+  void operator()(int32_t j, int32_t v) const {
+    y[j] = v;
+    narrow[j] = (int8_t)ofa_rq::clamp_s8(ofa_rq::add_sat32(ofa_rq::requantize_one_shift(v, mult, shift), zp));
+  }
+};
+
+}  // namespace
+
+extern "C" void ofa_layer_norm_s32(const ofa_layer_norm_s32_dims* d, const int32_t* x,
+                                   int64_t eps, const int32_t* table, int32_t* y) {
+  for (int32_t r = 0; r < d->rows; ++r)
+    ln_row_out(x + (size_t)r * d->ld, d->dim, eps, table, StoreY{y + (size_t)r * d->ld});
 }
 
 extern "C" void ofa_layer_norm_s32_s8(const ofa_layer_norm_s32_dims* d, const int32_t* x,
                                       int64_t eps, const int32_t* table, int32_t* y,
                                       const int32_t* narrow_table, int8_t* narrow) {
-  const ofa_layer_norm_s32_dims row = {1, d->dim, d->ld};
-  const ofa_requant_dims rq = {1, d->dim, d->ld, d->ld, 1};
   for (int32_t r = 0; r < d->rows; ++r) {
-    int32_t* yr = y + (size_t)r * d->ld;
-    ofa_layer_norm_s32(&row, x + (size_t)r * d->ld, eps, table, yr);
-    ofa_requant_to_s8(&rq, yr, narrow_table, narrow + (size_t)r * d->ld);
+    const size_t at = (size_t)r * d->ld;
+    ln_row_out(x + at, d->dim, eps, table,
+               StoreYAndNarrow{y + at, narrow + at, narrow_table[0], narrow_table[1], narrow_table[2]});
   }
 }
 
@@ -144,7 +208,8 @@ int32_t iexp_q10(int32_t x) {
   if (x > 0) x = 0;
   if (x <= -kExpCutoff) return 0;
   const int32_t n = -x;
-  const int32_t z = (int32_t)(((int64_t)n * kInvLn2Mul) >> kInvLn2Shift);
+  // n < 709 * 31, so n * 1479 < 2^25: a 32-bit product.
+  const int32_t z = (n * (int32_t)kInvLn2Mul) >> kInvLn2Shift;
   const int32_t p = x + z * kLn2Q10;  // in (-ln2, 0]
   const int32_t q = p + kBQ10;
   return (q * q + kCScaled) >> z;
@@ -159,10 +224,11 @@ extern "C" void ofa_softmax_s8(const ofa_softmax_s8_dims* d, int32_t* scores,
   for (int32_t r = 0; r < d->rows; ++r) {
     int32_t* sr = scores + (size_t)r * d->ld_in;
     int8_t* pr = probs + (size_t)r * d->ld_out;
-    const int32_t used = d->causal ? (r + 1 < d->cols ? r + 1 : d->cols) : d->cols;
+    const int32_t last = d->first_row + r + 1;
+    const int32_t used = d->causal ? (last < d->cols ? last : d->cols) : d->cols;
     int32_t mx = INT32_MIN;
     for (int32_t j = 0; j < used; ++j) {
-      const int32_t v = saturate32((int64_t)requantize(sr[j], mult, shift) + zp);
+      const int32_t v = ofa_rq::add_sat32(ofa_rq::requantize_one_shift(sr[j], mult, shift), zp);
       sr[j] = v;
       mx = v > mx ? v : mx;
     }
@@ -174,9 +240,9 @@ extern "C" void ofa_softmax_s8(const ofa_softmax_s8_dims* d, int32_t* scores,
       total += e;
     }
     // total >= iexp(0) > 2^21, so inv < 2^29 and e * inv < 2^51.
-    const int64_t inv = div_round((int64_t)127 << 32, total);
+    const int32_t inv = (int32_t)div_round((int64_t)127 << 32, total);
     for (int32_t j = 0; j < used; ++j) {
-      const int64_t p = ((int64_t)sr[j] * inv + ((int64_t)1 << 31)) >> 32;
+      const int64_t p = ((int64_t)sr[j] * inv + ((int64_t)1 << 31)) >> 32;  // one 32x32->64 multiply
       pr[j] = (int8_t)(p > 127 ? 127 : p);
     }
     for (int32_t j = used; j < d->cols; ++j) pr[j] = 0;

@@ -230,7 +230,8 @@ void ofa_softmax_s8_avx512(const ofa_softmax_s8_dims* d, int32_t* scores, const 
   for (int32_t r = 0; r < d->rows; ++r) {
     int32_t* sr = scores + (size_t)r * d->ld_in;
     int8_t* pr = probs + (size_t)r * d->ld_out;
-    const int32_t used = d->causal ? (r + 1 < d->cols ? r + 1 : d->cols) : d->cols;
+    const int32_t last = d->first_row + r + 1;
+    const int32_t used = d->causal ? (last < d->cols ? last : d->cols) : d->cols;
     __m512i mxv = _mm512_set1_epi32(INT32_MIN);
     for (int32_t j = 0; j < used; j += 16) {
       const __mmask16 m = tail_mask(used - j);

@@ -54,4 +54,37 @@ struct FastRequant {
   }
 };
 
+// requantize() in 32-bit steps, for scalar code on 32-bit cores. For mult != INT32_MIN, srdhm is
+// floor((x * mult + 2^30) / 2^31) for either sign (its nudge and truncation merge into one floor):
+// one 32x32->64 multiply, a 64-bit add and a constant shift. RoundingDivideByPOT never needs more
+// than 32 bits. About 15 Thumb-2 instructions against about 60 for the int64 form above, with no
+// variable 64-bit shift; the same result for every input (the INT32_MIN multiplier, srdhm's
+// saturating corner, takes the form above).
+static inline int32_t srdhm_floor(int32_t a, int32_t b) {
+  return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);
+}
+
+static inline int32_t rdbpot32(int32_t x, int32_t exponent) {
+  const uint32_t mask = ((uint32_t)1 << exponent) - 1u;  // exponent 0..31
+  const int32_t remainder = (int32_t)((uint32_t)x & mask);
+  const int32_t threshold = (int32_t)(mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+static inline int32_t requantize_one_shift(int32_t x, int32_t mult, int32_t shift) {
+  if (mult == INT32_MIN) return requantize(x, mult, shift);
+  if (shift > 0) return srdhm_floor(saturate32((int64_t)x * ((int64_t)1 << shift)), mult);
+  return rdbpot32(srdhm_floor(x, mult), -shift);
+}
+
+// sat32(sat32(a + b) + c) and clamp8(sat32(a + b)): the epilogues' saturating adds; QADD and
+// SSAT on cores with the DSP extension.
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+static inline int32_t add_sat32(int32_t a, int32_t b) { return __builtin_arm_qadd(a, b); }
+static inline int32_t clamp_s8(int32_t v) { return __builtin_arm_ssat(v, 8); }
+#else
+static inline int32_t add_sat32(int32_t a, int32_t b) { return saturate32((int64_t)a + b); }
+static inline int32_t clamp_s8(int32_t v) { return v > 127 ? 127 : v < -128 ? -128 : v; }
+#endif
+
 }  // namespace ofa_rq

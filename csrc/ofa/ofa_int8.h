@@ -88,8 +88,26 @@ typedef struct ofa_model_int8 {
  * range: OFA_ERR_BAD_QUANT names a bad quantisation parameter. */
 ofa_status ofa_validate_model_int8(const ofa_model_int8* model);
 
+/* The arena a build's int8 kernels plan with. HOST: the SIMD GEMMs' packing
+ * panel (OFA_GEMM_S8_NR columns of W) and one head's whole score matrix.
+ * MCU: the portable and Cortex-M DSP GEMMs' 4 bytes per depth, and the scores
+ * of OFA_MCU_SCORE_ROWS queries at a time. A Cortex-M build
+ * (__ARM_ARCH_PROFILE 'M') plans with MCU, every other build with HOST; the
+ * bits are the same under both. */
+typedef enum ofa_arena_rules { OFA_ARENA_HOST = 0, OFA_ARENA_MCU = 1 } ofa_arena_rules;
+#define OFA_MCU_SCORE_ROWS 8
+#if defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
+#define OFA_BUILD_ARENA_RULES OFA_ARENA_MCU
+#else
+#define OFA_BUILD_ARENA_RULES OFA_ARENA_HOST
+#endif
+
+/* The exact arena ofa_forward_int8 needs in this build (OFA_BUILD_ARENA_RULES). */
 ofa_status ofa_arena_bytes_int8(const ofa_config* cfg, int32_t tile_series,
                                 size_t* out_bytes);
+/* The same under given rules: the host's header emitter sizes a firmware arena. */
+ofa_status ofa_arena_bytes_int8_for(const ofa_config* cfg, int32_t tile_series,
+                                    ofa_arena_rules rules, size_t* out_bytes);
 
 /* x: (batch, L, C) float -> y: (batch, H, C) float. kernels: NULL selects
  * the portable scalar GEMM. All variants give identical bits. */

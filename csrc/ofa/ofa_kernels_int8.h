@@ -26,6 +26,9 @@ typedef struct ofa_gemm_s8_dims {
  * k rounded up to 4. 64-byte aligned. */
 #define OFA_GEMM_S8_NR 32
 size_t ofa_gemm_s8_scratch_bytes(int32_t k);
+/* What the portable table needs (OFA_ARENA_MCU): two A rows widened to int16
+ * pairs, 4 bytes per depth rounded up to 4 depths. */
+size_t ofa_gemm_s8_scratch_bytes_mcu(int32_t k);
 
 /* Row-major (rows, cols) int32 -> requant table (3, count) applied per
  * column (count == cols) or to all (count == 1). */
@@ -43,7 +46,8 @@ typedef struct ofa_layer_norm_s32_dims {
 typedef struct ofa_softmax_s8_dims {
   int32_t rows, cols;
   int32_t ld_in, ld_out;
-  int32_t causal; /* row i uses columns 0..i; the rest become 0 */
+  int32_t causal;    /* row i uses columns 0..first_row + i; the rest become 0 */
+  int32_t first_row; /* causal: the query index of row 0 (a block of rows) */
 } ofa_softmax_s8_dims;
 
 /* The ISA-specific part of the int8 path: the GEMM and the elementwise ops,

@@ -435,6 +435,15 @@ size_t arena_bytes(nb::dict config, int tile_series) {
   return bytes;
 }
 
+// The arena a Cortex-M build of the int8 kernels plans (OFA_ARENA_MCU): what a firmware header holds.
+size_t arena_bytes_int8_mcu(nb::dict config, int tile_series) {
+  const ofa_config c = parse_config(config);
+  size_t bytes = 0;
+  const ofa_status st = ofa_arena_bytes_int8_for(&c, tile_series, OFA_ARENA_MCU, &bytes);
+  if (st != OFA_OK) value_error(std::string("arena_bytes_int8_mcu: ") + ofa_status_name(st));
+  return bytes;
+}
+
 template <class S>
 void bind_engine(nb::module_& m, const char* name, const char* doc) {
   using E = Engine<S>;
@@ -483,6 +492,7 @@ NB_MODULE(_engine, m) {
 
   m.def("arena_bytes", &arena_bytes<Fp32>, nb::arg("config"), nb::arg("tile_series") = 16);
   m.def("arena_bytes_int8", &arena_bytes<Int8>, nb::arg("config"), nb::arg("tile_series") = 16);
+  m.def("arena_bytes_int8_mcu", &arena_bytes_int8_mcu, nb::arg("config"), nb::arg("tile_series") = 1);
 
   m.def("gemm",
         [](const AnyArray& a, const AnyArray& w, nb::object bias, nb::object isa) {

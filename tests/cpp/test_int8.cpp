@@ -3,6 +3,7 @@
 // planner / arena / validation rules of ofa_forward_int8.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -10,15 +11,24 @@
 #include <vector>
 
 #include "int8_model.h"
+#include "kernels/core_kernels.h"
+#include "planner_int8.h"
+#include "kernels/requant_inline.h"
 #include "ofa/ofa_int8.h"
 #include "test_util.h"
 
 namespace {
 
-std::vector<std::string> int8_variants() { return {"scalar", "avx2", "avx512vnni"}; }
+// "pairs": the portable table with the Cortex-M DSP GEMM form (2x2 blocks over widened A rows),
+// which the dispatch never offers but the firmware runs.
+std::vector<std::string> int8_variants() { return {"scalar", "pairs", "avx2", "avx512vnni"}; }
+
+const ofa_kernels_int8* int8_table(const std::string& name) {
+  return name == "pairs" ? &ofa_kernels_int8_pairs : ofa_kernels_int8_by_name(name.c_str());
+}
 
 #define OFA_REQUIRE_INT8(kern, name)                                   \
-  const ofa_kernels_int8* kern = ofa_kernels_int8_by_name((name).c_str()); \
+  const ofa_kernels_int8* kern = int8_table(name);                     \
   if (!kern) GTEST_SKIP() << (name) << " not built or not supported here"
 
 std::vector<int8_t> random_s8(size_t n, uint32_t seed) {
@@ -366,6 +376,95 @@ TEST(IntegerOps, LayerNormMatchesDouble) {
   for (int j = 0; j < d; ++j) EXPECT_EQ(y[j], (int32_t)beta[j]);
 }
 
+// The portable layer norm as it was written first, all in int64: the oracle for the 32-bit steps
+// the portable kernel now takes where a row allows them.
+void layer_norm_int64_form(int rows, int n, const int32_t* x, int64_t eps, const int32_t* table, int32_t* y) {
+  for (int r = 0; r < rows; ++r) {
+    const int32_t* xr = x + (size_t)r * n;
+    int64_t sum = 0;
+    for (int j = 0; j < n; ++j) sum += xr[j];
+    int64_t max_abs = 0;
+    for (int j = 0; j < n; ++j) {
+      const int64_t t = (int64_t)n * xr[j] - sum;
+      max_abs = std::max(max_abs, t < 0 ? -t : t);
+    }
+    int sh = 0;
+    while ((max_abs >> sh) >= ((int64_t)1 << 22)) ++sh;
+    int64_t var = 0;
+    for (int j = 0; j < n; ++j) {
+      const int64_t t = ((int64_t)n * xr[j] - sum) >> sh;
+      var += t * t;
+    }
+    var += eps >> (2 * sh);
+    int64_t root = ofa_isqrt64(var);
+    if (root == 0) root = 1;
+    const int64_t inv = (((int64_t)1 << 46) + root / 2) / root;
+    for (int j = 0; j < n; ++j) {
+      const int64_t t = ((int64_t)n * xr[j] - sum) >> sh;
+      const int32_t k = (int32_t)((t * inv + ((int64_t)1 << 29)) >> 30);
+      const int64_t v = (int64_t)ofa_requantize(k, table[j], table[n + j]) + table[2 * n + j];
+      y[(size_t)r * n + j] = (int32_t)std::min<int64_t>(INT32_MAX, std::max<int64_t>(INT32_MIN, v));
+    }
+  }
+}
+
+TEST(IntegerOps, LayerNormMatchesItsInt64Form) {
+  std::mt19937 rng(23);
+  for (int d : {1, 2, 7, 128, 384}) {
+    std::vector<int32_t> table((size_t)3 * d);
+    for (int j = 0; j < d; ++j) {
+      table[j] = j % 11 == 5 ? INT32_MIN : (int32_t)((1u << 30) + rng() % (1u << 30)) * (j % 3 ? 1 : -1);
+      table[d + j] = j % 7 == 3 ? (int32_t)(rng() % 5) : -(int32_t)(rng() % 32);  // left shifts, -31..0
+      table[2 * d + j] = j % 13 == 0 ? INT32_MAX : (int32_t)(rng() % 20001) - 10000;
+    }
+    // Spans that take each path: tiny variance (inv >= 2^31), d*x - sum beyond int32, the extremes.
+    for (int64_t span : {0LL, 1LL, 3LL, 1000LL, 1LL << 20, 1LL << 24, (1LL << 31) - 1}) {
+      const int rows = 4;
+      std::vector<int32_t> x((size_t)rows * d);
+      for (auto& v : x) v = span ? (int32_t)((int64_t)(rng() % (uint64_t)(2 * span + 1)) - span) : 42;
+      if (span == (1LL << 31) - 1) x[0] = INT32_MIN;
+      for (int64_t eps : {0LL, 1LL, 1000LL, 1LL << 40}) {
+        std::vector<int32_t> want(x.size()), got(x.size(), 7), fused = x;
+        std::vector<int8_t> narrow(x.size());
+        layer_norm_int64_form(rows, d, x.data(), eps, table.data(), want.data());
+        const ofa_layer_norm_s32_dims dims = {rows, d, d};
+        ofa_layer_norm_s32(&dims, x.data(), eps, table.data(), got.data());
+        ASSERT_EQ(want, got) << "d " << d << " span " << span << " eps " << eps;
+        const int32_t nt[3] = {(1 << 30) + 12345, -9, 4};
+        ofa_layer_norm_s32_s8(&dims, fused.data(), eps, table.data(), fused.data(), nt, narrow.data());
+        ASSERT_EQ(want, fused) << "fused, in place: d " << d << " span " << span << " eps " << eps;
+        for (size_t i = 0; i < want.size(); ++i) {
+          const int64_t v = (int64_t)ofa_requantize(want[i], nt[0], nt[1]) + nt[2];
+          ASSERT_EQ(narrow[i], (int8_t)std::min<int64_t>(127, std::max<int64_t>(-128, v))) << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(Requant, ThirtyTwoBitFormMatchesNested) {
+  std::mt19937 rng(5);
+  const int32_t xs[] = {0, 1, -1, 2, -2, 127, -128, 1 << 20, -(1 << 20), INT32_MAX, INT32_MIN, INT32_MAX - 1,
+                        INT32_MIN + 1, 1 << 30, -(1 << 30)};
+  const int32_t mults[] = {INT32_MIN, INT32_MIN + 1, INT32_MAX, 1 << 30, -(1 << 30), (1 << 30) + 1, 1, -1, 0};
+  for (int32_t shift = OFA_SHIFT_MIN; shift <= OFA_SHIFT_MAX; ++shift) {
+    for (int32_t x : xs)
+      for (int32_t m : mults)
+        ASSERT_EQ(ofa_rq::requantize_one_shift(x, m, shift), ofa_requantize(x, m, shift))
+            << x << " " << m << " " << shift;
+    for (int i = 0; i < 20000; ++i) {
+      const int32_t x = (int32_t)rng() >> (rng() % 31), m = (int32_t)rng();
+      ASSERT_EQ(ofa_rq::requantize_one_shift(x, m, shift), ofa_requantize(x, m, shift))
+          << x << " " << m << " " << shift;
+    }
+  }
+  for (int32_t a : {0, 1, -1, INT32_MAX, INT32_MIN})
+    for (int32_t b : {0, 1, -1, INT32_MAX, INT32_MIN}) {
+      ASSERT_EQ(ofa_rq::add_sat32(a, b), (int32_t)std::min<int64_t>(INT32_MAX, std::max<int64_t>(INT32_MIN, (int64_t)a + b)));
+      ASSERT_EQ(ofa_rq::clamp_s8(a), std::min(127, std::max(-128, a)));
+    }
+}
+
 ofa_config int8_config(int layout, int head_rank) {
   ofa_config c{};
   c.layout = layout;
@@ -407,7 +506,7 @@ TEST(ForwardInt8, EveryIsaAndTileGivesTheSameBits) {
       const auto want = run_int8(tm, &ofa_kernels_int8_scalar, 1, x, batch);
       for (float v : want) ASSERT_TRUE(std::isfinite(v));
       for (const std::string& name : int8_variants()) {
-        const ofa_kernels_int8* k = ofa_kernels_int8_by_name(name.c_str());
+        const ofa_kernels_int8* k = int8_table(name);
         if (!k) continue;
         for (int tile : {1, 4, 9}) {
           const auto got = run_int8(tm, k, tile, x, batch);
@@ -424,6 +523,42 @@ TEST(ForwardInt8, EveryIsaAndTileGivesTheSameBits) {
       }
     }
   }
+}
+
+// The microcontroller's arena layout (OFA_ARENA_MCU: scores of OFA_MCU_SCORE_ROWS queries at a
+// time, the small GEMM scratch) run on the host gives the host layout's bits, causal or not, and
+// needs a smaller arena.
+TEST(ForwardInt8, MicrocontrollerArenaRulesGiveTheSameBits) {
+  for (int layout : {OFA_LAYOUT_BERT, OFA_LAYOUT_GPT2}) {
+    ofa_config c = int8_config(layout, 0);
+    c.seq_len = 60;  // 15 patches: score blocks of 8 and 7
+    Int8TestModel tm(c, 31 + layout);
+    const int batch = 2;
+    auto x = random_vec((size_t)batch * c.seq_len * c.n_channels, 5u, -2.f, 3.f);
+    const auto want = run_int8(tm, &ofa_kernels_int8_scalar, 1, x, batch);
+    for (const ofa_kernels_int8* k : {&ofa_kernels_int8_scalar, &ofa_kernels_int8_pairs}) {
+      for (int tile : {1, 3}) {
+        size_t host = 0, mcu = 0;
+        ASSERT_EQ(ofa_arena_bytes_int8_for(&c, tile, OFA_ARENA_HOST, &host), OFA_OK);
+        ASSERT_EQ(ofa_arena_bytes_int8_for(&c, tile, OFA_ARENA_MCU, &mcu), OFA_OK);
+        EXPECT_LT(mcu, host);
+        GuardedArena ga(mcu);
+        std::vector<float> y(want.size(), NAN);
+        ASSERT_EQ(ofa_detail::forward_int8_validated(&tm.model, k, tile, x.data(), batch, y.data(), ga.arena, mcu,
+                                                     OFA_ARENA_MCU),
+                  OFA_OK);
+        EXPECT_TRUE(ga.guards_intact());
+        ASSERT_EQ(0, std::memcmp(y.data(), want.data(), want.size() * sizeof(float)))
+            << k->name << " tile " << tile << " layout " << layout;
+        EXPECT_EQ(ofa_detail::forward_int8_validated(&tm.model, k, tile, x.data(), batch, y.data(), ga.arena, mcu - 1,
+                                                     OFA_ARENA_MCU),
+                  OFA_ERR_ARENA_TOO_SMALL);
+      }
+    }
+  }
+  size_t bytes = 0;
+  const ofa_config c = int8_config(OFA_LAYOUT_BERT, 0);
+  EXPECT_EQ(ofa_arena_bytes_int8_for(&c, 1, (ofa_arena_rules)7, &bytes), OFA_ERR_BAD_CONFIG);
 }
 
 TEST(PlannerInt8, SizeIsExactAndArenaContained) {

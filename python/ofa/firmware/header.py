@@ -169,7 +169,8 @@ def model_header(model_path: str, metadata: dict, config: dict, tensors: dict[st
 #define OFA_HORIZON {config['horizon']}
 #define OFA_N_CHANNELS {config['n_channels']}
 #define OFA_TILE_SERIES {TILE_SERIES}
-/* ofa_arena_bytes_int8(&config, OFA_TILE_SERIES) on the host: the same planner the engine uses. */
+/* ofa_arena_bytes_int8_for(&config, OFA_TILE_SERIES, OFA_ARENA_MCU) on the host: what this target's build of
+ * the planner asks for (main.c checks it). */
 #define OFA_ARENA_BYTES {fp.arena_bytes}u
 #define OFA_WEIGHT_BYTES {fp.weight_bytes}u
 

@@ -16,13 +16,14 @@ def toolchain_missing() -> list[str]:
             if shutil.which(p) is None]
 
 
-def build(firmware_dir: str, target: str, model_dir: str, build_dir: str) -> str:
-    """Configure and build the demo for `target` over the headers in model_dir; returns the ELF path."""
+def build(firmware_dir: str, target: str, model_dir: str, build_dir: str, profile: bool = False) -> str:
+    """Configure and build the demo for `target` over the headers in model_dir; returns the ELF path.
+    profile: time every kernel call (firmware/profile.c), for kernel_profile(); its totals include the timing."""
     import subprocess
 
     target_profile(target)
     for cmd in (["cmake", "-S", firmware_dir, "-B", build_dir, f"-DOFA_TARGET={target}",
-                 f"-DOFA_MODEL_DIR={os.path.abspath(model_dir)}"],
+                 f"-DOFA_MODEL_DIR={os.path.abspath(model_dir)}", f"-DOFA_PROFILE={'ON' if profile else 'OFF'}"],
                 ["cmake", "--build", build_dir, "-j2"]):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -50,6 +51,16 @@ def run_qemu(target: str, elf: str, timeout: float = 600) -> tuple[int, str, dic
         if line.startswith("OFA_RESULT "):
             fields.update(item.split("=", 1) for item in line.split()[1:] if "=" in item)
     return proc.returncode, proc.stdout + proc.stderr, fields
+
+
+def kernel_profile(report: str) -> dict[str, dict[str, int]]:
+    """{kernel: {"calls", "instructions"}} from a profiled demo's OFA_PROFILE lines (the last window)."""
+    out: dict[str, dict[str, int]] = {}
+    for line in report.splitlines():
+        if line.startswith("OFA_PROFILE "):
+            f = dict(item.split("=", 1) for item in line.split()[1:] if "=" in item)
+            out[f["kernel"]] = {"calls": int(f["calls"]), "instructions": int(f["instructions"])}
+    return out
 
 
 def elf_sizes(elf: str) -> dict:

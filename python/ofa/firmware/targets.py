@@ -79,7 +79,7 @@ def footprint(tensors: dict[str, np.ndarray], config: dict) -> Footprint:
     from .. import _engine
 
     weights = sum(padded(t.nbytes) for t in tensors.values())
-    arena = _engine.arena_bytes_int8(config, TILE_SERIES)
+    arena = _engine.arena_bytes_int8_mcu(config, TILE_SERIES)  # the layout a Cortex-M build plans
     return Footprint(weights, arena, weights + CODE_ALLOWANCE, arena + RAM_ALLOWANCE)
 
 
