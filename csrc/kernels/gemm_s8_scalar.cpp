@@ -5,6 +5,13 @@
 #include "dot_s8.h"
 #include "requant_inline.h"
 
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#include "mve_s8.h"
+#define OFA_GEMM_S8_MVE 1  // Helium: Cortex-M55, M85
+#else
+#define OFA_GEMM_S8_MVE 0
+#endif
+
 namespace {
 
 // Epilogues: what happens to each finished int32 sum (bias included) at (i, j).
@@ -12,6 +19,14 @@ struct StoreS32 {
   int32_t* c;
   int32_t ldc;
   void operator()(int32_t i, int32_t j, int32_t v) const { c[(size_t)i * ldc + j] = v; }
+  void block(int32_t i, int32_t j, const int32_t* s) const {
+    int32_t* o = c + (size_t)i * ldc + j;
+    o[0] = s[0], o[1] = s[1], o[ldc] = s[2], o[ldc + 1] = s[3];
+  }
+#if OFA_GEMM_S8_MVE
+  bool vectorizable(int32_t) const { return true; }
+  void vec4(int32_t i, int32_t j, int32x4_t v) const { vst1q_s32(c + (size_t)i * ldc + j, v); }
+#endif
 };
 
 struct Requant {
@@ -19,12 +34,21 @@ struct Requant {
   const int32_t* shift;
   const int32_t* zp;
   int32_t step;  // 1: per channel, 0: one set
+  bool right_only;  // no INT32_MIN multiplier and no left shift: Col's branch-free form applies
   int32_t at(int32_t j, int32_t v) const {
     return ofa_rq::requantize_one_shift(v, mult[j * step], shift[j * step]);
   }
+  // One column's set, read once for the two rows of a 2x2 block (gemm_pairs).
+  struct Col {
+    int32_t mult, exponent, zp;
+    int32_t apply(int32_t v) const { return ofa_rq::rdbpot32(ofa_rq::srdhm_floor(v, mult), exponent); }
+  };
+  Col col(int32_t j) const { return {mult[j * step], -shift[j * step], zp[j * step]}; }
 };
 Requant requant_of(const int32_t* table, int32_t count) {
-  return {table, table + count, table + 2 * count, count > 1 ? 1 : 0};
+  Requant q = {table, table + count, table + 2 * count, count > 1 ? 1 : 0, true};
+  for (int32_t j = 0; j < count; ++j) q.right_only = q.right_only && table[j] != INT32_MIN && table[count + j] <= 0;
+  return q;
 }
 
 #if defined(__GNUC__)
@@ -42,6 +66,27 @@ struct ToS8 {
   void operator()(int32_t i, int32_t j, int32_t v) const {
     out[(size_t)i * ld + j] = (int8_t)ofa_rq::clamp_s8(ofa_rq::add_sat32(q.at(j, v), q.zp[j * q.step]));
   }
+  // Rows i, i+1 x columns j, j+1 of a 2x2 block: s = {(i,j), (i,j+1), (i+1,j), (i+1,j+1)}, bias added.
+  void block(int32_t i, int32_t j, const int32_t* s) const {
+    if (!q.right_only) {
+      (*this)(i, j, s[0]), (*this)(i, j + 1, s[1]), (*this)(i + 1, j, s[2]), (*this)(i + 1, j + 1, s[3]);
+      return;
+    }
+    const Requant::Col c0 = q.col(j), c1 = q.col(j + 1);
+    int8_t* o = out + (size_t)i * ld + j;
+    o[0] = (int8_t)ofa_rq::clamp_s8(ofa_rq::add_sat32(c0.apply(s[0]), c0.zp));
+    o[1] = (int8_t)ofa_rq::clamp_s8(ofa_rq::add_sat32(c1.apply(s[1]), c1.zp));
+    o[ld] = (int8_t)ofa_rq::clamp_s8(ofa_rq::add_sat32(c0.apply(s[2]), c0.zp));
+    o[ld + 1] = (int8_t)ofa_rq::clamp_s8(ofa_rq::add_sat32(c1.apply(s[3]), c1.zp));
+  }
+#if OFA_GEMM_S8_MVE
+  bool vectorizable(int32_t n) const { return !ofa_mve::any_int32_min(q.mult, q.step ? n : 1); }
+  void vec4(int32_t i, int32_t j, int32x4_t v) const {  // columns j..j+3, as operator() each
+    const ofa_mve::Requant4 p = ofa_mve::requant_params(q.mult, q.shift, q.zp, j, q.step);
+    const int32x4_t r = ofa_mve::clamp_s8(vqaddq_s32(ofa_mve::requant4(v, p.mult, p.shift), p.zp));
+    vstrbq_s32(out + (size_t)i * ld + j, r);
+  }
+#endif
 };
 
 struct AddS32 {
@@ -52,6 +97,26 @@ struct AddS32 {
     int32_t* o = out + (size_t)i * ld + j;
     *o = ofa_rq::add_sat32(ofa_rq::add_sat32(*o, q.at(j, v)), q.zp[j * q.step]);
   }
+  void block(int32_t i, int32_t j, const int32_t* s) const {  // as ToS8::block
+    if (!q.right_only) {
+      (*this)(i, j, s[0]), (*this)(i, j + 1, s[1]), (*this)(i + 1, j, s[2]), (*this)(i + 1, j + 1, s[3]);
+      return;
+    }
+    const Requant::Col c0 = q.col(j), c1 = q.col(j + 1);
+    int32_t* o = out + (size_t)i * ld + j;
+    o[0] = ofa_rq::add_sat32(ofa_rq::add_sat32(o[0], c0.apply(s[0])), c0.zp);
+    o[1] = ofa_rq::add_sat32(ofa_rq::add_sat32(o[1], c1.apply(s[1])), c1.zp);
+    o[ld] = ofa_rq::add_sat32(ofa_rq::add_sat32(o[ld], c0.apply(s[2])), c0.zp);
+    o[ld + 1] = ofa_rq::add_sat32(ofa_rq::add_sat32(o[ld + 1], c1.apply(s[3])), c1.zp);
+  }
+#if OFA_GEMM_S8_MVE
+  bool vectorizable(int32_t n) const { return !ofa_mve::any_int32_min(q.mult, q.step ? n : 1); }
+  void vec4(int32_t i, int32_t j, int32x4_t v) const {
+    int32_t* o = out + (size_t)i * ld + j;
+    const ofa_mve::Requant4 p = ofa_mve::requant_params(q.mult, q.shift, q.zp, j, q.step);
+    vst1q_s32(o, vqaddq_s32(vqaddq_s32(vld1q_s32(o), ofa_mve::requant4(v, p.mult, p.shift)), p.zp));
+  }
+#endif
 };
 
 // The multiply-add loops (dot_s8.h) in functions of their own, so that their registers are all they
@@ -125,19 +190,16 @@ void gemm_pairs(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, con
         s[2] += (int32_t)a1[p] * w0[p];
         s[3] += (int32_t)a1[p] * w1[p];
       }
-      const int32_t b0 = bias ? bias[j] : 0, b1 = bias ? bias[j + 1] : 0;
-      out(i, j, s[0] + b0);
-      out(i, j + 1, s[1] + b1);
-      out(i + 1, j, s[2] + b0);
-      out(i + 1, j + 1, s[3] + b1);
+      if (bias) {
+        s[0] += bias[j], s[1] += bias[j + 1], s[2] += bias[j], s[3] += bias[j + 1];
+      }
+      out.block(i, j, s);
     }
   }
   gemm_rows(d, i, a, w, bias, out);
 }
 
-#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
-#include <arm_mve.h>
-#define OFA_GEMM_S8_MVE 1
+#if OFA_GEMM_S8_MVE
 
 // Helium (Cortex-M55, M85): 16 int8 products summed into a scalar per VMLADAVA, the depth's tail
 // predicated (VCTP). A 2x2 block loads 4 vectors and issues 4 VMLADAVA per 16 depths: 64
@@ -168,6 +230,51 @@ inline void mve_2x2(const int8_t* a0, const int8_t* a1, const int8_t* w0, const 
   sums[3] = s11;
 }
 
+// Two A rows against four W rows: 6 vector registers, 8 sums. 128 multiply-adds per 6 loads and
+// 8 VMLADAVA; the sums come out as the two rows' int32x4 of columns j..j+3.
+inline void mve_2x4(const int8_t* a0, const int8_t* a1, const int8_t* w0, int32_t ldw, int32_t k, int32x4_t* row0,
+                    int32x4_t* row1) {
+  const int8_t* w1 = w0 + ldw;
+  const int8_t* w2 = w1 + ldw;
+  const int8_t* w3 = w2 + ldw;
+  int32_t s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+  int32_t p = 0;
+  for (; p + 16 <= k; p += 16) {
+    const int8x16_t x0 = vld1q_s8(a0 + p), x1 = vld1q_s8(a1 + p);
+    int8x16_t y = vld1q_s8(w0 + p);
+    s00 = vmladavaq_s8(s00, x0, y);
+    s10 = vmladavaq_s8(s10, x1, y);
+    y = vld1q_s8(w1 + p);
+    s01 = vmladavaq_s8(s01, x0, y);
+    s11 = vmladavaq_s8(s11, x1, y);
+    y = vld1q_s8(w2 + p);
+    s02 = vmladavaq_s8(s02, x0, y);
+    s12 = vmladavaq_s8(s12, x1, y);
+    y = vld1q_s8(w3 + p);
+    s03 = vmladavaq_s8(s03, x0, y);
+    s13 = vmladavaq_s8(s13, x1, y);
+  }
+  if (p < k) {  // the tail: lanes past k load as 0
+    const mve_pred16_t live = vctp8q((uint32_t)(k - p));
+    const int8x16_t x0 = vldrbq_z_s8(a0 + p, live), x1 = vldrbq_z_s8(a1 + p, live);
+    int8x16_t y = vldrbq_z_s8(w0 + p, live);
+    s00 = vmladavaq_s8(s00, x0, y);
+    s10 = vmladavaq_s8(s10, x1, y);
+    y = vldrbq_z_s8(w1 + p, live);
+    s01 = vmladavaq_s8(s01, x0, y);
+    s11 = vmladavaq_s8(s11, x1, y);
+    y = vldrbq_z_s8(w2 + p, live);
+    s02 = vmladavaq_s8(s02, x0, y);
+    s12 = vmladavaq_s8(s12, x1, y);
+    y = vldrbq_z_s8(w3 + p, live);
+    s03 = vmladavaq_s8(s03, x0, y);
+    s13 = vmladavaq_s8(s13, x1, y);
+  }
+  const int32_t r0[4] = {s00, s01, s02, s03}, r1[4] = {s10, s11, s12, s13};
+  *row0 = vld1q_s32(r0);
+  *row1 = vld1q_s32(r1);
+}
+
 inline int32_t mve_1x1(const int8_t* a, const int8_t* w, int32_t k) {
   int32_t s = 0, p = 0;
   for (; p + 16 <= k; p += 16) s = vmladavaq_s8(s, vld1q_s8(a + p), vld1q_s8(w + p));
@@ -178,16 +285,26 @@ inline int32_t mve_1x1(const int8_t* a, const int8_t* w, int32_t k) {
   return s;
 }
 
-// 2x2 blocks over the raw int8 rows (no widening, no scratch); a last odd row or column by 1x1.
+// 2x2 blocks over the raw int8 rows (no widening, no scratch). Four columns at a time (two blocks)
+// go through the epilogue as one vector; the rest of the columns, and a last odd row, by 2x2 / 1x1.
 template <class Epilogue>
 void gemm_mve(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
               const Epilogue& out) {
   const int32_t k = d->k;
+  const bool vec = out.vectorizable(d->n);
   for (int32_t i = 0; i < d->m; i += 2) {
     const int8_t* a0 = a + (size_t)i * d->lda;
     const bool two_rows = i + 1 < d->m;
     const int8_t* a1 = two_rows ? a0 + d->lda : a0;
-    for (int32_t j = 0; j < d->n; j += 2) {
+    int32_t j = 0;
+    for (; vec && j + 4 <= d->n; j += 4) {
+      int32x4_t r0, r1;
+      mve_2x4(a0, a1, w + (size_t)j * d->ldw, d->ldw, k, &r0, &r1);
+      const int32x4_t b = bias ? vld1q_s32(bias + j) : vdupq_n_s32(0);
+      out.vec4(i, j, vaddq_s32(r0, b));
+      if (two_rows) out.vec4(i + 1, j, vaddq_s32(r1, b));
+    }
+    for (; j < d->n; j += 2) {
       const int8_t* w0 = w + (size_t)j * d->ldw;
       const int32_t b0 = bias ? bias[j] : 0;
       if (j + 1 == d->n) {
@@ -207,8 +324,6 @@ void gemm_mve(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const
     }
   }
 }
-#else
-#define OFA_GEMM_S8_MVE 0
 #endif
 
 // The forms a table can run: Rows everywhere, Pairs (2x2 blocked, needs the scratch) on cores

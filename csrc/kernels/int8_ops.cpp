@@ -7,6 +7,13 @@
 #include "ofa/ofa_kernels_int8.h"
 #include "requant_inline.h"
 
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#include "mve_s8.h"
+#define OFA_OPS_MVE 1  // Helium: the layer norm and softmax loops four lanes at a time
+#else
+#define OFA_OPS_MVE 0
+#endif
+
 namespace {
 
 // n >= 0, d > 0 at every call: round half up.
@@ -99,12 +106,22 @@ struct LnRow {
 LnRow ln_row(const int32_t* xr, int32_t n, int64_t eps) {
   int64_t sum = 0;
   int32_t lo = xr[0], hi = xr[0];
+#if OFA_OPS_MVE
+  for (int32_t j = 0; j < n; j += 4) {  // the tail's lanes are off: not summed, not compared
+    const mve_pred16_t live = vctp32q((uint32_t)(n - j));
+    const int32x4_t v = vldrwq_z_s32(xr + j, live);
+    sum = vaddlvaq_p_s32(sum, v, live);
+    lo = vminvq_p_s32(lo, v, live);
+    hi = vmaxvq_p_s32(hi, v, live);
+  }
+#else
   for (int32_t j = 0; j < n; ++j) {
     const int32_t v = xr[j];
     sum += v;
     lo = v < lo ? v : lo;
     hi = v > hi ? v : hi;
   }
+#endif
   const int64_t t_hi = (int64_t)n * hi - sum, t_lo = sum - (int64_t)n * lo;  // both >= 0
   const int64_t max_abs = t_hi > t_lo ? t_hi : t_lo;
   LnRow r;
@@ -116,10 +133,20 @@ LnRow ln_row(const int32_t* xr, int32_t n, int64_t eps) {
   if (t32) {
     // |d*x - sum| < 2^31: the wrapped 32-bit difference is exact.
     const uint32_t sum_lo = (uint32_t)sum, un = (uint32_t)n;
+#if OFA_OPS_MVE
+    for (int32_t j = 0; j < n; j += 4) {  // VMUL/VSUB wrap as the uint32 steps do; VSHL by -sh is >> sh
+      const mve_pred16_t live = vctp32q((uint32_t)(n - j));
+      const int32x4_t x = vldrwq_z_s32(xr + j, live);
+      const int32x4_t t = vshlq_s32(vsubq_s32(vmulq_n_s32(x, (int32_t)un), vdupq_n_s32((int32_t)sum_lo)),
+                                    vdupq_n_s32(-r.sh));
+      var = vmlaldavaq_p_s32(var, t, t, live);
+    }
+#else
     for (int32_t j = 0; j < n; ++j) {
       const int32_t t = (int32_t)(un * (uint32_t)xr[j] - sum_lo) >> r.sh;
       var += (int64_t)t * t;
     }
+#endif
   } else {
     for (int32_t j = 0; j < n; ++j) {
       const int64_t t = ((int64_t)n * xr[j] - sum) >> r.sh;
@@ -193,9 +220,46 @@ extern "C" void ofa_layer_norm_s32(const ofa_layer_norm_s32_dims* d, const int32
     ln_row_out(x + (size_t)r * d->ld, d->dim, eps, table, StoreY{y + (size_t)r * d->ld});
 }
 
+#if OFA_OPS_MVE
+namespace {
+// ln_apply_row<true> with StoreYAndNarrow, four lanes at a time: k = (4t * inv + 2^31) >> 32 by
+// VRMULH, which is (t * inv + 2^29) >> 30 (|4t| < 2^24, inv < 2^31), then requant4 twice.
+void ln_apply_row_mve(const LnRow& r, int32_t n, const int32_t* xr, const int32_t* table, int32_t* yr,
+                      int8_t* nr, const int32_t* narrow_table) {
+  const int32x4_t nm = vdupq_n_s32(narrow_table[0]), ns = vdupq_n_s32(narrow_table[1]);
+  const int32x4_t nz = vdupq_n_s32(narrow_table[2]), inv = vdupq_n_s32((int32_t)r.inv);
+  const int32x4_t sum_lo = vdupq_n_s32((int32_t)(uint32_t)r.sum), sh = vdupq_n_s32(-r.sh);
+  for (int32_t j = 0; j < n; j += 4) {
+    const mve_pred16_t live = vctp32q((uint32_t)(n - j));
+    const int32x4_t x = vldrwq_z_s32(xr + j, live);
+    const int32x4_t t = vshlq_s32(vsubq_s32(vmulq_n_s32(x, n), sum_lo), sh);
+    const int32x4_t k = vrmulhq_s32(vshlq_n_s32(t, 2), inv);
+    const int32x4_t mult = vldrwq_z_s32(table + j, live), shift = vldrwq_z_s32(table + n + j, live);
+    const int32x4_t y = vqaddq_s32(ofa_mve::requant4(k, mult, shift), vldrwq_z_s32(table + 2 * n + j, live));
+    vstrwq_p_s32(yr + j, y, live);
+    vstrbq_p_s32(nr + j, ofa_mve::clamp_s8(vqaddq_s32(ofa_mve::requant4(y, nm, ns), nz)), live);
+  }
+}
+}  // namespace
+#endif
+
 extern "C" void ofa_layer_norm_s32_s8(const ofa_layer_norm_s32_dims* d, const int32_t* x,
                                       int64_t eps, const int32_t* table, int32_t* y,
                                       const int32_t* narrow_table, int8_t* narrow) {
+#if OFA_OPS_MVE
+  const bool vec = !ofa_mve::any_int32_min(table, d->dim) && narrow_table[0] != INT32_MIN;
+  for (int32_t r = 0; vec && r < d->rows; ++r) {
+    const size_t at = (size_t)r * d->ld;
+    const LnRow row = ln_row(x + at, d->dim, eps);
+    if (row.narrow_t) {
+      ln_apply_row_mve(row, d->dim, x + at, table, y + at, narrow + at, narrow_table);
+      continue;
+    }
+    const StoreYAndNarrow store{y + at, narrow + at, narrow_table[0], narrow_table[1], narrow_table[2]};
+    ln_apply_row<false>(row, d->dim, x + at, table, store);
+  }
+  if (vec) return;
+#endif
   for (int32_t r = 0; r < d->rows; ++r) {
     const size_t at = (size_t)r * d->ld;
     ln_row_out(x + at, d->dim, eps, table,
@@ -218,6 +282,42 @@ int32_t iexp_q10(int32_t x) {
 
 extern "C" int32_t ofa_iexp_q10(int32_t x) { return iexp_q10(x); }
 
+#if OFA_OPS_MVE
+namespace {
+// One row of ofa_softmax_s8 (below) four lanes at a time. delta = score - max saturates at INT32_MIN
+// (VQSUB) where the scalar form widens: both are past the cutoff, exp 0. The lanes' exponents z
+// differ, so the shift is per lane (VSHL by -z). p = (e * inv + 2^31) >> 32 is VRMULH.
+void softmax_row_mve(int32_t* sr, int8_t* pr, int32_t used, int32_t mult, int32_t shift, int32_t zp) {
+  const int32x4_t m = vdupq_n_s32(mult), sh = vdupq_n_s32(shift), z0 = vdupq_n_s32(zp);
+  int32_t mx = INT32_MIN;
+  for (int32_t j = 0; j < used; j += 4) {
+    const mve_pred16_t live = vctp32q((uint32_t)(used - j));
+    const int32x4_t v = vqaddq_s32(ofa_mve::requant4(vldrwq_z_s32(sr + j, live), m, sh), z0);
+    vstrwq_p_s32(sr + j, v, live);
+    mx = vmaxvq_p_s32(mx, v, live);
+  }
+  int64_t total = 0;
+  for (int32_t j = 0; j < used; j += 4) {
+    const mve_pred16_t live = vctp32q((uint32_t)(used - j));
+    const int32x4_t x = vqsubq_s32(vldrwq_z_s32(sr + j, live), vdupq_n_s32(mx));  // <= 0
+    const mve_pred16_t inside = vcmpgtq_n_s32(x, -kExpCutoff);
+    const int32x4_t z = vshrq_n_s32(vmulq_n_s32(vnegq_s32(x), (int32_t)kInvLn2Mul), kInvLn2Shift);
+    const int32x4_t q = vaddq_n_s32(vmlaq_n_s32(x, z, kLn2Q10), kBQ10);
+    const int32x4_t e = vpselq_s32(vshlq_s32(vaddq_n_s32(vmulq_s32(q, q), kCScaled), vnegq_s32(z)),
+                                   vdupq_n_s32(0), inside);
+    vstrwq_p_s32(sr + j, e, live);
+    total = vaddlvaq_p_s32(total, e, live);
+  }
+  const int32x4_t inv = vdupq_n_s32((int32_t)div_round((int64_t)127 << 32, total));
+  for (int32_t j = 0; j < used; j += 4) {
+    const mve_pred16_t live = vctp32q((uint32_t)(used - j));
+    const int32x4_t p = vminq_s32(vrmulhq_s32(vldrwq_z_s32(sr + j, live), inv), vdupq_n_s32(127));
+    vstrbq_p_s32(pr + j, p, live);
+  }
+}
+}  // namespace
+#endif
+
 extern "C" void ofa_softmax_s8(const ofa_softmax_s8_dims* d, int32_t* scores,
                                const int32_t* table, int8_t* probs) {
   const int32_t mult = table[0], shift = table[1], zp = table[2];
@@ -226,6 +326,13 @@ extern "C" void ofa_softmax_s8(const ofa_softmax_s8_dims* d, int32_t* scores,
     int8_t* pr = probs + (size_t)r * d->ld_out;
     const int32_t last = d->first_row + r + 1;
     const int32_t used = d->causal ? (last < d->cols ? last : d->cols) : d->cols;
+#if OFA_OPS_MVE
+    if (mult != INT32_MIN) {
+      softmax_row_mve(sr, pr, used, mult, shift, zp);
+      for (int32_t j = used; j < d->cols; ++j) pr[j] = 0;
+      continue;
+    }
+#endif
     int32_t mx = INT32_MIN;
     for (int32_t j = 0; j < used; ++j) {
       const int32_t v = ofa_rq::add_sat32(ofa_rq::requantize_one_shift(sr[j], mult, shift), zp);

@@ -62,6 +62,8 @@ class ModelConfig:
             raise OfaError(f"head base must be one of {HEAD_BASES}, got {self.head_base!r}")
         if not self.alpha > 0:
             raise OfaError(f"alpha must be positive, got {self.alpha}")
+        if self.linear_path is False:  # checkpoints written before the ridge path recorded "no path" as false
+            self.linear_path = "none"
         if self.linear_path not in LINEAR_PATHS:
             raise OfaError(f"linear path must be one of {LINEAR_PATHS}, got {self.linear_path!r}")
         if self.linear_path != "none" and self.stride > self.patch:
