@@ -147,6 +147,7 @@ with open(os.path.join(FIRMWARE, "instruction_budget.json")) as _f:
 
 
 @pytest.mark.parametrize("target,which", [("cortex-m4", "student"), ("cortex-m7", "student"),
+                                          ("cortex-m33", "student"), ("cortex-m33-nodsp", "student"),
                                           ("cortex-m55", "gpt2"), ("cortex-m55", "student")])
 def test_demo_on_qemu_is_bit_exact(models, tmp_path, target, which):
     need_toolchain()

@@ -158,7 +158,7 @@ def test_info_describes_fp32_int8_and_student_files(models, capsys):
         d = json.loads(out)
         assert d["channels"] == ["a", "b"] and d["seq_len"] == SEQ_LEN and d["horizon"] == HORIZON
         assert d["patches"] == n_patches(SEQ_LEN, 16, 8) and d["training"]["dataset"] == "d"
-        assert set(d["firmware"]) == {"cortex-m4", "cortex-m7", "cortex-m55"}
+        assert set(d["firmware"]) == {"cortex-m4", "cortex-m7", "cortex-m33", "cortex-m33-nodsp", "cortex-m55"}
     assert "fp32" in texts["fp32"] and "gpt2 layout" in texts["fp32"] and "1 block(s)" in texts["fp32"]
     assert "firmware runs int8 model files" in texts["fp32"]
     assert "int8 per-channel weights" in texts["int8"] and "cortex-m4  fits" in texts["int8"]

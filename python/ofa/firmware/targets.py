@@ -25,6 +25,9 @@ class Target:
 TARGETS = {
     "cortex-m4": Target("cortex-m4", 1 * MIB, 256 * KIB, "mps2-an386", 4 * MIB, 4 * MIB),
     "cortex-m7": Target("cortex-m7", 2 * MIB, 1 * MIB, "mps2-an500", 4 * MIB, 4 * MIB),
+    # Armv8-M mainline (nRF5340-class): with the DSP extension, and without it (the portable kernels).
+    "cortex-m33": Target("cortex-m33", 1 * MIB, 512 * KIB, "mps2-an505", 4 * MIB, 4 * MIB),
+    "cortex-m33-nodsp": Target("cortex-m33-nodsp", 1 * MIB, 512 * KIB, "mps2-an505", 4 * MIB, 4 * MIB),
     "cortex-m55": Target("cortex-m55", 4 * MIB, 4 * MIB, "mps3-an547", 512 * KIB, 512 * KIB),
 }
 # Budget kept aside for what is not the model: the firmware's code (kernels, startup, report;
