@@ -124,16 +124,15 @@ int main(void) {
     mismatches += differ;
     if (!(window_diff <= max_diff)) max_diff = window_diff;
     if (differ == 0) ++exact_windows;
-    sh_str(&b, "window ");
-    sh_i64(&b, w);
-    sh_str(&b, differ ? ": DIFFERS in " : ": bit-exact");
+    sh_str_u64(&b, "window ", (uint64_t)w);
     if (differ) {
-      sh_u64(&b, differ);
+      sh_str_u64(&b, ": DIFFERS in ", differ);
       sh_str(&b, " outputs, max |diff| ");
       sh_f32(&b, window_diff);
+    } else {
+      sh_str(&b, ": bit-exact");
     }
-    sh_str(&b, ", ");
-    sh_u64(&b, instructions);
+    sh_str_u64(&b, ", ", instructions);
     sh_str(&b, " instructions");
     sh_line(&b);
   }
@@ -145,48 +144,34 @@ int main(void) {
     covered += ofa_profile_instructions[i];
     sh_str(&b, "OFA_PROFILE kernel=");
     sh_str(&b, ofa_profile_names[i]);
-    sh_str(&b, " calls=");
-    sh_u64(&b, ofa_profile_calls[i]);
-    sh_str(&b, " instructions=");
-    sh_u64(&b, ofa_profile_instructions[i]);
+    const sh_field f[] = {{"calls", ofa_profile_calls[i]}, {"instructions", ofa_profile_instructions[i]}};
+    sh_fields(&b, f, 2);
     sh_line(&b);
   }
-  sh_str(&b, "OFA_PROFILE kernel=outside_kernels calls=0 instructions=");
-  sh_u64(&b, instructions_max > covered ? instructions_max - covered : 0);
+  sh_str(&b, "OFA_PROFILE kernel=outside_kernels");
+  const sh_field outside[] = {{"calls", 0}, {"instructions", instructions_max > covered ? instructions_max - covered : 0}};
+  sh_fields(&b, outside, 2);
   sh_line(&b);
 #endif
 
   const int pass = exact_windows == OFA_GOLDEN_COUNT;
-  sh_str(&b, pass ? "PASS: " : "FAIL: ");
-  sh_i64(&b, exact_windows);
-  sh_str(&b, "/");
-  sh_i64(&b, OFA_GOLDEN_COUNT);
-  sh_str(&b, " windows bit-exact with the host; arena ");
-  sh_u64(&b, arena_used);
-  sh_str(&b, " of ");
-  sh_u64(&b, OFA_ARENA_BYTES);
-  sh_str(&b, " bytes used; stack peak ");
-  sh_u64(&b, stack_high_water());
+  sh_str_u64(&b, pass ? "PASS: " : "FAIL: ", (uint64_t)exact_windows);
+  sh_str_u64(&b, "/", OFA_GOLDEN_COUNT);
+  sh_str_u64(&b, " windows bit-exact with the host; arena ", arena_used);
+  sh_str_u64(&b, " of ", OFA_ARENA_BYTES);
+  sh_str_u64(&b, " bytes used; stack peak ", stack_high_water());
   sh_line(&b);
-  sh_str(&b, "OFA_RESULT target=" OFA_TARGET_NAME " pass=");
-  sh_i64(&b, pass);
-  sh_str(&b, " windows=");
-  sh_i64(&b, OFA_GOLDEN_COUNT);
-  sh_str(&b, " mismatches=");
-  sh_u64(&b, mismatches);
+  sh_str(&b, "OFA_RESULT target=" OFA_TARGET_NAME);
+  const sh_field result[] = {{"pass", (uint64_t)pass}, {"windows", OFA_GOLDEN_COUNT}, {"mismatches", mismatches}};
+  sh_fields(&b, result, 3);
   sh_str(&b, " max_abs_diff=");
   sh_f32(&b, max_diff);
   sh_line(&b);
-  sh_str(&b, "OFA_RESULT arena_planned=");
-  sh_u64(&b, OFA_ARENA_BYTES);
-  sh_str(&b, " arena_used=");
-  sh_u64(&b, arena_used);
-  sh_str(&b, " stack_peak=");
-  sh_u64(&b, stack_high_water());
-  sh_str(&b, " instructions=");
-  sh_u64(&b, instructions_max);
-  sh_str(&b, " counter_check=");
-  sh_u64(&b, known);
+  sh_str(&b, "OFA_RESULT");
+  const sh_field sizes[] = {{"arena_planned", OFA_ARENA_BYTES}, {"arena_used", arena_used},
+                            {"stack_peak", stack_high_water()}, {"instructions", instructions_max},
+                            {"counter_check", known}};
+  sh_fields(&b, sizes, 5);
   sh_line(&b);
   return pass ? 0 : 1;
 }

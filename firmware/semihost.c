@@ -76,6 +76,20 @@ void sh_f32(sh_buf* b, float v) {
   sh_i64(b, e);
 }
 
+void sh_str_u64(sh_buf* b, const char* s, uint64_t v) {
+  sh_str(b, s);
+  sh_u64(b, v);
+}
+
+void sh_fields(sh_buf* b, const sh_field* fields, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    sh_str(b, " ");
+    sh_str(b, fields[i].key);
+    sh_str(b, "=");
+    sh_u64(b, fields[i].value);
+  }
+}
+
 void sh_line(sh_buf* b) {
   sh_str(b, "\n");
   sh_write(b->text);

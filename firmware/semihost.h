@@ -19,5 +19,13 @@ void sh_u64(sh_buf* b, uint64_t v);
 void sh_i64(sh_buf* b, int64_t v);
 void sh_f32(sh_buf* b, float v); /* 6 significant digits, exponent form; for reports only */
 void sh_line(sh_buf* b);
+void sh_str_u64(sh_buf* b, const char* s, uint64_t v); /* s, then v */
+
+/* " key=value" for each field: the machine-readable report lines (bench/firmware.py parses them). */
+typedef struct sh_field {
+  const char* key;
+  uint64_t value;
+} sh_field;
+void sh_fields(sh_buf* b, const sh_field* fields, size_t count);
 
 #endif

@@ -74,36 +74,40 @@ inline Params params(const int32_t* table, int32_t count, int32_t j, __mmask16 m
 
 }  // namespace
 
-void ofa_requant_to_s8_avx512(const ofa_requant_dims* d, const int32_t* in, const int32_t* table,
-                              int8_t* out) {
+namespace {
+
+// The rows of a requantisation, 16 lanes at a time; store(out_row, j, mask, v, p) finishes lane j..j+15.
+template <class Out, class Store>
+void requant_rows(const ofa_requant_dims* d, const int32_t* in, const int32_t* table, Out* out, Store store) {
   for (int32_t r = 0; r < d->rows; ++r) {
     const int32_t* ir = in + (size_t)r * d->ld_in;
-    int8_t* orow = out + (size_t)r * d->ld_out;
+    Out* orow = out + (size_t)r * d->ld_out;
     for (int32_t j = 0; j < d->cols; j += 16) {
       const __mmask16 m = tail_mask(d->cols - j);
       const Params p = params(table, d->count, j, m);
-      __m512i v = requantize(_mm512_maskz_loadu_epi32(m, ir + j), p.mult, p.shift);
-      v = add_saturating_epi32(v, p.zp);
-      v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(-128)), _mm512_set1_epi32(127));
-      _mm512_mask_cvtepi32_storeu_epi8(orow + j, m, v);
+      store(orow + j, m, requantize(_mm512_maskz_loadu_epi32(m, ir + j), p.mult, p.shift), p);
     }
   }
 }
 
+}  // namespace
+
+void ofa_requant_to_s8_avx512(const ofa_requant_dims* d, const int32_t* in, const int32_t* table,
+                              int8_t* out) {
+  requant_rows(d, in, table, out, [](int8_t* o, __mmask16 m, __m512i v, const Params& p) {
+    v = add_saturating_epi32(v, p.zp);
+    v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(-128)), _mm512_set1_epi32(127));
+    _mm512_mask_cvtepi32_storeu_epi8(o, m, v);
+  });
+}
+
 void ofa_requant_add_s32_avx512(const ofa_requant_dims* d, const int32_t* in, const int32_t* table,
                                 int32_t* out) {
-  for (int32_t r = 0; r < d->rows; ++r) {
-    const int32_t* ir = in + (size_t)r * d->ld_in;
-    int32_t* orow = out + (size_t)r * d->ld_out;
-    for (int32_t j = 0; j < d->cols; j += 16) {
-      const __mmask16 m = tail_mask(d->cols - j);
-      const Params p = params(table, d->count, j, m);
-      const __m512i v = requantize(_mm512_maskz_loadu_epi32(m, ir + j), p.mult, p.shift);
-      // Same order as the scalar code: saturate(saturate(out + v) + zp).
-      const __m512i o = _mm512_maskz_loadu_epi32(m, orow + j);
-      _mm512_mask_storeu_epi32(orow + j, m, add_saturating_epi32(add_saturating_epi32(o, v), p.zp));
-    }
-  }
+  requant_rows(d, in, table, out, [](int32_t* o, __mmask16 m, __m512i v, const Params& p) {
+    // Same order as the scalar code: saturate(saturate(out + v) + zp).
+    const __m512i old = _mm512_maskz_loadu_epi32(m, o);
+    _mm512_mask_storeu_epi32(o, m, add_saturating_epi32(add_saturating_epi32(old, v), p.zp));
+  });
 }
 
 namespace {

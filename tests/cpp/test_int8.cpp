@@ -390,17 +390,14 @@ void layer_norm_int64_form(int rows, int n, const int32_t* x, int64_t eps, const
     }
     int sh = 0;
     while ((max_abs >> sh) >= ((int64_t)1 << 22)) ++sh;
-    int64_t var = 0;
-    for (int j = 0; j < n; ++j) {
-      const int64_t t = ((int64_t)n * xr[j] - sum) >> sh;
-      var += t * t;
-    }
-    var += eps >> (2 * sh);
-    int64_t root = ofa_isqrt64(var);
-    if (root == 0) root = 1;
+    std::vector<int64_t> ts(n);
+    for (int j = 0; j < n; ++j) ts[j] = ((int64_t)n * xr[j] - sum) >> sh;
+    int64_t var = eps >> (2 * sh);
+    for (int64_t t : ts) var += t * t;
+    const int64_t root = std::max<int64_t>(1, ofa_isqrt64(var));  // 1: a constant row
     const int64_t inv = (((int64_t)1 << 46) + root / 2) / root;
     for (int j = 0; j < n; ++j) {
-      const int64_t t = ((int64_t)n * xr[j] - sum) >> sh;
+      const int64_t t = ts[j];
       const int32_t k = (int32_t)((t * inv + ((int64_t)1 << 29)) >> 30);
       const int64_t v = (int64_t)ofa_requantize(k, table[j], table[n + j]) + table[2 * n + j];
       y[(size_t)r * n + j] = (int32_t)std::min<int64_t>(INT32_MAX, std::max<int64_t>(INT32_MIN, v));
