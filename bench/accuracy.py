@@ -38,8 +38,8 @@ from ofa.checkpoint import atomic_write_json  # noqa: E402
 from ofa.data import load_series, make_splits  # noqa: E402
 from ofa.evaluation import scores  # noqa: E402
 from ofa.model import ModelConfig, parameter_counts  # noqa: E402
-from ofa.errors import OfaError  # noqa: E402
-from ofa.linear_path import LOOKBACKS  # noqa: E402
+from ofa.errors import OfaError, SeriesTooShort  # noqa: E402
+from ofa.linear_path import LOOKBACKS, SHORT_LOOKBACKS  # noqa: E402
 from ofa.training import PRESETS, SHORT_BUDGET_LR, TrainConfig, every_for, train  # noqa: E402
 
 DATA = os.environ.get("OFA_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
@@ -328,6 +328,18 @@ def reduced_splits(path: str, seq_len: int, horizon: int, full: bool, train_seri
     return make_splits(load_series(path), seq_len, horizon, train_every=every)
 
 
+def scoring_seq_len(series, horizon: int) -> int:
+    """A lookback the series is long enough for: 336, or on a short series the longest of `--seq-len auto`'s
+    short ones that fits. The test targets start at the same border for any lookback, so they are the same."""
+    for seq_len in (336, *SHORT_LOOKBACKS):
+        try:
+            make_splits(series, seq_len, horizon)
+            return seq_len
+        except SeriesTooShort:
+            continue
+    raise OfaError(f"{series.name}: too few rows for horizon {horizon} with any lookback down to {SHORT_LOOKBACKS[-1]}")
+
+
 def test_stride(path: str, horizon: int, args) -> tuple[int, int]:
     """(k, windows): every k-th test window is scored, `windows` of them, the same for every model of a cell.
 
@@ -337,7 +349,7 @@ def test_stride(path: str, horizon: int, args) -> tuple[int, int]:
     not training, was most of the reduced run's time. --screen K overrides it.
     """
     series = load_series(path)
-    n = len(make_splits(series, 336, horizon).test.starts)  # test windows do not depend on seq_len
+    n = len(make_splits(series, scoring_seq_len(series, horizon), horizon).test.starts)  # the same for any seq_len
     k = args.screen if args.screen > 1 else 1 if args.full or getattr(args, "all_test_windows", False) else \
         every_for(n * series.values.shape[1], REDUCED_TEST_SERIES)
     return k, len(range(0, n, k))
@@ -347,10 +359,13 @@ def dlinear_cell(name: str, ds: str, path: str, horizon: int, lookback, args) ->
     """DLinear (or RLinear) with its rate, and under "auto" its lookback too, chosen on validation."""
     epochs = 10 if args.full else REDUCED_EPOCHS
     best = None
-    for seq_len in (LOOKBACKS if lookback == "auto" else (lookback,)):
+    candidates = LOOKBACKS if lookback == "auto" else (lookback,)
+    if lookback == "auto" and scoring_seq_len(load_series(path), horizon) < min(LOOKBACKS):
+        candidates = SHORT_LOOKBACKS  # a short series: the shorter lookbacks One-for-All's auto also tries
+    for seq_len in candidates:
         try:
             splits = reduced_splits(path, seq_len, horizon, args.full, args.train_series)
-        except OfaError:
+        except SeriesTooShort:
             continue  # too short for this lookback
         model, info = tuned_dlinear(ds, splits, seq_len, horizon, epochs, args.seed, kind=name)
         info["seq_len"] = seq_len
@@ -369,7 +384,8 @@ def measure(name: str, ds: str, path: str, horizon: int, args, protocol: str) ->
     args.test_every, test_windows = test_stride(path, horizon, args)
     print(f"== {ds} h{horizon} {name} ({protocol}, lookback {lookback or 'the preset' + chr(39) + 's'})", flush=True)
     if name == "naive":
-        rec = score_naive(make_splits(load_series(path), 336, horizon), args.test_every)  # same targets for any L
+        series = load_series(path)
+        rec = score_naive(make_splits(series, scoring_seq_len(series, horizon), horizon), args.test_every)  # any L
         rec |= {"train_seconds": 0.0, "trainable_params": 0, "seq_len": 1}
     elif name == "dlinear-lr5e-3":  # the bench's DLinear before its rate and lookback were tuned
         splits = reduced_splits(path, 336, horizon, args.full, args.train_series)

@@ -134,3 +134,31 @@ def test_auto_lookback_picks_one_that_fits_and_keeps_its_fit(tmp_path, tiny_gpt2
     chosen = meta["lookback"]["chosen"]
     assert meta["model"]["seq_len"] == chosen == min((336, 512), key=lambda k: meta["lookback"]["val_mse"][str(k)])
     assert meta["linear_path"]["val_mse"] == meta["lookback"]["val_mse"][str(chosen)]
+
+
+def test_short_series_choose_from_the_short_lookbacks():
+    """Auto lookback on a series too short for 336/512/720: the short candidates that fit, on validation;
+    a problem other than length is raised, not taken for "too short"."""
+    from ofa.data import Series, make_splits
+    from ofa.errors import SeriesTooShort
+    from ofa.training import TrainConfig, choose_lookback
+
+    rng = np.random.default_rng(2)
+    t = np.arange(200)
+    values = np.stack([np.sin(t / 5) + 0.05 * rng.standard_normal(200), np.zeros(200)], axis=1)
+    values[150:, 1] = 1.0  # an indicator that changes only after the train split: scaled by 1
+    series = Series("short", values.astype(np.float32), ["wave", "flag"])
+    seq_len, info, _ = choose_lookback(series, 12, TrainConfig())
+    assert seq_len in linear_path.SHORT_LOOKBACKS and seq_len <= 96
+    assert set(map(int, info["val_mse"])) <= set(linear_path.SHORT_LOOKBACKS)
+    assert make_splits(series, seq_len, 12).scaler.std[1] == 1.0
+    with pytest.raises(SeriesTooShort):
+        make_splits(series, 336, 12)
+
+    def broken(seq_len):
+        raise OfaError("column 'x' is broken")
+
+    with pytest.raises(OfaError, match="broken"):
+        linear_path.choose_lookback(broken)
+    with pytest.raises(OfaError, match="too few rows"):
+        linear_path.choose_lookback(lambda seq_len: None)

@@ -35,7 +35,7 @@ def lookback(text: str):
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="CSV (date column, then numeric channels) or builtin:taylor")
+    p.add_argument("--data", required=True, help="CSV (date column, then numeric channels), or builtin:taylor or builtin:seatbelts (packaged series)")
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--target", help="train on this one column instead of all channels")
     p.add_argument("--horizon", type=positive_int, default=96, help="steps to forecast")

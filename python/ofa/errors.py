@@ -7,3 +7,7 @@ into a one-line message and exit status 2.
 
 class OfaError(ValueError):
     """A user-facing problem with the input: the message names it."""
+
+
+class SeriesTooShort(OfaError):
+    """The data have too few rows for the lookback and horizon asked (`--seq-len auto` tries shorter ones)."""

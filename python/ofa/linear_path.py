@@ -83,6 +83,9 @@ def fit(train: WindowSet, val: WindowSet, grid=RIDGE_GRID) -> tuple[np.ndarray, 
 
 # Lookbacks `--seq-len auto` chooses from: the paper's 336 and 512, and 720 (90 patches at stride 8).
 LOOKBACKS = (336, 512, 720)
+# Where none of those fits (a series of a few hundred rows), the shorter ones that do, down to 24
+# (3 patches): chosen the same way, on validation.
+SHORT_LOOKBACKS = (256, 192, 128, 96, 64, 48, 32, 24)
 
 
 def choose_lookback(splits_for, candidates=LOOKBACKS) -> tuple[int, dict, tuple]:
@@ -98,7 +101,10 @@ def choose_lookback(splits_for, candidates=LOOKBACKS) -> tuple[int, dict, tuple]
         if splits is None:
             continue
         fits[seq_len] = fit(splits.train, splits.val)
+    if not fits and candidates == LOOKBACKS:  # a short series: its own, shorter lookbacks
+        return choose_lookback(splits_for, SHORT_LOOKBACKS)
     if not fits:
-        raise OfaError(f"no lookback of {list(candidates)} fits this series' splits; give --seq-len")
+        raise OfaError(f"no lookback of {list(LOOKBACKS + SHORT_LOOKBACKS)} fits this series' splits "
+                       f"(too few rows for a training and a validation window); give --seq-len")
     best = min(fits, key=lambda k: fits[k][2]["val_mse"])
     return best, {"chosen": best, "val_mse": {str(k): f[2]["val_mse"] for k, f in fits.items()}}, fits[best]

@@ -20,7 +20,7 @@ from . import resume as resume_state
 from .data import Splits, WindowSet, describe_split, load_series, make_splits, resolved_split
 from .distributed import Context, autocast
 from .distributed import setup as setup_processes
-from .errors import OfaError
+from .errors import OfaError, SeriesTooShort
 from .evaluation import predict_windowset
 from .model import ModelConfig, build, parameter_counts
 
@@ -165,7 +165,7 @@ def choose_lookback(series, horizon: int, tc: TrainConfig) -> tuple[int, dict, t
             probe = make_splits(series, seq_len, horizon, tc.train_fraction)
             every = every_for(len(probe.train.starts), tc.max_train_windows)
             return make_splits(series, seq_len, horizon, tc.train_fraction, train_every=every)
-        except OfaError:  # too short for this lookback
+        except SeriesTooShort:  # too short for this lookback; any other problem is the user's to see
             return None
 
     return linear_path.choose_lookback(splits_for)
