@@ -34,13 +34,13 @@ from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))  # run from a checkout too
 
-from ofa.checkpoint import atomic_write_json  # noqa: E402
+from ofa.training.checkpoint import atomic_write_json  # noqa: E402
 from ofa.data import load_series, make_splits  # noqa: E402
 from ofa.evaluation import scores  # noqa: E402
-from ofa.model import ModelConfig, parameter_counts  # noqa: E402
+from ofa.training.model import ModelConfig, parameter_counts  # noqa: E402
 from ofa.errors import OfaError, SeriesTooShort  # noqa: E402
-from ofa.linear_path import LOOKBACKS, SHORT_LOOKBACKS  # noqa: E402
-from ofa.training import PRESETS, SHORT_BUDGET_LR, TrainConfig, every_for, train  # noqa: E402
+from ofa.training.linear_path import LOOKBACKS, SHORT_LOOKBACKS  # noqa: E402
+from ofa.training.loop import PRESETS, SHORT_BUDGET_LR, TrainConfig, every_for, train  # noqa: E402
 
 DATA = os.environ.get("OFA_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 DATASETS = {"ETTh1": "ETT/ETTh1.csv", "ETTh2": "ETT/ETTh2.csv", "ETTm1": "ETT/ETTm1.csv",
@@ -230,7 +230,7 @@ def engine_forecast(checkpoint_dir: str, scaler, x: np.ndarray, threads: int) ->
     to 1e-4 (bench/parity.py) and, unlike torch's OpenMP threads, does not stall when cores are shared.
     """
     import ofa
-    from ofa.export import export
+    from ofa.export.merge import export
 
     path = os.path.join(checkpoint_dir, "model.ofa")
     export(checkpoint_dir, path)
@@ -247,7 +247,7 @@ def reduced_window_cap(path: str, series: int = REDUCED_TRAIN_SERIES) -> int:
 def run_ofa(name: str, path: str, horizon: int, lookback, full: bool, seed: int, workdir: str,
             test_every: int = 1, threads: int = 0, train_series: int = REDUCED_TRAIN_SERIES,
             rescore: bool = False, precision: str = "bf16", scorer: str = "engine") -> dict:
-    from ofa import checkpoint
+    from ofa.training import checkpoint
 
     spec = dict(VARIANTS[name])
     preset_name = spec.pop("preset")

@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))  # run from a checkout too
 sys.path.insert(0, HERE)
 
-from ofa.checkpoint import atomic_write_json  # noqa: E402
+from ofa.training.checkpoint import atomic_write_json  # noqa: E402
 from ofa.data import load_series, make_splits  # noqa: E402
 from ofa.errors import OfaError  # noqa: E402
 from ofa.evaluation import scores  # noqa: E402
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     if missing:
         raise SystemExit(f"bench/firmware.py needs {', '.join(missing)} (README, Firmware)")
     from accuracy import REDUCED_TRAIN_SERIES, dlinear_cell
-    from ofa.export import export
+    from ofa.export.merge import export
 
     os.makedirs(args.workdir, exist_ok=True)
     student8 = os.path.join(args.workdir, "student-int8.ofa")

@@ -17,10 +17,10 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 
 import ofa  # noqa: E402
-from ofa import checkpoint  # noqa: E402
+from ofa.training import checkpoint
 from ofa.data import load_series, make_splits  # noqa: E402
 from ofa.evaluation import predict_windows_torch, scores  # noqa: E402
-from ofa.export import export  # noqa: E402
+from ofa.export.merge import export  # noqa: E402
 
 
 def main(argv=None) -> int:

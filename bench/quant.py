@@ -40,11 +40,11 @@ sys.path.insert(0, os.path.join(HERE, "..", "python"))
 
 import ofa  # noqa: E402
 from timing import best_ms  # noqa: E402
-from ofa import checkpoint  # noqa: E402
-from ofa.checkpoint import atomic_write_json  # noqa: E402
+from ofa.training import checkpoint
+from ofa.training.checkpoint import atomic_write_json  # noqa: E402
 from ofa.data import evenly_spaced, load_series, make_splits  # noqa: E402
 from ofa.evaluation import predict_windows_torch, scores  # noqa: E402
-from ofa.export import export  # noqa: E402
+from ofa.export.merge import export  # noqa: E402
 
 DATA = os.path.abspath(os.path.join(HERE, "..", "..", "shared", "data"))
 DATASETS = {"ETTh1": "ETT/ETTh1.csv", "ETTm1": "ETT/ETTm1.csv", "Weather": "weather/weather.csv"}
@@ -78,7 +78,7 @@ def engine_record(path: str, raw, y, scaler, timing_x, bit_exact: bool = False) 
     pred = np.concatenate([model.run(raw[i:i + 256]) for i in range(0, len(raw), 256)])
     extra = {}
     if bit_exact:  # the numpy reference over every scored window
-        from ofa.int8_reference import Int8Forward
+        from ofa.reference.int8_reference import Int8Forward
         from ofa.modelfile import read_model_file
 
         tensors, meta = read_model_file(path, schemes=("int8",))
@@ -128,8 +128,8 @@ def torch_dynamic_record(ckpt: str, x_scaled, y, threads: int) -> dict:
 
 def block_report(fp32_path: str, int8_path: str, raw) -> list[dict]:
     """Per block: cosine and relative L2 error of the int8 block output against fp32 (same windows)."""
-    from ofa.float_forward import FloatForward
-    from ofa.int8_reference import Int8Forward
+    from ofa.reference.float_forward import FloatForward
+    from ofa.reference.int8_reference import Int8Forward
     from ofa.modelfile import read_model_file
 
     t32, m32 = read_model_file(fp32_path)

@@ -21,7 +21,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))  # run from a checkout too
 
-from ofa import linear_path  # noqa: E402
+from ofa.training import linear_path
 from ofa.fileio import atomic_write_json  # noqa: E402
 
 

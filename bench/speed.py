@@ -27,10 +27,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 
 import ofa  # noqa: E402
 from timing import best_ms  # noqa: E402
-from ofa import checkpoint  # noqa: E402
-from ofa.checkpoint import atomic_write_json  # noqa: E402
-from ofa.export import export  # noqa: E402
-from ofa.model import ModelConfig, build  # noqa: E402
+from ofa.training import checkpoint
+from ofa.training.checkpoint import atomic_write_json  # noqa: E402
+from ofa.export.merge import export  # noqa: E402
+from ofa.training.model import ModelConfig, build  # noqa: E402
 
 
 def sgemm_peak(threads: int) -> float:
@@ -42,7 +42,7 @@ def sgemm_peak(threads: int) -> float:
 
 def fresh_checkpoint(directory: str, seed: int, layers: int) -> str:
     """MiniLM's first `layers` blocks, default preset otherwise, adapters non-zero (as after training)."""
-    from ofa import backbone as backbones
+    from ofa.training import backbone as backbones
 
     mc = ModelConfig(seq_len=336, horizon=96, layers=layers)
     backbone = backbones.load(mc.backbone, mc.layers)

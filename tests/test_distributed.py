@@ -12,8 +12,8 @@ from safetensors.numpy import load_file
 SCRIPT = """
 import sys
 import ofa
-from ofa.model import ModelConfig
-from ofa.training import TrainConfig
+from ofa.training.model import ModelConfig
+from ofa.training.loop import TrainConfig
 data, out, patience = sys.argv[1], sys.argv[2], int(sys.argv[3])
 mc = ModelConfig(seq_len=64, horizon=16, layers=1, backbone_dropout=False, lora_dropout=0.0)
 tc = TrainConfig(epochs=2, batch_size=30, max_train_windows=120, threads=1, progress=False, device="cpu",

@@ -8,13 +8,13 @@ from engine_reference import reference_forward
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from ofa import checkpoint
+from ofa.training import checkpoint
 from ofa.data import load_csv, make_splits
 from ofa.errors import OfaError
 from ofa.evaluation import predict_windows_torch
-from ofa.export import checksum, export
-from ofa.model import ModelConfig
-from ofa.training import TrainConfig, train
+from ofa.export.merge import checksum, export
+from ofa.training.model import ModelConfig
+from ofa.training.loop import TrainConfig, train
 
 
 def trained(tmp_path, data, backbone, **model):
@@ -58,7 +58,7 @@ def test_export_matches_pytorch(tmp_path, small_csv, tiny_gpt2, backbone, head_b
     ref_scaled = splits.scaler.transform(ref.reshape(-1, 2)).reshape(ref.shape)
     np.testing.assert_allclose(ref_scaled, torch_pred, atol=2e-5)
     # The calibration forward (float32, batched) computes the same graph (docs/architecture.md).
-    from ofa.float_forward import FloatForward
+    from ofa.reference.float_forward import FloatForward
 
     calib = FloatForward(config, tensors).run(raw)
     np.testing.assert_allclose(splits.scaler.transform(calib.reshape(-1, 2)).reshape(calib.shape), torch_pred,

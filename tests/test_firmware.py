@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from ofa import _engine
 from ofa.errors import OfaError
-from ofa.export import export, quantize_model_file
+from ofa.export.merge import export, quantize_model_file
 from ofa.firmware import build, elf_sizes, emit, run_qemu, toolchain_missing
 from ofa.modelfile import read_model_file
 from test_infer import exported
@@ -28,8 +28,8 @@ def models(tmp_path_factory, tiny_gpt2):
     """A tiny GPT-2-layout int8 model, and a BERT-layout student (int8) distilled from a GPT-2 teacher
     with a linear path, which the student inherits: the QEMU runs cover the graph with and without it."""
     from conftest import noisy_sines, write_csv
-    from ofa.distill import StudentConfig, distill
-    from ofa.training import TrainConfig
+    from ofa.training.distill import StudentConfig, distill
+    from ofa.training.loop import TrainConfig
 
     tmp = tmp_path_factory.mktemp("fw")
     data = write_csv(tmp / "d.csv", noisy_sines(1), ["a", "b"])

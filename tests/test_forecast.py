@@ -11,7 +11,7 @@ from test_infer import exported
 import ofa
 from ofa.cli import main
 from ofa.data import n_patches
-from ofa.export import quantize_model_file
+from ofa.export.merge import quantize_model_file
 
 SEQ_LEN, HORIZON = 64, 16
 
@@ -20,9 +20,9 @@ SEQ_LEN, HORIZON = 64, 16
 def models(tmp_path_factory, tiny_gpt2):
     """A tiny GPT-2-layout model on an hourly 2-channel CSV: its checkpoint, fp32 and int8 files, and an
     int8 student distilled from it."""
-    from ofa.distill import StudentConfig, distill
-    from ofa.export import export
-    from ofa.training import TrainConfig
+    from ofa.training.distill import StudentConfig, distill
+    from ofa.export.merge import export
+    from ofa.training.loop import TrainConfig
 
     tmp = tmp_path_factory.mktemp("forecast")
     data = write_csv(tmp / "d.csv", noisy_sines(3), ["a", "b"])
@@ -184,8 +184,8 @@ def test_eval_model_refuses_other_channels(models, tmp_path, capsys):
 
 
 def test_inference_never_imports_torch(models, tmp_path):
-    """The README's boundary: loading, inferring, forecasting from a model file, ofa info and header emission
-    work where torch cannot be imported."""
+    """The README's boundary: ofa.runtime (loading, inferring, forecasting from a model file, ofa info),
+    the numpy references and header emission work where torch cannot be imported."""
     import subprocess
     import sys
 
@@ -198,9 +198,10 @@ class NoTorch:
 sys.meta_path.insert(0, NoTorch())
 import numpy as np
 import ofa
-from ofa.info import describe
+import ofa.reference.int8_reference, ofa.runtime.forecasting  # the runtime package and the numpy oracles
+from ofa.runtime.info import describe
 from ofa.firmware import emit
-model = ofa.load({models['int8']!r})
+model = ofa.runtime.load({models['int8']!r})
 x = np.ones((model.seq_len, model.n_channels), np.float32)
 assert ofa.infer(model, x).shape == (model.horizon, model.n_channels)
 assert len(ofa.forecast({models['fp32']!r}, {models['data']!r})["frame"]) == model.horizon

@@ -6,13 +6,13 @@ import torch
 from conftest import shared_file
 
 import ofa
-from ofa import checkpoint
+from ofa.training import checkpoint
 from ofa.data import load_csv, make_splits
 from ofa.errors import OfaError
 from ofa.evaluation import predict_windows_torch
-from ofa.export import export
-from ofa.model import ModelConfig
-from ofa.training import TrainConfig, train
+from ofa.export.merge import export
+from ofa.training.model import ModelConfig
+from ofa.training.loop import TrainConfig, train
 
 
 def load_own(run):

@@ -13,8 +13,8 @@ from ofa import _engine
 from ofa.cli import main
 from ofa.data import load_csv, make_splits
 from ofa.errors import OfaError
-from ofa.export import quantize_model_file
-from ofa.int8_reference import Int8Forward
+from ofa.export.merge import quantize_model_file
+from ofa.reference.int8_reference import Int8Forward
 from ofa.modelfile import checksum, read_model_file
 
 
@@ -107,7 +107,7 @@ def test_cli_export_int8_and_eval_both(files, capsys, tiny_gpt2):
 
 
 def test_calibration_data_with_nan_or_constant_channel(files):
-    from ofa.quantize import quantize_arrays
+    from ofa.export.quantize import quantize_arrays
 
     _, path, _, _, _ = files
     arrays, meta = read_model_file(path)

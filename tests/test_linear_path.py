@@ -10,11 +10,12 @@ from test_infer import exported, parity
 from test_int8 import assert_bit_exact, int8_file, relative_error, windows_of
 
 import ofa
-from ofa import checkpoint, linear_path
+from ofa.training import checkpoint
+from ofa.training import linear_path
 from ofa.data import WindowSet
 from ofa.errors import OfaError
 from ofa.firmware import model_struct
-from ofa.model import ModelConfig, build
+from ofa.training.model import ModelConfig, build
 from ofa.modelfile import read_model_file
 
 
@@ -124,7 +125,7 @@ def test_linear_path_is_the_default_and_can_be_left_out():
 
 def test_auto_lookback_picks_one_that_fits_and_keeps_its_fit(tmp_path, tiny_gpt2):
     """1,000 rows (700 in train): 336 and 512 fit the splits, 720 does not; the linear path is the chosen lookback's fit."""
-    from ofa.training import TrainConfig, train
+    from ofa.training.loop import TrainConfig, train
 
     t = np.arange(1000)
     data = write_csv(tmp_path / "s.csv", np.stack([np.sin(t / 9) + 0.1 * np.cos(t / 2), np.cos(t / 13)], axis=1))
@@ -141,7 +142,7 @@ def test_short_series_choose_from_the_short_lookbacks():
     a problem other than length is raised, not taken for "too short"."""
     from ofa.data import Series, make_splits
     from ofa.errors import SeriesTooShort
-    from ofa.training import TrainConfig, choose_lookback
+    from ofa.training.loop import TrainConfig, choose_lookback
 
     rng = np.random.default_rng(2)
     t = np.arange(200)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from ofa import checkpoint
+from ofa.training import checkpoint
 from ofa.errors import OfaError
-from ofa.model import ModelConfig, base_of, build, parameter_counts
-from ofa.training import PRESETS, TrainConfig, train
+from ofa.training.model import ModelConfig, base_of, build, parameter_counts
+from ofa.training.loop import PRESETS, TrainConfig, train
 
 SMALL = dict(seq_len=64, horizon=16)
 
@@ -40,7 +40,7 @@ def test_paper_preset_with_a_gpt2_layout_trains_546304_parameters(tmp_path):
     16*(1024+768) on the position table + 16*(768*42 + 96) on the head = 546,304."""
     from transformers import GPT2Config, GPT2Model
 
-    from ofa.training import PRESETS
+    from ofa.training.loop import PRESETS
 
     torch.manual_seed(0)
     GPT2Model(GPT2Config(n_layer=6, n_embd=768, n_head=12, n_positions=1024, vocab_size=8)).save_pretrained(tmp_path)
@@ -202,7 +202,7 @@ def test_mismatched_or_broken_checkpoint(tmp_path, small_csv, tiny_gpt2):
 
 
 def test_auto_lr_follows_the_training_budget(tmp_path, small_csv):
-    from ofa.training import AUTO_LR_POINTS, auto_lr
+    from ofa.training.loop import AUTO_LR_POINTS, auto_lr
 
     (short, lr_short), (long, lr_long) = AUTO_LR_POINTS
     assert auto_lr(short) == lr_short and auto_lr(long) == lr_long

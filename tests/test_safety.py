@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from ofa.errors import OfaError
-from ofa.model import ModelConfig
-from ofa.training import TrainConfig, train
+from ofa.training.model import ModelConfig
+from ofa.training.loop import TrainConfig, train
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 SMALL = dict(seq_len=64, horizon=16, patch=16, stride=8)
@@ -187,7 +187,7 @@ def test_header_injection_through_the_model_file_name(tmp_path, small_csv, tiny_
 
     from test_infer import exported
 
-    from ofa.export import quantize_model_file
+    from ofa.export.merge import quantize_model_file
     from ofa.firmware import emit
 
     _, path = exported(tmp_path, small_csv, backbone=tiny_gpt2, layers=1, linear_path="none", seq_len=64)
@@ -234,7 +234,7 @@ def _recorded_backbone(run, dst, name):
 
 
 def test_a_recorded_absolute_backbone_path_needs_the_user(gpt2_run, tiny_gpt2):
-    from ofa import checkpoint
+    from ofa.training import checkpoint
 
     run, _ = gpt2_run
     with pytest.raises(OfaError, match="outside the checkpoint directory.*--backbone"):
@@ -245,7 +245,7 @@ def test_a_recorded_absolute_backbone_path_needs_the_user(gpt2_run, tiny_gpt2):
 
 @pytest.mark.parametrize("escape", ["dotdot", "symlink", "dotdot-inside"])
 def test_a_recorded_relative_backbone_cannot_leave_the_directory(gpt2_run, tiny_gpt2, tmp_path, escape):
-    from ofa import checkpoint
+    from ofa.training import checkpoint
 
     run, _ = gpt2_run
     ckpt = tmp_path / "ckpt"
@@ -265,7 +265,7 @@ def test_a_recorded_relative_backbone_cannot_leave_the_directory(gpt2_run, tiny_
 def test_a_backbone_inside_the_directory_is_followed(gpt2_run, tiny_gpt2, tmp_path):
     import shutil
 
-    from ofa import checkpoint
+    from ofa.training import checkpoint
 
     run, _ = gpt2_run
     ckpt = _recorded_backbone(run, tmp_path / "ckpt", "./backbone")
@@ -275,7 +275,7 @@ def test_a_backbone_inside_the_directory_is_followed(gpt2_run, tiny_gpt2, tmp_pa
 
 
 def test_a_hub_name_that_is_also_a_path_here_is_refused(tmp_path, monkeypatch):
-    from ofa.backbone import check_recorded
+    from ofa.training.backbone import check_recorded
 
     monkeypatch.chdir(tmp_path)
     check_recorded("gpt2", str(tmp_path / "ckpt"))  # no such path: the offline Hugging Face cache only
@@ -368,7 +368,7 @@ def test_cli_and_emitter_answer_one_line(fp32_file, tmp_path):
 
 def test_arena_cap_names_itself_and_how_to_raise_it(fp32_file, monkeypatch):
     import ofa
-    from ofa import engine
+    from ofa.runtime import engine
 
     small = ofa.load(fp32_file[0])
     with pytest.raises(OfaError, match=r"above the cap of 1,000.*max_arena_bytes"):
@@ -431,7 +431,7 @@ def test_model_file_is_read_into_memory_not_mapped(fp32_file, tmp_path, monkeypa
 
 def test_int8_layer_norm_eps_above_2_62_is_refused(fp32_file, tmp_path):
     import ofa
-    from ofa.export import quantize_model_file
+    from ofa.export.merge import quantize_model_file
 
     path8 = str(tmp_path / "m8.ofa")
     quantize_model_file(fp32_file[0], path8, fp32_file[1], 16)
@@ -473,7 +473,7 @@ print("same" if np.array_equal(got, want) else "different")
 @pytest.mark.parametrize("scheme", ["fp32", "int8"])
 def test_inputs_that_overflow_are_refused_not_nan(fp32_file, tmp_path, scheme):
     import ofa
-    from ofa.export import quantize_model_file
+    from ofa.export.merge import quantize_model_file
 
     path = fp32_file[0]
     if scheme == "int8":
@@ -524,9 +524,9 @@ def _run_killed(tmp_path, fn, n, argv):
 
 def _assert_consistent(out, data, backbone):
     """ofa.json's weights are whole, and they are the weights whose validation MSE it records."""
-    from ofa import checkpoint
+    from ofa.training import checkpoint
     from ofa.data import load_series, make_splits
-    from ofa.training import val_mse
+    from ofa.training.loop import val_mse
 
     model, meta = checkpoint.load(str(out), backbone=backbone)
     splits = make_splits(load_series(data, None), 64, 16)
@@ -570,7 +570,7 @@ def test_kill_9_at_any_point_of_train_leaves_a_whole_checkpoint(tmp_path, tiny_g
 
 
 def test_written_files_keep_the_users_permissions(fp32_file, tmp_path):
-    from ofa.export import quantize_model_file
+    from ofa.export.merge import quantize_model_file
 
     path, data = fp32_file
     old = os.umask(0o027)

@@ -8,8 +8,8 @@ __version__ = "0.1.0"
 
 
 def train(*args, **kwargs):
-    """Train adapters; see ofa.training.train."""
-    from .training import train as _train
+    """Train adapters; see ofa.training.loop.train."""
+    from .training.loop import train as _train
 
     return _train(*args, **kwargs)
 
@@ -22,22 +22,22 @@ def evaluate(*args, **kwargs):
 
 
 def load(path, threads: int = 1, max_arena_bytes: int | None = None):
-    """Load an exported model file into the C++ engine; see ofa.engine.load."""
-    from .engine import load as _load
+    """Load an exported model file into the C++ engine; see ofa.runtime.engine.load."""
+    from .runtime.engine import load as _load
 
     return _load(path, threads=threads, max_arena_bytes=max_arena_bytes)
 
 
 def infer(model, x):
-    """Forecast with an exported model (path or loaded); see ofa.engine.infer."""
-    from .engine import infer as _infer
+    """Forecast with an exported model (path or loaded); see ofa.runtime.engine.infer."""
+    from .runtime.engine import infer as _infer
 
     return _infer(model, x)
 
 
 def forecast(*args, **kwargs):
-    """Forecast the rows after the last row of a CSV, with dates; see ofa.forecasting.forecast."""
-    from .forecasting import forecast as _forecast
+    """Forecast the rows after the last row of a CSV, with dates; see ofa.runtime.forecasting.forecast."""
+    from .runtime.forecasting import forecast as _forecast
 
     return _forecast(*args, **kwargs)
 
@@ -45,10 +45,10 @@ def forecast(*args, **kwargs):
 def __getattr__(name):
     """ModelConfig and TrainConfig at the package level, imported (with torch) only when asked for."""
     if name == "ModelConfig":
-        from .model import ModelConfig
+        from .training.model import ModelConfig
         return ModelConfig
     if name == "TrainConfig":
-        from .training import TrainConfig
+        from .training.loop import TrainConfig
         return TrainConfig
     raise AttributeError(f"module 'ofa' has no attribute {name!r}")
 

@@ -83,8 +83,8 @@ def add_loop_args(p: argparse.ArgumentParser, batch_size, lr, lr_type, lr_help: 
 
 
 def cmd_train(args) -> int:
-    from .model import ModelConfig
-    from .training import PRESETS, TrainConfig, train
+    from .training.model import ModelConfig
+    from .training.loop import PRESETS, TrainConfig, train
 
     preset = PRESETS[args.preset]
     mc = ModelConfig(backbone=args.backbone, horizon=args.horizon, patch=args.patch,
@@ -121,7 +121,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_forecast(args) -> int:
-    from .forecasting import forecast
+    from .runtime.forecasting import forecast
 
     result = forecast(args.model, args.data, out=args.out, plot=args.plot, threads=args.threads,
                       backbone=args.backbone)
@@ -139,7 +139,7 @@ def cmd_forecast(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .info import describe, format_info, info_json
+    from .runtime.info import describe, format_info, info_json
 
     d = describe(args.model)
     print(info_json(d) if args.json else format_info(d))
@@ -147,7 +147,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export
+    from .export.merge import export
 
     info = export(args.checkpoint, args.out, int8=args.int8, data=args.data,
                   calibration_windows=args.calibration_windows, backbone=args.backbone)
@@ -156,8 +156,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_distill(args) -> int:
-    from .distill import StudentConfig, distill
-    from .training import TrainConfig
+    from .training.distill import StudentConfig, distill
+    from .training.loop import TrainConfig
 
     sc = StudentConfig(width=args.width, layers=args.layers, heads=args.heads, ff=args.ff,
                        truth_weight=args.truth_weight)

@@ -9,8 +9,8 @@ import os
 
 import numpy as np
 
-from .model import ModelConfig
-from .training import SHORT_BUDGET_LR, TrainConfig, train
+from .training.model import ModelConfig
+from .training.loop import SHORT_BUDGET_LR, TrainConfig, train
 
 DATA = "builtin:taylor"
 
@@ -27,8 +27,8 @@ def demo(out: str, epochs: int = 2, log=print) -> dict:
         f"plot {os.path.join(out, 'forecast.png')}")
     model_path = os.path.join(out, "taylor-48.ofa")
     try:
-        from .export import export
-        from .engine import infer
+        from .export.merge import export
+        from .runtime.engine import infer
     except ImportError:  # engine not built in this install
         return result
     export(out, model_path)

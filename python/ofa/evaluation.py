@@ -15,7 +15,7 @@ PREDICT_SERIES = 1024  # series per forward pass when scoring
 def predict_windowset(model, windows: WindowSet, indices: np.ndarray | None = None, precision: str = "fp32",
                       batch: int = PREDICT_SERIES, device=None) -> tuple[np.ndarray, np.ndarray]:
     """Forecasts and truths (S, H) for the series `indices` (all by default), scaled units."""
-    from .distributed import autocast
+    from .training.distributed import autocast
 
     device = device or torch.device("cpu")
     if indices is None:
@@ -44,14 +44,14 @@ def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_f
     split: how to cut `data` (data.split_borders); default: the split the model was trained with.
 
     backbone: the checkpoint's backbone, when ofa.json names one outside its directory (checkpoint.load)."""
-    from . import checkpoint
+    from .training import checkpoint
 
     if (checkpoint_dir is None) == (model_file is None):
         raise OfaError("give exactly one of a checkpoint directory or an exported model file")
     if data is None:
         raise OfaError("no data file given")
     if checkpoint_dir is not None:
-        from .distributed import resolve_device
+        from .training.distributed import resolve_device
 
         model, meta = checkpoint.load(checkpoint_dir, backbone=backbone)
         torch_device = resolve_device(device)
@@ -61,7 +61,7 @@ def evaluate(checkpoint_dir: str | None = None, data: str | None = None, model_f
         split = split or meta["data"].get("split", "auto")
         forecast = lambda x: predict_windows_torch(model, x, device=torch_device)  # noqa: E731
     else:
-        from .engine import load as load_engine
+        from .runtime.engine import load as load_engine
 
         engine = load_engine(model_file)
         mc = engine.meta["model"]
@@ -117,7 +117,7 @@ def plot(x: np.ndarray, y: np.ndarray, pred: np.ndarray, channels: list[str], pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .checkpoint import atomic_write
+    from .training.checkpoint import atomic_write
 
     picks_w = evenly_spaced(len(x), n_windows)
     picks_c = list(range(max(0, x.shape[2] - n_channels), x.shape[2]))

@@ -155,7 +155,7 @@ def check_int8_tensors(path: str, tensors: dict[str, np.ndarray]) -> None:
 
     The C engine checks the same ranges (OFA_ERR_BAD_QUANT); this names the tensor.
     """
-    from .int8_ops import SHIFT_MAX, SHIFT_MIN
+    from .reference.int8_ops import SHIFT_MAX, SHIFT_MIN
 
     for name, t in tensors.items():
         if name.endswith((".requant", ".narrow")):

@@ -55,9 +55,9 @@ def make_seeds(workdir: str) -> list[str]:
     import torch
     from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
 
-    from ofa.export import export, quantize_model_file
-    from ofa.model import ModelConfig
-    from ofa.training import TrainConfig, train
+    from ofa.export.merge import export, quantize_model_file
+    from ofa.training.model import ModelConfig
+    from ofa.training.loop import TrainConfig, train
 
     rows = 700
     t = np.arange(rows)
@@ -241,7 +241,7 @@ def mutate(data: bytes, kind: str, rng: np.random.Generator) -> bytes:
 # ---- worker: run cases in this process -------------------------------------------------------
 
 def run_case(seed_paths: list[str], seed: int, case: int, tmpdir: str) -> dict:
-    from ofa.engine import load
+    from ofa.runtime.engine import load
     from ofa.errors import OfaError
 
     rng = np.random.default_rng([seed, case])
@@ -274,7 +274,7 @@ def run_case(seed_paths: list[str], seed: int, case: int, tmpdir: str) -> dict:
 
 
 def worker(args) -> int:
-    if args.asan:  # the sanitized extension stands in for ofa._engine before ofa.engine imports it
+    if args.asan:  # the sanitized extension stands in for ofa._engine before ofa.runtime.engine imports it
         import importlib.util
         so = next(os.path.join(args.asan, n) for n in os.listdir(args.asan) if n.startswith("_engine") and n.endswith(".so"))
         spec = importlib.util.spec_from_file_location("ofa._engine", so)

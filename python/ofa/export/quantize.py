@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 
-from . import int8_ops as q
-from .errors import OfaError
-from .float_forward import FloatForward, gelu
+from ..reference import int8_ops as q
+from ..errors import OfaError
+from ..reference.float_forward import FloatForward, gelu
 
 RESIDUAL_LEVELS = 2 ** 14
 LN_K_SCALE = 2 ** q.LN_K_BITS
@@ -207,7 +207,7 @@ class Builder:
 def quantize_arrays(arrays: dict, metadata: dict, x: np.ndarray) -> tuple[dict, dict]:
     """fp32 model-file arrays + metadata and calibration windows x (W, L, C) in data units ->
     the int8 model file's arrays and metadata (checksum left to the caller)."""
-    from .modelfile import FORMAT_VERSION
+    from ..modelfile import FORMAT_VERSION
 
     config = json.loads(metadata["config"])
     check_calibration_windows(x, json.loads(metadata.get("channels", "null")))

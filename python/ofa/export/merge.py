@@ -18,12 +18,12 @@ import os
 import numpy as np
 import torch
 
-from . import checkpoint
-from .backbone import BERT
-from .errors import OfaError
-from .fileio import atomic_write_bytes
-from .model import REVIN_EPS, base_of
-from .modelfile import FORMAT, FORMAT_VERSION, checksum
+from ..training import checkpoint
+from ..training.backbone import BERT
+from ..errors import OfaError
+from ..fileio import atomic_write_bytes
+from ..training.model import REVIN_EPS, base_of
+from ..modelfile import FORMAT, FORMAT_VERSION, checksum
 
 GELU_KINDS = {"gelu": "erf", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh"}
 
@@ -146,7 +146,7 @@ def training_record(meta: dict) -> dict:
 def calibration_windows(data: str, meta_model: dict, target, n_windows: int, scaler_mean, scaler_std,
                         split: str = "auto") -> np.ndarray:
     """n_windows evenly spaced training windows of `data`, in data units (what the engine reads)."""
-    from .data import Scaler, evenly_spaced, load_series, make_splits
+    from ..data import Scaler, evenly_spaced, load_series, make_splits
 
     if not isinstance(n_windows, int) or n_windows <= 0:
         raise OfaError(f"--calibration-windows must be a positive integer, got {n_windows!r}")
@@ -182,7 +182,7 @@ def write_model_file(out: str, arrays: dict, metadata: dict) -> None:
 
 def quantize_model_file(model_file: str, out: str, data: str, calibration_windows: int = 256) -> dict:
     """An int8 model file from an exported fp32 one (which must be fp32: int8 files are refused)."""
-    from .modelfile import read_model_file
+    from ..modelfile import read_model_file
 
     if not out or out.endswith("/"):
         raise OfaError(f"--out must name a file, got {out!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import int8_ops as q
-from .data import n_patches
+from ..data import n_patches
 
 
 def series_of(x: np.ndarray) -> np.ndarray:

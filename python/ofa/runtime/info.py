@@ -12,13 +12,13 @@ import os
 
 import numpy as np
 
-from .errors import OfaError
-from .modelfile import metadata_json, read_model_file
+from ..errors import OfaError
+from ..modelfile import metadata_json, read_model_file
 
 
 def firmware_fit(tensors: dict, config: dict, scheme: str) -> dict:
     """{target: {"fits", "flash_bytes", "ram_bytes", "flash_budget", "ram_budget", "problem"}} per profile."""
-    from .firmware import TARGETS, fit_problems, footprint
+    from ..firmware import TARGETS, fit_problems, footprint
 
     if scheme != "int8":
         return {name: {"fits": False, "problem": "the firmware runs int8 model files: ofa export --int8"}
@@ -34,7 +34,7 @@ def firmware_fit(tensors: dict, config: dict, scheme: str) -> dict:
 
 def describe(path: str) -> dict:
     """A JSON-ready description of the model file at `path`."""
-    from . import _engine
+    from .. import _engine
 
     tensors, metadata = read_model_file(path, schemes=("fp32", "int8"))
     config = metadata_json(metadata, "config", path, dict)

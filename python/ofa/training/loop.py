@@ -17,11 +17,11 @@ import torch
 from . import backbone as backbones
 from . import checkpoint
 from . import resume as resume_state
-from .data import Splits, WindowSet, describe_split, load_series, make_splits, resolved_split
+from ..data import Splits, WindowSet, describe_split, load_series, make_splits, resolved_split
 from .distributed import Context, autocast
 from .distributed import setup as setup_processes
-from .errors import OfaError, SeriesTooShort
-from .evaluation import predict_windowset
+from ..errors import OfaError, SeriesTooShort
+from ..evaluation import predict_windowset
 from .model import ModelConfig, build, parameter_counts
 
 PRESETS = {

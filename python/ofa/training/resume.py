@@ -16,9 +16,9 @@ import os
 import torch
 from safetensors.torch import save
 
-from .errors import OfaError
-from .fileio import atomic_write_bytes
-from .modelfile import json_value, parse_safetensors
+from ..errors import OfaError
+from ..fileio import atomic_write_bytes
+from ..modelfile import json_value, parse_safetensors
 
 FILENAME = "resume.safetensors"
 FORMAT = "ofa-resume/1"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import OfaError
+from ..errors import OfaError
 
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -1,4 +1,4 @@
-"""Forecast what comes after the last row of a CSV: `ofa forecast`, `ofa.forecast` (ofa.forecasting.forecast).
+"""Forecast what comes after the last row of a CSV: `ofa forecast`, `ofa.forecast` (ofa.runtime.forecasting.forecast).
 
 The input is the user's own CSV in the data's units (a date column, then channels). The model's channels
 are picked from it by name, so another column order works and a missing channel is refused by name. The
@@ -16,14 +16,14 @@ import warnings
 
 import numpy as np
 
-from .errors import OfaError
+from ..errors import OfaError
 
 
 def read_window(path: str, channels: list[str], seq_len: int):
     """(x (seq_len, C) float32 in `channels` order, its dates or None, the date column's name, ignored columns)."""
     import pandas as pd
 
-    from .data import check_finite, parse_dates, read_frame
+    from ..data import check_finite, parse_dates, read_frame
 
     frame = read_frame(path)
     have = list(frame.columns[1:])
@@ -91,7 +91,7 @@ class Forecaster:
 
     def __init__(self, model: str, threads: int = 1, backbone: str | None = None):
         if isinstance(model, (str, os.PathLike)) and os.path.isdir(model):
-            from . import checkpoint
+            from ..training import checkpoint
 
             self.torch_model, meta = checkpoint.load(model, backbone=backbone)
             self.scaler = checkpoint.scaler_from(meta)
@@ -114,7 +114,7 @@ class Forecaster:
             from .engine import infer
 
             return infer(self.engine, x)
-        from .evaluation import predict_windows_torch
+        from ..evaluation import predict_windows_torch
 
         scaled = self.scaler.transform(x)[None]
         return self.scaler.inverse(predict_windows_torch(self.torch_model, scaled)[0])
@@ -144,7 +144,7 @@ def forecast(model: str, data: str, out: str | None = None, plot: str | None = N
     frame = pd.DataFrame(y.astype(np.float32), columns=model_.channels)  # float32: written as the engine gave it
     frame.insert(0, date_column, when)
     if out is not None:
-        from .fileio import atomic_write_bytes
+        from ..fileio import atomic_write_bytes
 
         try:
             atomic_write_bytes(out, frame.to_csv(index=False).encode())
@@ -165,7 +165,7 @@ def plot_forecast(x: np.ndarray, dates, frame, channels: list[str], path: str, t
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .fileio import atomic_write
+    from ..fileio import atomic_write
 
     picks = list(range(max(0, len(channels) - max_channels), len(channels)))
     shown = min(len(x), 4 * len(frame))  # enough history to see the pattern, not so much that it hides the forecast

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import checkpoint
-from .errors import OfaError
-from .fileio import fsync_directory, remove_stale, temp_path
+from ..errors import OfaError
+from ..fileio import fsync_directory, remove_stale, temp_path
 from .model import ModelConfig
 
 
@@ -77,8 +77,8 @@ def teacher_forecasts(teacher_dir: str, threads: int = 0, backbone: str | None =
     """
     import torch
 
-    from . import engine
-    from .export import export
+    from ..runtime import engine
+    from ..export.merge import export
 
     meta = checkpoint.read_meta(teacher_dir)
     scaler = checkpoint.scaler_from(meta)
@@ -108,7 +108,7 @@ def distill(teacher_dir: str, data: str, out: str, student: StudentConfig | None
     """Train a student on `data` against the teacher in `teacher_dir`; write its checkpoint to `out`.
 
     teacher_backbone: the teacher's backbone, when its ofa.json names one outside its directory."""
-    from .training import TrainConfig, train
+    from .loop import TrainConfig, train
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank would write the student backbone
         raise OfaError("ofa distill runs in one process; start it without torchrun")

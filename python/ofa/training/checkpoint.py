@@ -5,7 +5,7 @@
     adapters-<g>.safetensors    PEFT's adapter state dict (LoRA tensors and trained module copies)
     frozen-<g>.safetensors      frozen non-backbone tensors a rebuild cannot recompute (random in_layer /
                                 out_layer bases, the fitted linear path); absent when there are none
-    resume.safetensors          optimiser and loop state of the last finished epoch (ofa.resume)
+    resume.safetensors          optimiser and loop state of the last finished epoch (ofa.training.resume)
 
 A save writes generation g+1's weight files, then replaces ofa.json (atomic, fsync'd), then deletes
 older generations. A kill at any point leaves the previous finished checkpoint or the new one, never
@@ -26,9 +26,9 @@ from safetensors.torch import load as deserialise
 from safetensors.torch import save as serialise
 
 from . import backbone as backbones
-from .data import Scaler
-from .errors import OfaError
-from .fileio import atomic_write, atomic_write_bytes, atomic_write_json  # noqa: F401 (re-exported)
+from ..data import Scaler
+from ..errors import OfaError
+from ..fileio import atomic_write, atomic_write_bytes, atomic_write_json  # noqa: F401 (re-exported)
 from .model import ModelConfig, OneForAll, base_of, lora_config
 
 FORMAT = "ofa-checkpoint/2"

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from . import backbone as backbones
-from .data import n_patches
-from .errors import OfaError
+from ..data import n_patches
+from ..errors import OfaError
 
 REVIN_EPS = 1e-5
 # What trains besides the LoRA tensors: nothing / the input layer / also every backbone block (a

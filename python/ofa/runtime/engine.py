@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import Scaler
-from .errors import OfaError
-from .modelfile import metadata_json, read_model_file
+from ..data import Scaler
+from ..errors import OfaError
+from ..modelfile import metadata_json, read_model_file
 
 TILE_SERIES = 16  # series per engine tile (the binding's default)
 # A model file cannot make ofa.load reserve more scratch than this (all threads), unless the user says so:
@@ -37,7 +37,7 @@ class Model:
     """An exported model loaded into the C++ engine. `run` works in the data's own units."""
 
     def __init__(self, path: str, threads: int = 1, max_arena_bytes: int | None = None):
-        from . import _engine
+        from .. import _engine
 
         if not isinstance(threads, int) or threads < 1:
             raise OfaError(f"threads must be a positive integer, got {threads!r}")

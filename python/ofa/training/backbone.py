@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import OfaError
+from ..errors import OfaError
 
 BERT, GPT2 = "bert", "gpt2"  # block layouts: post-LN bidirectional / pre-LN causal with a final LN
 

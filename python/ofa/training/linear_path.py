@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import WindowSet
-from .errors import OfaError
+from ..data import WindowSet
+from ..errors import OfaError
 
 # Ridge strengths relative to the mean energy of a centred input step (unitless), chosen on validation.
 RIDGE_GRID = (1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
