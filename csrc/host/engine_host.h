@@ -14,7 +14,7 @@
 #include <mutex>
 #include <vector>
 
-#include "host/workers.h"
+#include "workers.h"
 #include "ofa/ofa.h"
 #include "ofa/ofa_int8.h"
 

@@ -12,8 +12,8 @@
 
 #include "int8_model.h"
 #include "kernels/core_kernels.h"
-#include "planner_int8.h"
-#include "kernels/requant_inline.h"
+#include "core/planner_int8.h"
+#include "kernels/int8/requant_inline.h"
 #include "ofa/ofa_int8.h"
 #include "test_util.h"
 

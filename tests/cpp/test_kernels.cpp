@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "kernels/core_kernels.h"
-#include "kernels/dot_s8.h"
+#include "kernels/int8/dot_s8.h"
 #include "test_util.h"
 
 class KernelTest : public ::testing::TestWithParam<std::string> {};

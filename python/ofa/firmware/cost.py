@@ -1,5 +1,5 @@
 """Multiply-accumulates of one int8 inference, GEMM by GEMM, from the config: the denominator of the
-firmware benchmark's instructions per MAC. It follows the int8 engine's GEMMs (csrc/engine_int8.cpp)."""
+firmware benchmark's instructions per MAC. It follows the int8 engine's GEMMs (csrc/core/engine_int8.cpp)."""
 from __future__ import annotations
 
 

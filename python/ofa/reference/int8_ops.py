@@ -1,4 +1,4 @@
-"""numpy twins of the C++ integer kernels (csrc/kernels/int8_ops.cpp), bit for bit, vectorised.
+"""numpy twins of the C++ integer kernels (csrc/kernels/int8/int8_ops.cpp), bit for bit, vectorised.
 
 Every function works on int64 arrays holding int32 values, so no intermediate overflows where the C
 code uses int64; right shifts of negative numbers are arithmetic in both. Also the float -> (multiplier,

@@ -1,4 +1,4 @@
-"""numpy reference of the whole int8 forward pass: the same bits as the C++ engine (csrc/engine_int8.cpp).
+"""numpy reference of the whole int8 forward pass: the same bits as the C++ engine (csrc/core/engine_int8.cpp).
 
 Float appears only where the engine uses it: the input normalisation (float32, one sequential sum per
 series, exactly the C loop order) and the output scaling. Everything between is integer (int8_ops).

@@ -212,8 +212,9 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
         ctx.close()
 
 
-def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, resume, log, on_epoch, teacher,
-           truth_weight, extra_meta) -> dict:
+def _splits(data: str, target, mc: ModelConfig, tc: TrainConfig, log):
+    """The series, its splits and the window stride; under --seq-len auto the lookback is chosen first
+    (mc.seq_len is set) and its ridge fit kept, so the linear path need not be fitted again."""
     series = load_series(data, target, tc.split)
     lookback = lookback_fit = None
     if mc.seq_len == "auto":
@@ -223,21 +224,54 @@ def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, re
     mc.check()
     probe = make_splits(series, mc.seq_len, mc.horizon, tc.train_fraction)
     every = every_for(len(probe.train.starts), tc.max_train_windows)
-    splits: Splits = make_splits(series, mc.seq_len, mc.horizon, tc.train_fraction, train_every=every)
+    splits = make_splits(series, mc.seq_len, mc.horizon, tc.train_fraction, train_every=every)
     log(describe_split(splits))
+    return series, splits, every, lookback, lookback_fit
 
+
+def _teacher_targets(teacher, truth_weight: float, train: WindowSet, horizon: int, log):
+    """Distillation: the teacher's forecasts of every training series, checked; None without a teacher."""
+    if teacher is None:
+        return None
+    if not 0.0 <= truth_weight <= 1.0:
+        raise OfaError(f"truth weight must be in [0, 1], got {truth_weight}")
+    log(f"teacher forecasts for {len(train):,} training series ...")
+    soft = np.asarray(teacher(train), dtype=np.float32)
+    if soft.shape != (len(train), horizon) or not np.isfinite(soft).all():
+        raise OfaError(f"teacher forecasts have shape {soft.shape} or non-finite values; "
+                       f"expected ({len(train)}, {horizon})")
+    return soft
+
+
+def _checkpoint_meta(mc: ModelConfig, tc: TrainConfig, data: str, target, series, splits: Splits, every: int,
+                     backbone, fingerprint: str, counts: dict, ctx: Context, linear_info, lookback,
+                     extra_meta) -> dict:
+    """What every checkpoint of this run records (ofa.json), besides its scores and history."""
+    return {
+        "model": mc.to_dict(),
+        "train": asdict(tc),
+        "data": {"path": data, "name": series.name, "channels": series.channels, "target": target,
+                 "split": resolved_split(series),
+                 "train_windows_every": every, "train_series": len(splits.train)},
+        "scaler": {"mean": splits.scaler.mean.tolist(), "std": splits.scaler.std.tolist()},
+        "backbone_fingerprint": fingerprint,
+        "backbone_layout": backbone.layout,
+        "sizes": counts,
+        "processes": ctx.world, "device": ctx.device.type,
+        **({"linear_path": linear_info} if linear_info else {}),
+        **({"lookback": lookback} if lookback else {}),
+        **(extra_meta or {}),
+    }
+
+
+def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, resume, log, on_epoch, teacher,
+           truth_weight, extra_meta) -> dict:
+    # Setup: data, model, distillation targets, linear path, optimiser, resume state, metadata.
+    series, splits, every, lookback, lookback_fit = _splits(data, target, mc, tc, log)
     backbone = backbones.load(mc.backbone, mc.layers, root=out)
     fingerprint = backbones.fingerprint(backbone.model)  # before PEFT wraps the position table
     model = build(mc, seed=tc.seed, backbone=backbone)
-    soft = None
-    if teacher is not None:
-        if not 0.0 <= truth_weight <= 1.0:
-            raise OfaError(f"truth weight must be in [0, 1], got {truth_weight}")
-        log(f"teacher forecasts for {len(splits.train):,} training series ...")
-        soft = np.asarray(teacher(splits.train), dtype=np.float32)
-        if soft.shape != (len(splits.train), mc.horizon) or not np.isfinite(soft).all():
-            raise OfaError(f"teacher forecasts have shape {soft.shape} or non-finite values; "
-                           f"expected ({len(splits.train)}, {mc.horizon})")
+    soft = _teacher_targets(teacher, truth_weight, splits.train, mc.horizon, log)
     linear_info = None
     if mc.linear_path != "none":
         linear_info = fit_linear_path(model, splits, lookback_fit)  # the same splits as the choice
@@ -255,28 +289,13 @@ def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, re
     rng = np.random.default_rng(tc.seed)
     state = {"epoch": 0, "step": 0, "best_val": math.inf, "bad_epochs": 0, "history": [], "train_seconds": 0.0}
     resume_path = resume_state.path_in(out)
-
     if resume:
         state = resume_state.restore(out, params, optimizer, rng,
                                      lambda info: info.get("model_config") == mc.to_dict() and
                                      settings(info.get("train_config") or {}) == settings(asdict(tc)))
         log(f"resuming {out} after epoch {state['epoch']}")
-
-    meta = {
-        "model": mc.to_dict(),
-        "train": asdict(tc),
-        "data": {"path": data, "name": series.name, "channels": series.channels, "target": target,
-                 "split": resolved_split(series),
-                 "train_windows_every": every, "train_series": len(splits.train)},
-        "scaler": {"mean": splits.scaler.mean.tolist(), "std": splits.scaler.std.tolist()},
-        "backbone_fingerprint": fingerprint,
-        "backbone_layout": backbone.layout,
-        "sizes": counts,
-        "processes": ctx.world, "device": ctx.device.type,
-        **({"linear_path": linear_info} if linear_info else {}),
-        **({"lookback": lookback} if lookback else {}),
-        **(extra_meta or {}),
-    }
+    meta = _checkpoint_meta(mc, tc, data, target, series, splits, every, backbone, fingerprint, counts, ctx,
+                            linear_info, lookback, extra_meta)
     log(f"{mc.backbone} x{mc.layers} blocks, {mc.n_patches} patches, train={mc.train}, head base={mc.head_base}: "
         f"{counts['trainable_params']:,} trainable / {counts['frozen_params']:,} frozen parameters, "
         f"adapter {counts['adapter_bytes'] / 1024:.1f} KiB")
@@ -284,6 +303,7 @@ def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, re
     log(f"{len(splits.train):,} training series (every {every} window), {len(splits.val):,} validation series"
         + (f" ({scored:,} evenly spaced of them scored: --max-val-series)" if scored < len(splits.val) else ""))
 
+    # The loop: epoch 0 is the linear path alone, then train, validate, keep the best, stop on patience.
     if linear_info is not None and not resume:
         # Epoch 0: the linear path alone (the head starts at zero) is the first candidate checkpoint.
         state["best_val"] = val_mse(model, splits.val, tc.max_val_series, tc.precision, ctx)

@@ -1,7 +1,7 @@
 // Portable int8 GEMM: the reference every SIMD variant must match bit for
 // bit, and the only path on microcontrollers.
 #include "ofa/ofa_kernels_int8.h"
-#include "core_kernels.h"
+#include "kernels/core_kernels.h"
 #include "dot_s8.h"
 #include "requant_inline.h"
 

@@ -3,7 +3,7 @@
 // W rows); for P V, V is transposed into a (head_dim, n_tokens) block first.
 #include <math.h>
 
-#include "core_kernels.h"
+#include "kernels/core_kernels.h"
 
 size_t ofa_attention_gemm_scratch_floats(const ofa_attention_dims* d) {
   const size_t qk = ofa_gemm_scratch_floats(d->head_dim, d->n_tokens);
