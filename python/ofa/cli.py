@@ -56,6 +56,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                           "at 657 steps down to 1e-4 at 8,980 steps and more; the paper preset's is 1e-4)")
     p.add_argument("--train-fraction", type=float, default=1.0, help="few-shot: first fraction of train data")
     p.add_argument("--split", default="auto", help=SPLIT_HELP)
+    p.add_argument("--format", choices=["csv", "m4"], default="csv",
+                   help="m4: a panel of many series, one per row (an id, then values; shorter series end in empty "
+                        "fields), trained across its series; validation is each series' last --horizon values")
 
 
 def add_loop_args(p: argparse.ArgumentParser, batch_size, lr, lr_type, lr_help: str) -> None:
@@ -98,7 +101,7 @@ def cmd_train(args) -> int:
                      patience=args.patience, seed=args.seed, precision=args.precision,
                      max_train_windows=args.max_train_windows, max_val_series=args.max_val_series,
                      train_fraction=args.train_fraction, device=args.device, split=args.split,
-                     threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
+                     data_format=args.format, threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
     meta = train(args.data, args.out, mc, tc, target=args.target, resume=args.resume)
     sizes = meta["sizes"]
     if os.environ.get("RANK", "0") != "0":
@@ -111,6 +114,19 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from .evaluation import evaluate
 
+    if args.format == "m4":
+        from .shortterm import evaluate_panel
+
+        r = evaluate_panel(args.data, checkpoint_dir=args.checkpoint, model_file=args.model, train=args.train_data,
+                           seasonality=args.seasonality, backbone=args.backbone,
+                           log=lambda line: print(line, file=sys.stderr, flush=True))
+        if args.json:
+            from .fileio import atomic_write_json
+
+            atomic_write_json(args.json, r)
+        print(f"{r['dataset']} horizon {r['horizon']}: sMAPE {r['smape']:.3f}  MASE {r['mase']:.3f}  OWA {r['owa']:.3f}  "
+              f"({r['series']} series; Naive2 sMAPE {r['naive2_smape']:.3f}, MASE {r['naive2_mase']:.3f})")
+        return 0
     result = evaluate(checkpoint_dir=args.checkpoint, model_file=args.model, data=args.data,
                       json_path=args.json, plot_path=args.plot, target=args.target,
                       backbone=args.backbone, log=lambda line: print(line, file=sys.stderr, flush=True),
@@ -230,6 +246,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
                    help="where a checkpoint runs (auto: the GPU where torch sees one); a model file runs in the "
                         "C++ engine")
+    p.add_argument("--format", choices=["csv", "m4"], default="csv",
+                   help="m4: --data is a panel's test file (one series per row); scores sMAPE, MASE and OWA "
+                        "against Naive2")
+    p.add_argument("--train-data", help="m4: the in-sample panel (default: the file the model trained on)")
+    p.add_argument("--seasonality", type=positive_int,
+                   help="m4: MASE's and Naive2's seasonal period (default: the M4 frequency's, from ids or file name)")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("forecast", help="forecast the rows after the last row of a CSV, with their dates",
                        formatter_class=HELP)

@@ -54,6 +54,9 @@ def auto_lr(total_steps: int) -> float:
     return float(f"{math.exp(math.log(lr0) + t * (math.log(lr1) - math.log(lr0))):.3g}")
 
 
+DATA_FORMATS = ("csv", "m4")  # csv: a date column and channels; m4: one series per row (ofa.panel)
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 10
@@ -68,6 +71,7 @@ class TrainConfig:
     max_val_series: int = 0          # 0: all; else evenly spaced validation series
     train_fraction: float = 1.0      # few-shot (TSLib percent rule)
     split: str = "auto"              # how the file is cut into train / val / test (data.split_borders)
+    data_format: str = "csv"         # "m4": a panel of many series, one per row (ofa.panel)
     threads: int = 0                 # 0: torch's default
     progress: bool = True
 
@@ -79,6 +83,8 @@ class TrainConfig:
             raise OfaError(f"lr must be positive or 'auto', got {self.lr!r}")
         if self.precision not in ("fp32", "bf16"):
             raise OfaError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.data_format not in DATA_FORMATS:
+            raise OfaError(f"unknown data format {self.data_format!r}; known: {', '.join(DATA_FORMATS)}")
         if self.patience < 1:
             raise OfaError(f"patience must be at least 1, got {self.patience}")
         for label in ("max_train_windows", "max_val_series"):
@@ -212,9 +218,47 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
         ctx.close()
 
 
+def _panel_splits(data: str, mc: ModelConfig, tc: TrainConfig, log):
+    """A panel (--format m4): training across its series, validation on each series' last horizon. Under
+    --seq-len auto the lookback is the one of 2, 4 and 8 horizons (GPT4TS's M4 setting is 2) whose ridge
+    forecaster validates best; the validation targets are the same values for each."""
+    from . import linear_path
+    from ..panel import panel_splits, read_m4
+
+    ids, panel = read_m4(data)
+    short = [(i, len(v)) for i, v in zip(ids, panel) if len(v) <= mc.horizon]
+    if short:
+        raise OfaError(f"{data}: series {short[0][0]!r} has {short[0][1]} values, not more than the horizon "
+                       f"{mc.horizon}: nothing is left to forecast from once its last horizon is held out "
+                       f"for validation ({len(short)} such series)")
+    lookback = lookback_fit = None
+    if mc.seq_len == "auto":
+        def splits_for(seq_len):
+            probe = panel_splits(panel, seq_len, mc.horizon)
+            return panel_splits(panel, seq_len, mc.horizon, every_for(len(probe.train.starts), tc.max_train_windows))
+
+        candidates = tuple(k * mc.horizon for k in (2, 4, 8) if k * mc.horizon >= mc.patch)
+        mc.seq_len, lookback, lookback_fit = linear_path.choose_lookback(splits_for, candidates)
+        log(f"lookback: seq_len {mc.seq_len} (ridge validation mse "
+            + ", ".join(f"{k}: {v:.4f}" for k, v in lookback["val_mse"].items()) + ")")
+    mc.check()
+    probe = panel_splits(panel, mc.seq_len, mc.horizon)
+    every = every_for(len(probe.train.starts), tc.max_train_windows)
+    splits = panel_splits(panel, mc.seq_len, mc.horizon, train_every=every)
+    lengths = [len(v) for v in panel]
+    log(f"panel {os.path.basename(data)}: {len(panel):,} series of {min(lengths)} to {max(lengths)} values, "
+        f"lookback {mc.seq_len}; validation: each series' last {mc.horizon} values; series shorter than "
+        f"{mc.seq_len + 2 * mc.horizon} are left-padded with their first value")
+    splits.series.name = os.path.splitext(os.path.basename(data))[0]
+    splits.series.split = "panel: last horizon of each series"
+    return splits.series, splits, every, lookback, lookback_fit
+
+
 def _splits(data: str, target, mc: ModelConfig, tc: TrainConfig, log):
     """The series, its splits and the window stride; under --seq-len auto the lookback is chosen first
     (mc.seq_len is set) and its ridge fit kept, so the linear path need not be fitted again."""
+    if tc.data_format == "m4":
+        return _panel_splits(data, mc, tc, log)
     series = load_series(data, target, tc.split)
     lookback = lookback_fit = None
     if mc.seq_len == "auto":
@@ -250,7 +294,8 @@ def _checkpoint_meta(mc: ModelConfig, tc: TrainConfig, data: str, target, series
     return {
         "model": mc.to_dict(),
         "train": asdict(tc),
-        "data": {"path": data, "name": series.name, "channels": series.channels, "target": target,
+        "data": {"path": data, "format": tc.data_format, "name": series.name, "channels": series.channels,
+                 "target": target,
                  "split": resolved_split(series),
                  "train_windows_every": every, "train_series": len(splits.train)},
         "scaler": {"mean": splits.scaler.mean.tolist(), "std": splits.scaler.std.tolist()},

@@ -1,0 +1,78 @@
+"""Panel (M4-format) training and scoring end to end through the CLI, and its refusals."""
+import json
+
+import numpy as np
+import pytest
+from ofa.cli import main
+from ofa.panel import read_m4
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def write_panel(path, rows):
+    width = max(len(r) for _, r in rows)
+    with open(path, "w") as fh:
+        fh.write(",".join(f"V{i + 1}" for i in range(width + 1)) + "\n")
+        for sid, r in rows:
+            fh.write(",".join([sid] + [repr(float(v)) for v in r] + [""] * (width - len(r))) + "\n")
+
+
+@pytest.fixture
+def panel(tmp_path):
+    rng = np.random.default_rng(0)
+    train, test = [], []
+    for i in range(12):
+        n = 40 + 7 * i
+        t = np.arange(n + 6)
+        level = 10.0 ** (1 + i % 4)  # scales from 10 to 10^4, as M4's differ
+        v = level * (2 + np.sin(2 * np.pi * t / 6) + 0.05 * rng.standard_normal(len(t)))
+        train.append((f"H{i + 1}", v[:n]))
+        test.append((f"H{i + 1}", v[n:]))
+    write_panel(tmp_path / "Hourly-train.csv", train)
+    write_panel(tmp_path / "Hourly-test.csv", test)
+    return tmp_path
+
+
+def test_train_and_score_a_panel(panel, capsys):
+    out = panel / "run"
+    code, _, err = run(capsys, "train", "--data", str(panel / "Hourly-train.csv"), "--format", "m4", "--horizon", "6",
+                       "--out", str(out), "--epochs", "1", "--layers", "1", "--max-train-windows", "300")
+    assert code == 0, err
+    meta = json.loads((out / "ofa.json").read_text())
+    assert meta["data"]["format"] == "m4" and meta["model"]["seq_len"] in (12, 24, 48)
+    code, text, err = run(capsys, "eval", "--checkpoint", str(out), "--data", str(panel / "Hourly-test.csv"),
+                          "--format", "m4", "--json", str(panel / "s.json"))
+    assert code == 0, err
+    scores = json.loads((panel / "s.json").read_text())
+    assert scores["series"] == 12 and scores["seasonality"] == 24 and scores["frequency"] == "hourly"
+    assert "OWA" in text and 0 < scores["smape"] < 200 and scores["owa"] > 0
+    # The exported file in the C++ engine scores the same.
+    assert run(capsys, "export", "--checkpoint", str(out), "--out", str(panel / "m.ofa"))[0] == 0
+    code, _, err = run(capsys, "eval", "--model", str(panel / "m.ofa"), "--data", str(panel / "Hourly-test.csv"),
+                       "--format", "m4", "--train-data", str(panel / "Hourly-train.csv"), "--json",
+                       str(panel / "e.json"))
+    assert code == 0, err
+    assert json.loads((panel / "e.json").read_text())["smape"] == pytest.approx(scores["smape"], rel=1e-3)
+
+
+def test_panel_refusals(panel, capsys):
+    ids, series = read_m4(str(panel / "Hourly-train.csv"))
+    write_panel(panel / "short.csv", [("H1", series[0]), ("H2", series[1][:5])])
+    code, _, err = run(capsys, "train", "--data", str(panel / "short.csv"), "--format", "m4", "--horizon", "6",
+                       "--out", str(panel / "x"), "--epochs", "1", "--layers", "1")
+    assert code == 2 and "'H2' has 5 values, not more than the horizon 6" in err and len(err.strip().splitlines()) == 1
+    assert not (panel / "x" / "ofa.json").exists()
+    write_panel(panel / "other-test.csv", [(f"X{i}", np.ones(6)) for i in range(12)])
+    out = panel / "run"
+    assert run(capsys, "train", "--data", str(panel / "Hourly-train.csv"), "--format", "m4", "--horizon", "6",
+               "--out", str(out), "--epochs", "1", "--layers", "1", "--max-train-windows", "100")[0] == 0
+    code, _, err = run(capsys, "eval", "--checkpoint", str(out), "--data", str(panel / "other-test.csv"),
+                       "--format", "m4")
+    assert code == 2 and "ids do not match" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exc:
+        run(capsys, "train", "--data", str(panel / "Hourly-train.csv"), "--format", "xls", "--out", str(panel / "y"))
+    assert exc.value.code == 2 and "invalid choice: 'xls'" in capsys.readouterr().err
