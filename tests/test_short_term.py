@@ -45,6 +45,9 @@ def test_train_and_score_a_panel(panel, capsys):
     meta = json.loads((out / "ofa.json").read_text())
     assert meta["data"]["format"] == "m4" and meta["model"]["seq_len"] in (6, 12, 24, 48)
     assert meta["model"]["patch"] <= meta["model"]["seq_len"]
+    # Panels train on the absolute error and stop on it; both validation errors are recorded.
+    assert meta["train"]["loss"] == "mae" and {"val_mse", "val_mae", "train_mae"} <= set(meta["history"][0])
+    assert meta["best_val_mae"] <= min(h["val_mae"] for h in meta["history"]) + 1e-12
     code, text, err = run(capsys, "eval", "--checkpoint", str(out), "--data", str(panel / "Hourly-test.csv"),
                           "--format", "m4", "--json", str(panel / "s.json"))
     assert code == 0, err

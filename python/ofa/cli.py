@@ -59,6 +59,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["csv", "m4"], default="csv",
                    help="m4: a panel of many series, one per row (an id, then values; shorter series end in empty "
                         "fields), trained across its series; validation is each series' last --horizon values")
+    p.add_argument("--loss", choices=["auto", "mse", "mae"], default="auto",
+                   help="training loss, and the validation error early stopping follows (auto: mae for --format m4, "
+                        "whose sMAPE and MASE are absolute errors; mse otherwise)")
 
 
 def add_loop_args(p: argparse.ArgumentParser, batch_size, lr, lr_type, lr_help: str) -> None:
@@ -101,7 +104,7 @@ def cmd_train(args) -> int:
                      patience=args.patience, seed=args.seed, precision=args.precision,
                      max_train_windows=args.max_train_windows, max_val_series=args.max_val_series,
                      train_fraction=args.train_fraction, device=args.device, split=args.split,
-                     data_format=args.format, threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
+                     data_format=args.format, loss=args.loss, threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
     meta = train(args.data, args.out, mc, tc, target=args.target, resume=args.resume)
     sizes = meta["sizes"]
     if os.environ.get("RANK", "0") != "0":

@@ -55,6 +55,10 @@ def auto_lr(total_steps: int) -> float:
 
 
 DATA_FORMATS = ("csv", "m4")  # csv: a date column and channels; m4: one series per row (ofa.panel)
+# The training loss, and the validation error early stopping follows. "auto": the absolute error for
+# panels, whose scores (sMAPE, MASE) are absolute errors, the squared error otherwise (the long-term
+# tables' MSE).
+LOSSES = {"mse": torch.nn.functional.mse_loss, "mae": torch.nn.functional.l1_loss}
 
 
 @dataclass
@@ -72,6 +76,7 @@ class TrainConfig:
     train_fraction: float = 1.0      # few-shot (TSLib percent rule)
     split: str = "auto"              # how the file is cut into train / val / test (data.split_borders)
     data_format: str = "csv"         # "m4": a panel of many series, one per row (ofa.panel)
+    loss: str = "auto"               # "mse" | "mae" | "auto": mae for panels, mse otherwise (LOSSES)
     threads: int = 0                 # 0: torch's default
     progress: bool = True
 
@@ -83,6 +88,8 @@ class TrainConfig:
             raise OfaError(f"lr must be positive or 'auto', got {self.lr!r}")
         if self.precision not in ("fp32", "bf16"):
             raise OfaError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.loss not in ("auto", *LOSSES):
+            raise OfaError(f"loss must be auto, {' or '.join(LOSSES)}, got {self.loss!r}")
         if self.data_format not in DATA_FORMATS:
             raise OfaError(f"unknown data format {self.data_format!r}; known: {', '.join(DATA_FORMATS)}")
         if self.patience < 1:
@@ -111,23 +118,28 @@ def cosine_lr(base: float, step: int, total: int) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
-def val_mse(model, windows: WindowSet, max_series: int, precision: str, ctx: Context = Context()) -> float:
-    """MSE over the (evenly strided) validation series; under torchrun each rank scores its share and
-    the sums are added, so every rank gets the same figure."""
+def val_errors(model, windows: WindowSet, max_series: int, precision: str, ctx: Context = Context()) -> dict:
+    """{"mse", "mae"} over the (evenly strided) validation series; under torchrun each rank scores its
+    share and the sums are added, so every rank gets the same figures."""
     indices = np.arange(0, len(windows), every_for(len(windows), max_series))
     mine = np.array_split(indices, ctx.world)[ctx.rank]
-    sq, count = 0.0, 0
+    sq, ab, count = 0.0, 0.0, 0
     if len(mine):
         pred, truth = predict_windowset(model, windows, mine, precision=precision, device=ctx.device)
-        sq, count = float(np.sum((pred.astype(np.float64) - truth) ** 2)), pred.size
-    total_sq, total = ctx.sum([sq, count])
-    return float(total_sq / total)
+        err = pred.astype(np.float64) - truth
+        sq, ab, count = float(np.sum(err ** 2)), float(np.sum(np.abs(err))), pred.size
+    total_sq, total_ab, total = ctx.sum([sq, ab, count])
+    return {"mse": float(total_sq / total), "mae": float(total_ab / total)}
+
+
+def val_mse(model, windows: WindowSet, max_series: int, precision: str, ctx: Context = Context()) -> float:
+    return val_errors(model, windows, max_series, precision, ctx)["mse"]
 
 
 def run_epoch(model, optimizer, windows: WindowSet, tc: TrainConfig, rng: np.random.Generator,
               step: int, total_steps: int, epoch: int, soft: np.ndarray | None = None,
               truth_weight: float = 1.0, ctx: Context = Context()) -> tuple[float, int]:
-    """One pass over the training series in a seeded order; returns (mean training MSE, step)."""
+    """One pass over the training series in a seeded order; returns (mean training loss, step)."""
     from tqdm import tqdm
 
     model.train()
@@ -147,7 +159,7 @@ def run_epoch(model, optimizer, windows: WindowSet, tc: TrainConfig, rng: np.ran
             group["lr"] = cosine_lr(tc.lr, step, total_steps)
         with autocast(ctx.device, tc.precision):
             pred = model(x)
-        loss = torch.nn.functional.mse_loss(pred.float(), y)
+        loss = LOSSES[tc.loss](pred.float(), y)
         if not torch.isfinite(loss):
             raise OfaError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
@@ -333,6 +345,9 @@ def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, re
     if tc.lr == "auto":  # resolved on a copy: the caller's config stays "auto" for its next run
         tc = replace(tc, lr=auto_lr(total_steps))
         log(f"lr auto: {tc.lr:g} for {total_steps:,} steps ({tc.epochs} epochs of {steps_per_epoch:,})")
+    if tc.loss == "auto":
+        tc = replace(tc, loss="mae" if tc.data_format == "m4" else "mse")
+    crit = tc.loss  # the validation error that picks the best epoch
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     counts = parameter_counts(model)
     rng = np.random.default_rng(tc.seed)
@@ -355,33 +370,39 @@ def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, re
     # The loop: epoch 0 is the linear path alone, then train, validate, keep the best, stop on patience.
     if linear_info is not None and not resume:
         # Epoch 0: the linear path alone (the head starts at zero) is the first candidate checkpoint.
-        state["best_val"] = val_mse(model, splits.val, tc.max_val_series, tc.precision, ctx)
-        log(f"epoch 0: val mse {state['best_val']:.4f} (linear path alone)  *")
+        errs = val_errors(model, splits.val, tc.max_val_series, tc.precision, ctx)
+        state["best_val"] = errs[crit]
+        log(f"epoch 0: val mse {errs['mse']:.4f}" + (f"  val mae {errs['mae']:.4f}" if crit == "mae" else "")
+            + " (linear path alone)  *")
         if ctx.main:
-            checkpoint.save(out, model, meta | {"best_val_mse": state["best_val"], "history": [],
-                                                "train_seconds": 0.0})
+            checkpoint.save(out, model, meta | {"best_val_mse": errs["mse"], "best_val_mae": errs["mae"],
+                                                "history": [], "train_seconds": 0.0})
 
     while state["epoch"] < tc.epochs and state["bad_epochs"] < tc.patience:
         t0 = time.perf_counter()
         loss, state["step"] = run_epoch(net, optimizer, splits.train, tc, rng, state["step"], total_steps,
                                         state["epoch"], soft, truth_weight, ctx)
         seconds = time.perf_counter() - t0
-        val = val_mse(model, splits.val, tc.max_val_series, tc.precision, ctx)
+        errs = val_errors(model, splits.val, tc.max_val_series, tc.precision, ctx)
+        val = errs[crit]
         val_seconds = time.perf_counter() - t0 - seconds
         state["train_seconds"] += seconds
         state["epoch"] += 1
         improved = val < state["best_val"]
-        state["history"].append({"epoch": state["epoch"], "train_mse": loss, "val_mse": val, "seconds": seconds,
+        state["history"].append({"epoch": state["epoch"], f"train_{tc.loss}": loss, "val_mse": errs["mse"],
+                                 "val_mae": errs["mae"], "seconds": seconds,
                                  "val_seconds": val_seconds})
-        log(f"epoch {state['epoch']}: train mse {loss:.4f}  val mse {val:.4f}  ({seconds:.0f} s training + "
-            f"{val_seconds:.0f} s validation)" + ("  *" if improved else ""))
+        log(f"epoch {state['epoch']}: train {tc.loss} {loss:.4f}  val mse {errs['mse']:.4f}"
+            + (f"  val mae {errs['mae']:.4f}" if crit == "mae" else "")
+            + f"  ({seconds:.0f} s training + {val_seconds:.0f} s validation)" + ("  *" if improved else ""))
         if improved:
             state["best_val"], state["bad_epochs"] = val, 0
         else:
             state["bad_epochs"] += 1
         if ctx.main:  # every rank holds the same state; one writes it
             if improved:
-                checkpoint.save(out, model, meta | {"best_val_mse": val, "history": state["history"],
+                checkpoint.save(out, model, meta | {"best_val_mse": errs["mse"], "best_val_mae": errs["mae"],
+                                                    "history": state["history"],
                                                     "train_seconds": state["train_seconds"]})
             resume_state.save_state(resume_path, params, optimizer, torch.get_rng_state(),
                                     {"model_config": mc.to_dict(), "train_config": asdict(tc), "state": state,
