@@ -1,0 +1,105 @@
+"""Zero-shot transfer: a model trained on one dataset scores another with no training, beside the target's
+own (in-domain) model, for One-for-All and DLinear.
+
+    python bench/zero_shot.py                      # ETTh2->ETTh1, ETTh1->ETTh2, ETTm2->ETTm1, ETTm1->ETTm2, h 96
+    python bench/zero_shot.py --pairs ETTh2:ETTh1
+
+One-for-All: the default preset's reduced-protocol checkpoints that `python bench/accuracy.py` leaves in
+runs/bench/<dataset>.csv-<H>-ofa-Lauto (run it first), scored in PyTorch on every window of the target's
+test split. The target is scaled with a scaler fitted on its own train part (ofa.evaluate does this for
+any checkpoint; the model itself is scale-free after instance norm); its test part is never used for
+anything but the score. DLinear: trained on the source exactly as bench/accuracy.py trains it (reduced
+protocol, lookback and rate on the source's validation split), then scored the same way on the target.
+Records go into bench/results/accuracy.json with protocol "zeroshot-from-<source>" (in-domain ones:
+"zeroshot-in-domain"), every test window (test_every 1).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+sys.path.insert(0, HERE)
+
+import torch  # noqa: E402
+from accuracy import (DATA, DATASETS, LOOKBACKS, REDUCED_EPOCHS, REDUCED_TRAIN_SERIES, earlier_records,  # noqa: E402
+                      merge_records, reduced_splits, score_dlinear, tuned_dlinear)
+
+import ofa  # noqa: E402
+from ofa.data import load_series, make_splits  # noqa: E402
+from ofa.fileio import atomic_write_json  # noqa: E402
+
+PAIRS = ("ETTh2:ETTh1", "ETTh1:ETTh2", "ETTm2:ETTm1", "ETTm1:ETTm2")
+
+
+def ofa_score(source: str, target: str, horizon: int, workdir: str) -> dict:
+    ckpt = os.path.join(workdir, f"{os.path.basename(DATASETS[source])}-{horizon}-ofa-Lauto")
+    if not os.path.isfile(os.path.join(ckpt, "ofa.json")):
+        raise SystemExit(f"{ckpt}: no checkpoint; run `python bench/accuracy.py --datasets {source} "
+                         f"--horizons {horizon}` first")
+    r = ofa.evaluate(ckpt, os.path.join(DATA, DATASETS[target]))
+    return {"mse": r["mse"], "mae": r["mae"], "seq_len": r["seq_len"], "test_windows": r["test_windows"],
+            "checkpoint": ckpt}
+
+
+def dlinear_score(source: str, target: str, horizon: int, seed: int) -> dict:
+    """DLinear tuned on the source's validation split, scored on the target's whole test split."""
+    src = os.path.join(DATA, DATASETS[source])
+    best = None
+    for seq_len in LOOKBACKS:
+        splits = reduced_splits(src, seq_len, horizon, False, REDUCED_TRAIN_SERIES)
+        model, info = tuned_dlinear(source, splits, seq_len, horizon, REDUCED_EPOCHS, seed)
+        if best is None or info["val_mse"] < best[2]["val_mse"]:
+            best = (model, seq_len, info)
+    model, seq_len, info = best
+    target_splits = make_splits(load_series(os.path.join(DATA, DATASETS[target])), seq_len, horizon)
+    return score_dlinear(model, target_splits) | {"seq_len": seq_len, "lr": info["lr"],
+                                                 "test_windows": len(target_splits.test.starts)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", default=",".join(PAIRS), help="SOURCE:TARGET, comma-separated")
+    ap.add_argument("--horizon", type=int, default=96)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", default=os.path.join("runs", "bench"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "accuracy.json"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
+    records, done_in_domain = [], set()
+    for pair in args.pairs.split(","):
+        source, target = pair.split(":")
+        for name in (source, target):
+            if name not in DATASETS:
+                raise SystemExit(f"--pairs: unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        jobs = [(source, f"zeroshot-from-{source}")]
+        if target not in done_in_domain:
+            jobs.append((target, "zeroshot-in-domain"))
+            done_in_domain.add(target)
+        for trained_on, protocol in jobs:
+            for model in ("ofa", "dlinear"):
+                print(f"== {target} h{args.horizon} {model}, trained on {trained_on}", flush=True)
+                t0 = time.time()
+                r = (ofa_score(trained_on, target, args.horizon, args.workdir) if model == "ofa" else
+                     dlinear_score(trained_on, target, args.horizon, args.seed))
+                rec = {"dataset": target, "horizon": args.horizon, "model": model, "protocol": protocol,
+                       "source": trained_on, "seed": args.seed, "test_every": 1, "lookback": "auto",
+                       "run": run_id, "wall_seconds": round(time.time() - t0, 1), **r}
+                print(f"   mse {rec['mse']:.4f}  mae {rec['mae']:.4f}  L {rec['seq_len']}", flush=True)
+                records.append(rec)
+                atomic_write_json(args.out, merge_records(earlier_records(args.out), records))
+    print(f"\n{'target':7} {'model':8} {'in-domain':>10} " + " ".join(f"{'from ' + p.split(':')[0]:>12}"
+                                                                    for p in args.pairs.split(",")))
+    for r in records:
+        print(f"{r['dataset']:7} {r['model']:8} {r['protocol']:>24} {r['mse']:.4f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
