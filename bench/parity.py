@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 
 import ofa  # noqa: E402
-from ofa.training import checkpoint
+from ofa.training import checkpoint  # noqa: E402
 from ofa.data import load_series, make_splits  # noqa: E402
 from ofa.evaluation import predict_windows_torch, scores  # noqa: E402
 from ofa.export.merge import export  # noqa: E402
@@ -34,6 +34,7 @@ def main(argv=None) -> int:
     splits = make_splits(load_series(args.data, meta["data"].get("target")), meta["model"]["seq_len"],
                          meta["model"]["horizon"])
     x, y = splits.test.windows()
+    c = x.shape[2]
     want = predict_windows_torch(model, x)
     path = os.path.join(tempfile.mkdtemp(prefix="ofa-parity-"), "model.ofa")
     export(args.checkpoint, path)
