@@ -139,10 +139,6 @@ OFA_NOINLINE int32_t dot_1x1(const int8_t* ar, const int8_t* wr, int32_t k) {
 #endif
 }
 
-inline void dot_2x2(const uint32_t* ax, const int8_t* w0, const int8_t* w1, int32_t k4, int32_t* sums) {
-  ofa_dot::pairs_2x2(ax, w0, w1, k4, sums);
-}
-
 // One A row at a time, four output columns per pass so the row is reused from registers; the
 // finished int32 sums (bias added) then go through the epilogue, outside the multiply-add loop.
 template <class Epilogue>
@@ -183,7 +179,7 @@ void gemm_pairs(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, con
       }
       const int8_t* w1 = w0 + d->ldw;
       int32_t s[4];
-      dot_2x2(ax, w0, w1, k4, s);
+      ofa_dot::pairs_2x2(ax, w0, w1, k4, s);
       for (int32_t p = k4; p < k; ++p) {
         s[0] += (int32_t)a0[p] * w0[p];
         s[1] += (int32_t)a0[p] * w1[p];
