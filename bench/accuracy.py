@@ -355,8 +355,9 @@ def test_stride(path: str, horizon: int, args) -> tuple[int, int]:
     return k, len(range(0, n, k))
 
 
-def dlinear_cell(name: str, ds: str, path: str, horizon: int, lookback, args) -> dict:
-    """DLinear (or RLinear) with its rate, and under "auto" its lookback too, chosen on validation."""
+def validated_dlinear(name: str, ds: str, path: str, horizon: int, lookback, args):
+    """DLinear (or RLinear) with its rate, and under "auto" its lookback too, chosen on the validation
+    split of `path`: (model, its splits, info)."""
     epochs = 10 if args.full else REDUCED_EPOCHS
     best = None
     candidates = LOOKBACKS if lookback == "auto" else (lookback,)
@@ -372,7 +373,12 @@ def dlinear_cell(name: str, ds: str, path: str, horizon: int, lookback, args) ->
         print(f"    {name} L{seq_len}: lr {info['lr']:g}, val mse {info['val_mse']:.4f}", flush=True)
         if best is None or info["val_mse"] < best[2]["val_mse"]:
             best = (model, splits, info)
-    model, splits, info = best
+    return best
+
+
+def dlinear_cell(name: str, ds: str, path: str, horizon: int, lookback, args) -> dict:
+    """validated_dlinear, scored on the same dataset's test split."""
+    model, splits, info = validated_dlinear(name, ds, path, horizon, lookback, args)
     return score_dlinear(model, splits, args.test_every) | info | {
         "trainable_params": parameter_counts(model)["trainable_params"]}
 

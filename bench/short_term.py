@@ -35,6 +35,7 @@ from ofa import metrics  # noqa: E402
 from ofa.fileio import atomic_write_json  # noqa: E402
 from ofa.panel import panel_splits, panel_test_windows, read_m4_pair  # noqa: E402
 from ofa.shortterm import evaluate_panel  # noqa: E402
+from ofa.training.loop import every_for  # noqa: E402
 
 DATA = os.environ.get("OFA_DATA", os.path.join(HERE, "..", "..", "shared", "data"))
 # dataset: (frequency, horizon, source)
@@ -98,9 +99,8 @@ def run_dlinear(train: str, test: str, horizon: int, m: int, args) -> dict:
     t0 = time.perf_counter()
     for k in (1, 2, 4, 8):  # the lookbacks One-for-All's auto chooses among
         seq_len = k * horizon
-        probe = panel_splits(insample, seq_len, horizon)
-        every = max(1, len(probe.train) // args.max_train_windows) if args.max_train_windows else 1
-        splits = panel_splits(insample, seq_len, horizon, train_every=every)
+        probe = panel_splits(insample, seq_len, horizon)  # the stride One-for-All's panel training takes
+        splits = panel_splits(insample, seq_len, horizon, every_for(len(probe.train), args.max_train_windows))
         model, info = tuned_dlinear("panel", splits, seq_len, horizon, 10, args.seed)
         print(f"    dlinear L{seq_len}: lr {info['lr']:g}, val mse {info['val_mse']:.4f}", flush=True)
         if best is None or info["val_mse"] < best[2]["val_mse"]:

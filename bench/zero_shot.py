@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from types import SimpleNamespace
 import sys
 import time
 
@@ -25,8 +26,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "python"))
 sys.path.insert(0, HERE)
 
 import torch  # noqa: E402
-from accuracy import (DATA, DATASETS, LOOKBACKS, REDUCED_EPOCHS, REDUCED_TRAIN_SERIES, earlier_records,  # noqa: E402
-                      merge_records, reduced_splits, score_dlinear, tuned_dlinear)
+from accuracy import (DATA, DATASETS, REDUCED_TRAIN_SERIES, earlier_records, merge_records,  # noqa: E402
+                      score_dlinear, validated_dlinear)
 
 import ofa  # noqa: E402
 from ofa.data import load_series, make_splits  # noqa: E402
@@ -46,15 +47,12 @@ def ofa_score(source: str, target: str, horizon: int, workdir: str) -> dict:
 
 
 def dlinear_score(source: str, target: str, horizon: int, seed: int) -> dict:
-    """DLinear tuned on the source's validation split, scored on the target's whole test split."""
-    src = os.path.join(DATA, DATASETS[source])
-    best = None
-    for seq_len in LOOKBACKS:
-        splits = reduced_splits(src, seq_len, horizon, False, REDUCED_TRAIN_SERIES)
-        model, info = tuned_dlinear(source, splits, seq_len, horizon, REDUCED_EPOCHS, seed)
-        if best is None or info["val_mse"] < best[2]["val_mse"]:
-            best = (model, seq_len, info)
-    model, seq_len, info = best
+    """DLinear tuned on the source's validation split (as bench/accuracy.py tunes it), scored on the
+    target's whole test split."""
+    protocol = SimpleNamespace(full=False, train_series=REDUCED_TRAIN_SERIES, seed=seed)
+    model, _, info = validated_dlinear("dlinear", source, os.path.join(DATA, DATASETS[source]), horizon, "auto",
+                                       protocol)
+    seq_len = info["seq_len"]
     target_splits = make_splits(load_series(os.path.join(DATA, DATASETS[target])), seq_len, horizon)
     return score_dlinear(model, target_splits) | {"seq_len": seq_len, "lr": info["lr"],
                                                  "test_windows": len(target_splits.test.starts)}
@@ -93,8 +91,7 @@ def main(argv=None) -> int:
                 print(f"   mse {rec['mse']:.4f}  mae {rec['mae']:.4f}  L {rec['seq_len']}", flush=True)
                 records.append(rec)
                 atomic_write_json(args.out, merge_records(earlier_records(args.out), records))
-    print(f"\n{'target':7} {'model':8} {'in-domain':>10} " + " ".join(f"{'from ' + p.split(':')[0]:>12}"
-                                                                    for p in args.pairs.split(",")))
+    print(f"\n{'target':7} {'model':8} {'protocol':>24} {'mse':>7}")
     for r in records:
         print(f"{r['dataset']:7} {r['model']:8} {r['protocol']:>24} {r['mse']:.4f}")
     print(f"wrote {args.out}")
