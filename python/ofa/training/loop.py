@@ -230,6 +230,11 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
         ctx.close()
 
 
+def _log_lookback(log, seq_len: int, lookback: dict) -> None:
+    log(f"lookback: seq_len {seq_len} (ridge validation mse "
+        + ", ".join(f"{k}: {v:.4f}" for k, v in lookback["val_mse"].items()) + ")")
+
+
 def _panel_splits(data: str, mc: ModelConfig, tc: TrainConfig, log):
     """A panel (--format m4): training across its series, validation on each series' last horizon. Under
     --seq-len auto the lookback is the one of 1, 2, 4 and 8 horizons (GPT4TS's M4 setting is 2) whose ridge
@@ -244,23 +249,21 @@ def _panel_splits(data: str, mc: ModelConfig, tc: TrainConfig, log):
         raise OfaError(f"{data}: series {short[0][0]!r} has {short[0][1]} values, not more than the horizon "
                        f"{mc.horizon}: nothing is left to forecast from once its last horizon is held out "
                        f"for validation ({len(short)} such series)")
+    def strided(seq_len):  # the splits at this lookback, training windows strided to --max-train-windows
+        probe = panel_splits(panel, seq_len, mc.horizon)
+        every = every_for(len(probe.train.starts), tc.max_train_windows)
+        return panel_splits(panel, seq_len, mc.horizon, train_every=every), every
+
     lookback = lookback_fit = None
     if mc.seq_len == "auto":
-        def splits_for(seq_len):
-            probe = panel_splits(panel, seq_len, mc.horizon)
-            return panel_splits(panel, seq_len, mc.horizon, every_for(len(probe.train.starts), tc.max_train_windows))
-
         candidates = tuple(k * mc.horizon for k in (1, 2, 4, 8))
-        mc.seq_len, lookback, lookback_fit = linear_path.choose_lookback(splits_for, candidates)
-        log(f"lookback: seq_len {mc.seq_len} (ridge validation mse "
-            + ", ".join(f"{k}: {v:.4f}" for k, v in lookback["val_mse"].items()) + ")")
+        mc.seq_len, lookback, lookback_fit = linear_path.choose_lookback(lambda n: strided(n)[0], candidates)
+        _log_lookback(log, mc.seq_len, lookback)
         if mc.patch > mc.seq_len:
             mc.patch, mc.stride = mc.seq_len, max(1, mc.seq_len // 2)
             log(f"patch {mc.patch}, stride {mc.stride}: the lookback is shorter than the default patch")
     mc.check()
-    probe = panel_splits(panel, mc.seq_len, mc.horizon)
-    every = every_for(len(probe.train.starts), tc.max_train_windows)
-    splits = panel_splits(panel, mc.seq_len, mc.horizon, train_every=every)
+    splits, every = strided(mc.seq_len)
     lengths = [len(v) for v in panel]
     log(f"panel {os.path.basename(data)}: {len(panel):,} series of {min(lengths)} to {max(lengths)} values, "
         f"lookback {mc.seq_len}; validation: each series' last {mc.horizon} values; series shorter than "
@@ -279,8 +282,7 @@ def _splits(data: str, target, mc: ModelConfig, tc: TrainConfig, log):
     lookback = lookback_fit = None
     if mc.seq_len == "auto":
         mc.seq_len, lookback, lookback_fit = choose_lookback(series, mc.horizon, tc)
-        log(f"lookback: seq_len {mc.seq_len} (ridge validation mse "
-            + ", ".join(f"{k}: {v:.4f}" for k, v in lookback["val_mse"].items()) + ")")
+        _log_lookback(log, mc.seq_len, lookback)
     mc.check()
     probe = make_splits(series, mc.seq_len, mc.horizon, tc.train_fraction)
     every = every_for(len(probe.train.starts), tc.max_train_windows)
