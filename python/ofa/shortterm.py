@@ -16,7 +16,7 @@ M4_PREFIX = {"H": "hourly", "D": "daily", "W": "weekly", "M": "monthly", "Q": "q
 
 def frequency_of(ids: list[str], path: str) -> str | None:
     """M4's frequency from its ids (H1, W12, ...) or from the file name (Hourly-test.csv); None if neither says."""
-    prefixes = {re.match(r"[A-Za-z]+", i).group(0).upper() if re.match(r"[A-Za-z]+", i) else "" for i in ids}
+    prefixes = {re.match(r"[A-Za-z]*", i).group(0).upper() for i in ids}
     if len(prefixes) == 1 and (p := prefixes.pop()) in M4_PREFIX:
         return M4_PREFIX[p]
     name = os.path.basename(path).lower()
