@@ -16,15 +16,25 @@ struct Tile {
   float* base;
   int32_t n_series;  // series in this tile
   int32_t n_tokens;  // N
+  const ofa_prepacked* packed;  // weights packed for t.k at load, or NULL
   float* at(size_t off) const { return base + off; }
 };
 
+// The packed form of one weight when it was packed for this table.
+const float* packed_for(const Tile& t, const float* ofa_prepacked::*which) {
+  return t.packed ? t.packed->*which : nullptr;
+}
+const float* packed_for(const Tile& t, int32_t layer, const float* ofa_prepacked_layer::*which) {
+  return t.packed && t.packed->layers ? t.packed->layers[layer].*which : nullptr;
+}
+
 // C = A W^T + bias (+C when accumulate); the GEMM packing scratch is shared.
+// wp: W packed at load for t.k (then W itself is not read), or NULL.
 void linear(const Tile& t, int32_t rows, const float* a, int32_t k,
-            const float* w, const float* bias, float* c, int32_t n,
+            const float* w, const float* wp, const float* bias, float* c, int32_t n,
             int32_t accumulate) {
-  const ofa_gemm_dims dims = {rows, n, k, k, k, n, accumulate};
-  t.k->gemm(&dims, a, w, bias, c, t.at(t.plan->gemm_scratch));
+  const ofa_gemm_dims dims = {rows, n, k, k, k, n, accumulate, wp != nullptr};
+  t.k->gemm(&dims, a, wp ? wp : w, bias, c, t.at(t.plan->gemm_scratch));
 }
 
 void layer_norm(const Tile& t, int32_t rows, const float* x, const float* w,
@@ -47,19 +57,22 @@ void attention(const Tile& t, const float* qkv, float* out) {
   }
 }
 
-void feed_forward(const Tile& t, int32_t rows, const ofa_layer_weights& l,
-                  const float* x, float* hidden, float* residual) {
+void feed_forward(const Tile& t, int32_t rows, int32_t i, const float* x, float* hidden, float* residual) {
   const ofa_config& c = t.m->config;
-  linear(t, rows, x, c.d_model, l.ff_in_w, l.ff_in_b, hidden, c.d_ff, 0);
+  const ofa_layer_weights& l = t.m->layers[i];
+  linear(t, rows, x, c.d_model, l.ff_in_w, packed_for(t, i, &ofa_prepacked_layer::ff_in_w), l.ff_in_b, hidden,
+         c.d_ff, 0);
   t.k->gelu(hidden, (size_t)rows * c.d_ff, c.gelu);
-  linear(t, rows, hidden, c.d_ff, l.ff_out_w, l.ff_out_b, residual, c.d_model, 1);
+  linear(t, rows, hidden, c.d_ff, l.ff_out_w, packed_for(t, i, &ofa_prepacked_layer::ff_out_w), l.ff_out_b,
+         residual, c.d_model, 1);
 }
 
 // BERT: h = LN1(h + Attn(h)); h = LN2(h + FF(h)).
 // GPT-2: h = h + Attn(LN1(h)); h = h + FF(LN2(h)).
 // Residual adds are fused into the output GEMMs (accumulate into h).
-void transformer_layer(const Tile& t, const ofa_layer_weights& l) {
+void transformer_layer(const Tile& t, int32_t i) {
   const ofa_config& c = t.m->config;
+  const ofa_layer_weights& l = t.m->layers[i];
   const int32_t rows = t.n_series * t.n_tokens;
   const int32_t d = c.d_model;
   float* h = t.at(t.plan->hidden);
@@ -72,15 +85,17 @@ void transformer_layer(const Tile& t, const ofa_layer_weights& l) {
     layer_norm(t, rows, h, l.ln1_w, l.ln1_b, normed);
     attn_in = normed;
   }
-  linear(t, rows, attn_in, d, l.attn_qkv_w, l.attn_qkv_b, wide, 3 * d, 0);
+  linear(t, rows, attn_in, d, l.attn_qkv_w, packed_for(t, i, &ofa_prepacked_layer::attn_qkv_w), l.attn_qkv_b,
+         wide, 3 * d, 0);
   attention(t, wide, normed);
-  linear(t, rows, normed, d, l.attn_out_w, l.attn_out_b, h, d, 1);
+  linear(t, rows, normed, d, l.attn_out_w, packed_for(t, i, &ofa_prepacked_layer::attn_out_w), l.attn_out_b, h,
+         d, 1);
   if (pre_ln) {
     layer_norm(t, rows, h, l.ln2_w, l.ln2_b, normed);
-    feed_forward(t, rows, l, normed, wide, h);
+    feed_forward(t, rows, i, normed, wide, h);
   } else {
     layer_norm(t, rows, h, l.ln1_w, l.ln1_b, h);
-    feed_forward(t, rows, l, h, wide, h);
+    feed_forward(t, rows, i, h, wide, h);
     layer_norm(t, rows, h, l.ln2_w, l.ln2_b, h);
   }
 }
@@ -110,16 +125,16 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
     for (int32_t s = 0; s < t.n_series; ++s)
       for (int32_t k = 0; k < c.seq_len; ++k)
         u[(size_t)s * c.seq_len + k] = wide[(size_t)s * n * c.patch_len + ofa_patch_offset(&sdims, k)];
-    linear(t, t.n_series, u, c.seq_len, m.linear_w, nullptr, yh, H, 0);
+    linear(t, t.n_series, u, c.seq_len, m.linear_w, packed_for(t, &ofa_prepacked::linear_w), nullptr, yh, H, 0);
   }
-  linear(t, rows, wide, c.patch_len, m.in_w, m.in_b, h, d, 0);
+  linear(t, rows, wide, c.patch_len, m.in_w, packed_for(t, &ofa_prepacked::in_w), m.in_b, h, d, 0);
   for (int32_t r = 0; r < rows; ++r) {
     const float* p = m.pos + (size_t)(r % n) * d;
     float* hr = h + (size_t)r * d;
     for (int32_t j = 0; j < d; ++j) hr[j] += p[j];
   }
   if (c.layout == OFA_LAYOUT_BERT) layer_norm(t, rows, h, m.emb_ln_w, m.emb_ln_b, h);
-  for (int32_t i = 0; i < c.n_layers; ++i) transformer_layer(t, m.layers[i]);
+  for (int32_t i = 0; i < c.n_layers; ++i) transformer_layer(t, i);
   const float* final_h = h;
   if (c.layout == OFA_LAYOUT_GPT2) {
     float* normed = t.at(t.plan->normed);
@@ -130,20 +145,14 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
   // Head: each series' (N, d) block is already its flattened row of N*d. It
   // accumulates onto the linear path's W u when there is one.
   const int32_t acc = c.linear_path;
-  const ofa_gemm_dims shape = {t.n_series, 0, flat, flat, flat, 0, acc};
   if (c.head_rank == 0) {
-    ofa_gemm_dims dims = shape;
-    dims.n = H;
-    dims.ldc = H;
-    t.k->gemm(&dims, final_h, m.head_w, m.head_bias, yh, t.at(t.plan->gemm_scratch));
+    linear(t, t.n_series, final_h, flat, m.head_w, packed_for(t, &ofa_prepacked::head_w), m.head_bias, yh, H, acc);
   } else {
     float* low = t.at(t.plan->head_low);
-    ofa_gemm_dims dims = shape;
-    dims.n = c.head_rank;
-    dims.ldc = c.head_rank;
-    dims.accumulate = 0;
-    t.k->gemm(&dims, final_h, m.head_a, nullptr, low, t.at(t.plan->gemm_scratch));
-    linear(t, t.n_series, low, c.head_rank, m.head_b_lr, m.head_bias, yh, H, acc);
+    linear(t, t.n_series, final_h, flat, m.head_a, packed_for(t, &ofa_prepacked::head_a), nullptr, low,
+           c.head_rank, 0);
+    linear(t, t.n_series, low, c.head_rank, m.head_b_lr, packed_for(t, &ofa_prepacked::head_b_lr), m.head_bias,
+           yh, H, acc);
   }
 
   for (int32_t s = 0; s < t.n_series; ++s) {
@@ -160,13 +169,15 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
 
 }  // namespace
 
-extern "C" ofa_status ofa_forward_validated(const ofa_model* model, const ofa_kernels* kernels,
-                                            int32_t tile_series, const float* x, int32_t batch,
-                                            float* y, void* arena, size_t arena_bytes) {
+extern "C" ofa_status ofa_forward_series_validated(const ofa_model* model, const ofa_kernels* kernels,
+                                                   int32_t tile_series, const float* x, int32_t batch,
+                                                   int32_t first_series, int32_t n_series, float* y, void* arena,
+                                                   size_t arena_bytes) {
   ofa_status st = ofa_detail::check_pointers(model, x, y, arena);
   if (st != OFA_OK) return st;
   const ofa_config& c = model->config;
   if ((st = ofa_detail::check_batch(c, batch, tile_series)) != OFA_OK) return st;
+  if ((st = ofa_detail::check_series(c, batch, first_series, n_series)) != OFA_OK) return st;
   ofa_arena_plan plan;
   if ((st = ofa_plan_arena(&c, tile_series, &plan)) != OFA_OK) return st;
   if ((st = ofa_detail::check_arena(arena, arena_bytes, plan.total_floats * sizeof(float))) != OFA_OK) return st;
@@ -177,8 +188,16 @@ extern "C" ofa_status ofa_forward_validated(const ofa_model* model, const ofa_ke
   t.plan = &plan;
   t.base = static_cast<float*>(arena);
   t.n_tokens = ofa_n_patches(&c);
-  ofa_detail::for_each_tile(t, batch * c.n_channels, tile_series, x, y, run_tile);
+  t.packed = model->prepacked && t.k->pack_w && model->prepacked->pack_w == t.k->pack_w ? model->prepacked : nullptr;
+  ofa_detail::for_each_tile(t, first_series, n_series, tile_series, x, y, run_tile);
   return OFA_OK;
+}
+
+extern "C" ofa_status ofa_forward_validated(const ofa_model* model, const ofa_kernels* kernels,
+                                            int32_t tile_series, const float* x, int32_t batch,
+                                            float* y, void* arena, size_t arena_bytes) {
+  return ofa_forward_series_validated(model, kernels, tile_series, x, batch, 0, ofa_detail::all_series(model, batch),
+                                      y, arena, arena_bytes);
 }
 
 extern "C" ofa_status ofa_forward(const ofa_model* model, const ofa_kernels* kernels,

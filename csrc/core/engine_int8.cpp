@@ -18,30 +18,36 @@ struct Tile {
   unsigned char* base;
   int32_t n_series;
   int32_t n_tokens;
+  bool packed;  // the linears' w_packed were packed for t.k (at load)
   template <class T>
   T* at(size_t off) const { return reinterpret_cast<T*>(base + off); }
+  // The GEMM shape of a (rows, k) x l (n, k)^T, and the W it reads.
+  ofa_gemm_s8_dims dims(const ofa_linear_int8& l, int32_t rows, int32_t k, int32_t lda, int32_t n) const {
+    return {rows, n, k, lda, k, n, packed && l.w_packed};
+  }
+  const int8_t* w(const ofa_linear_int8& l) const { return packed && l.w_packed ? l.w_packed : l.w; }
 };
 
 // acc (rows, n) = a (rows, k) W^T + bias
 void linear(const Tile& t, int32_t rows, const int8_t* a, int32_t lda,
             const ofa_linear_int8& l, int32_t k, int32_t n, int32_t* acc) {
-  const ofa_gemm_s8_dims dims = {rows, n, k, lda, k, n};
-  t.k->gemm_s8(&dims, a, l.w, l.b, acc, t.at<void>(t.plan->gemm_scratch));
+  const ofa_gemm_s8_dims dims = t.dims(l, rows, k, lda, n);
+  t.k->gemm_s8(&dims, a, t.w(l), l.b, acc, t.at<void>(t.plan->gemm_scratch));
 }
 
 // out (rows, n) int8 = requant(a W^T + bias), fused in the GEMM epilogue
 void linear_to_s8(const Tile& t, int32_t rows, const int8_t* a, int32_t lda,
                   const ofa_linear_int8& l, int32_t k, int32_t n, int8_t* out) {
-  const ofa_gemm_s8_dims dims = {rows, n, k, lda, k, n};
-  t.k->gemm_s8_requant_s8(&dims, a, l.w, l.b, l.out.table, l.out.count, out,
+  const ofa_gemm_s8_dims dims = t.dims(l, rows, k, lda, n);
+  t.k->gemm_s8_requant_s8(&dims, a, t.w(l), l.b, l.out.table, l.out.count, out,
                           t.at<void>(t.plan->gemm_scratch));
 }
 
 // h (rows, n) += requant(a W^T + bias), fused in the GEMM epilogue
 void linear_add_into(const Tile& t, int32_t rows, const int8_t* a, int32_t lda,
                      const ofa_linear_int8& l, int32_t k, int32_t n, int32_t* h) {
-  const ofa_gemm_s8_dims dims = {rows, n, k, lda, k, n};
-  t.k->gemm_s8_requant_add_s32(&dims, a, l.w, l.b, l.out.table, l.out.count, h,
+  const ofa_gemm_s8_dims dims = t.dims(l, rows, k, lda, n);
+  t.k->gemm_s8_requant_add_s32(&dims, a, t.w(l), l.b, l.out.table, l.out.count, h,
                                t.at<void>(t.plan->gemm_scratch));
 }
 
@@ -70,7 +76,7 @@ void attention(const Tile& t, const ofa_layer_int8& l, const int8_t* qkv, int8_t
   int8_t* probs = t.at<int8_t>(t.plan->probs);
   int8_t* v_t = t.at<int8_t>(t.plan->v_t);
   void* scratch = t.at<void>(t.plan->gemm_scratch);
-  const ofa_gemm_s8_dims pv = {n, hd, n, n, n, d};
+  const ofa_gemm_s8_dims pv = {n, hd, n, n, n, d, 0};
   const int32_t causal = c.layout == OFA_LAYOUT_GPT2;
   for (int32_t s = 0; s < t.n_series; ++s) {
     const int8_t* qs = qkv + (size_t)s * n * 3 * d;
@@ -81,14 +87,20 @@ void attention(const Tile& t, const ofa_layer_int8& l, const int8_t* qkv, int8_t
       const int8_t* v = q + 2 * d;
       for (int32_t r0 = 0; r0 < n; r0 += block) {
         const int32_t rows = n - r0 < block ? n - r0 : block;
-        const ofa_gemm_s8_dims qk = {rows, n, hd, 3 * d, 3 * d, n};
+        const ofa_gemm_s8_dims qk = {rows, n, hd, 3 * d, 3 * d, n, 0};
         const ofa_softmax_s8_dims sm = {rows, n, n, n, causal, r0};
         t.k->gemm_s8(&qk, q + (size_t)r0 * 3 * d, k, nullptr, scores, scratch);
         t.k->softmax_s8(&sm, scores, l.scores.table, probs + (size_t)r0 * n);
       }
-      for (int32_t tok = 0; tok < n; ++tok)
-        for (int32_t j = 0; j < hd; ++j) v_t[(size_t)j * n + tok] = v[(size_t)tok * 3 * d + j];
-      t.k->gemm_s8_requant_s8(&pv, probs, v_t, nullptr, l.context.table, l.context.count,
+      ofa_gemm_s8_dims pvd = pv;
+      if (t.k->pack_wt && t.plan->v_t_packed) {  // V is P V's W^T: straight into the GEMM's panels
+        t.k->pack_wt(v, 3 * d, hd, n, v_t);
+        pvd.w_packed = 1;
+      } else {
+        for (int32_t tok = 0; tok < n; ++tok)
+          for (int32_t j = 0; j < hd; ++j) v_t[(size_t)j * n + tok] = v[(size_t)tok * 3 * d + j];
+      }
+      t.k->gemm_s8_requant_s8(&pvd, probs, v_t, nullptr, l.context.table, l.context.count,
                               cs + (size_t)h * hd, scratch);
     }
   }
@@ -134,14 +146,16 @@ void transformer_layer(const Tile& t, const ofa_layer_int8& l) {
 // The head's depth is N*d (16k for MiniLM). One GEMM over it would need a
 // packing panel of NR * N*d bytes in the arena (0.5 MB), more than a
 // microcontroller has, so it runs token by token (depth d) and sums the
-// partial int32 results: integer addition, so the bits are the same.
+// partial int32 results: integer addition, so the bits are the same. W packed
+// at load needs no panel: then it is one GEMM over the whole depth.
 void head_linear(const Tile& t, const int8_t* x8, const ofa_linear_int8& l, int32_t n_out,
                  int32_t* yh) {
   const int32_t d = t.m->config.d_model, flat = t.n_tokens * d, rows = t.n_series;
+  if (t.packed && l.w_packed) return linear(t, rows, x8, flat, l, flat, n_out, yh);
   int32_t* part = t.at<int32_t>(t.plan->acc);  // free here: the last layer is done with it
   void* scratch = t.at<void>(t.plan->gemm_scratch);
   for (int32_t tok = 0; tok < t.n_tokens; ++tok) {
-    const ofa_gemm_s8_dims dims = {rows, n_out, d, flat, flat, n_out};
+    const ofa_gemm_s8_dims dims = {rows, n_out, d, flat, flat, n_out, 0};
     const int8_t* a = x8 + (size_t)tok * d;
     const int8_t* w = l.w + (size_t)tok * d;
     if (tok == 0) {
@@ -212,8 +226,8 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
       for (int32_t k = 0; k < L; ++k)
         x8[(size_t)s * L + k] =
             quantize_patch(patches[(size_t)s * n * P + ofa_patch_offset(&sdims, k)], inv_scale);
-    const ofa_gemm_s8_dims dims = {t.n_series, H, L, L, L, H};
-    t.k->gemm_s8(&dims, x8, m.linear.w, nullptr, acc, t.at<void>(t.plan->gemm_scratch));
+    const ofa_gemm_s8_dims dims = t.dims(m.linear, t.n_series, L, L, H);
+    t.k->gemm_s8(&dims, x8, t.w(m.linear), nullptr, acc, t.at<void>(t.plan->gemm_scratch));
   }
 
   for (int32_t s = 0; s < t.n_series; ++s) {
@@ -233,12 +247,14 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
 }  // namespace
 
 ofa_status ofa_detail::forward_int8_validated(const ofa_model_int8* model, const ofa_kernels_int8* kernels,
-                                              int32_t tile_series, const float* x, int32_t batch, float* y,
-                                              void* arena, size_t arena_bytes, ofa_arena_rules rules) {
+                                              int32_t tile_series, const float* x, int32_t batch,
+                                              int32_t first_series, int32_t n_series, float* y, void* arena,
+                                              size_t arena_bytes, ofa_arena_rules rules) {
   ofa_status st = ofa_detail::check_pointers(model, x, y, arena);
   if (st != OFA_OK) return st;
   const ofa_config& c = model->config;
   if ((st = ofa_detail::check_batch(c, batch, tile_series)) != OFA_OK) return st;
+  if ((st = ofa_detail::check_series(c, batch, first_series, n_series)) != OFA_OK) return st;
   ofa_arena_plan_int8 plan;
   if ((st = ofa_plan_arena_int8(&c, tile_series, rules, &plan)) != OFA_OK) return st;
   if ((st = ofa_detail::check_arena(arena, arena_bytes, plan.total_bytes)) != OFA_OK) return st;
@@ -249,7 +265,8 @@ ofa_status ofa_detail::forward_int8_validated(const ofa_model_int8* model, const
   t.plan = &plan;
   t.base = static_cast<unsigned char*>(arena);
   t.n_tokens = ofa_n_patches(&c);
-  ofa_detail::for_each_tile(t, batch * c.n_channels, tile_series, x, y, run_tile);
+  t.packed = model->packed_by && t.k->pack_w && model->packed_by == t.k->pack_w;
+  ofa_detail::for_each_tile(t, first_series, n_series, tile_series, x, y, run_tile);
   return OFA_OK;
 }
 
@@ -259,6 +276,15 @@ extern "C" ofa_status ofa_forward_int8_validated(const ofa_model_int8* model,
                                                  size_t arena_bytes) {
   return ofa_detail::forward_int8_validated(model, kernels, tile_series, x, batch, y, arena, arena_bytes,
                                             OFA_BUILD_ARENA_RULES);
+}
+
+extern "C" ofa_status ofa_forward_int8_series_validated(const ofa_model_int8* model,
+                                                        const ofa_kernels_int8* kernels, int32_t tile_series,
+                                                        const float* x, int32_t batch, int32_t first_series,
+                                                        int32_t n_series, float* y, void* arena,
+                                                        size_t arena_bytes) {
+  return ofa_detail::forward_int8_validated(model, kernels, tile_series, x, batch, first_series, n_series, y, arena,
+                                            arena_bytes, OFA_BUILD_ARENA_RULES);
 }
 
 extern "C" ofa_status ofa_forward_int8(const ofa_model_int8* model,

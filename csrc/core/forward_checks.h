@@ -25,12 +25,34 @@ inline ofa_status check_arena(const void* arena, size_t have, size_t need) {
   return OFA_OK;
 }
 
-// Runs `tile` over the batch's series, tile_series at a time (the last tile
-// may be shorter): tile.n_series is set before each run_tile(tile, x, g, y).
+// The series a call runs: [first, first + count) of the batch's batch * C
+// (series g is channel g % C of window g / C). A host splits a batch, even a
+// single window, over threads by giving each its own range.
+inline ofa_status check_series(const ofa_config& c, int32_t batch, int32_t first, int32_t count) {
+  const int64_t total = (int64_t)batch * c.n_channels;
+  return (first < 0 || count <= 0 || (int64_t)first + count > total) ? OFA_ERR_BAD_BATCH : OFA_OK;
+}
+
+// Every series of the batch, or 0 (which check_series refuses) when model or
+// batch is bad: the checks then report those in their usual order.
+inline int32_t all_series(const void* model_or_null, int32_t batch, int32_t n_channels) {
+  const int64_t total = model_or_null && batch > 0 ? (int64_t)batch * n_channels : 0;
+  return total > INT32_MAX ? 0 : (int32_t)total;
+}
+template <class Model>
+inline int32_t all_series(const Model* model, int32_t batch) {
+  return model ? all_series(model, batch, model->config.n_channels) : 0;
+}
+
+// Runs `tile` over series [first, first + count), tile_series at a time (the
+// last tile may be shorter): tile.n_series is set before each
+// run_tile(tile, x, g, y).
 template <class Tile, class RunTile>
-void for_each_tile(Tile& tile, int32_t total, int32_t tile_series, const float* x, float* y, RunTile run_tile) {
-  for (int32_t g = 0; g < total; g += tile_series) {
-    tile.n_series = total - g < tile_series ? total - g : tile_series;
+void for_each_tile(Tile& tile, int32_t first, int32_t count, int32_t tile_series, const float* x, float* y,
+                   RunTile run_tile) {
+  const int32_t end = first + count;
+  for (int32_t g = first; g < end; g += tile_series) {
+    tile.n_series = end - g < tile_series ? end - g : tile_series;
     run_tile(tile, x, g, y);
   }
 }

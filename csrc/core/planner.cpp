@@ -54,7 +54,7 @@ ofa_status ofa_plan_arena(const ofa_config* c, int32_t tile_series, ofa_arena_pl
   p->normed = cv.take(rows * d);
   p->wide = cv.take(rows * max2(max2(3 * d, f), (uint64_t)c->patch_len));
   p->scores = cv.take(n * n);
-  p->v_t = cv.take(hd * n);
+  p->v_t = cv.take(ofa_attention_v_floats(&ad));
   p->head_low = cv.take(t * r);
   p->head_out = cv.take(t * h);
   p->stats = cv.take(2 * t);

@@ -46,7 +46,10 @@ ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_are
   p->patches = cv.take(rows * P * 4);
   p->scores = cv.take((uint64_t)p->score_rows * n * 4);
   p->probs = cv.take(n * n);
-  p->v_t = cv.take(hd * n);
+  // HOST: V may be packed (pack_wt) into OFA_GEMM_S8_NR-column panels of N rounded up to 4 depths.
+  p->v_t_packed = !mcu;
+  const uint64_t v_packed = (hd + OFA_GEMM_S8_NR - 1) / OFA_GEMM_S8_NR * OFA_GEMM_S8_NR * ((n + 3) / 4 * 4);
+  p->v_t = cv.take(mcu ? hd * n : max2(hd * n, v_packed));
   p->head_acc = cv.take(t * max2(h, r) * 4);
   p->head_low = cv.take(t * r);
   p->stats = cv.take(2 * t * 4);

@@ -75,7 +75,8 @@ struct Scheme;
 // The entry points of one scheme, by one set of names.
 template <class M, class L, class K, const K* (*Best)(), const K* (*ByName)(const char*),
           ofa_status (*Validate)(const M*), ofa_status (*Arena)(const ofa_config*, int32_t, size_t*),
-          ofa_status (*Forward)(const M*, const K*, int32_t, const float*, int32_t, float*, void*, size_t)>
+          ofa_status (*Forward)(const M*, const K*, int32_t, const float*, int32_t, int32_t, int32_t, float*, void*,
+                                size_t)>
 struct SchemeOf {
   using Model = M;
   using Layer = L;
@@ -84,16 +85,16 @@ struct SchemeOf {
   static const K* by_name(const char* name) { return ByName(name); }
   static ofa_status validate(const M* m) { return Validate(m); }
   static ofa_status arena_bytes(const ofa_config* c, int32_t tile, size_t* out) { return Arena(c, tile, out); }
-  // The model passed validate() at load (Runner's contract).
-  static ofa_status forward(const M* m, const K* k, int32_t tile, const float* x, int32_t batch, float* y,
-                            void* arena, size_t bytes) {
-    return Forward(m, k, tile, x, batch, y, arena, bytes);
+  // Series [first, first + count) of the batch; the model passed validate() at load (Runner's contract).
+  static ofa_status forward(const M* m, const K* k, int32_t tile, const float* x, int32_t batch, int32_t first,
+                            int32_t count, float* y, void* arena, size_t bytes) {
+    return Forward(m, k, tile, x, batch, first, count, y, arena, bytes);
   }
 };
 
 template <>
 struct Scheme<Fp32> : SchemeOf<ofa_model, ofa_layer_weights, ofa_kernels, ofa_kernels_best, ofa_kernels_by_name,
-                               ofa_validate_model, ofa_arena_bytes, ofa_forward_validated> {
+                               ofa_validate_model, ofa_arena_bytes, ofa_forward_series_validated> {
   static constexpr const char* kName = "fp32";
   static constexpr const char* kIsas[] = {"scalar", "avx2", "avx512"};
   // The same table with its GEMM timed (into thread_counters()).
@@ -110,7 +111,7 @@ struct Scheme<Fp32> : SchemeOf<ofa_model, ofa_layer_weights, ofa_kernels, ofa_ke
 template <>
 struct Scheme<Int8> : SchemeOf<ofa_model_int8, ofa_layer_int8, ofa_kernels_int8, ofa_kernels_int8_best,
                                ofa_kernels_int8_by_name, ofa_validate_model_int8, ofa_arena_bytes_int8,
-                               ofa_forward_int8_validated> {
+                               ofa_forward_int8_series_validated> {
   static constexpr const char* kName = "int8";
   static constexpr const char* kIsas[] = {"scalar", "avx2", "avx512vnni"};
   // The same table with its three GEMM entry points timed.
@@ -157,23 +158,25 @@ class Runner {
     return OFA_OK;
   }
 
-  // x (batch, L, C) -> y (batch, H, C) over up to threads() workers. Calls
-  // take turns (the arenas are the runner's); the last call's GEMM counters
-  // are kept for gemm_stats().
+  // x (batch, L, C) -> y (batch, H, C) over up to threads() workers, each
+  // taking an equal run of the batch's series (so one window's channels
+  // split over threads too; channels are independent). Calls take turns (the
+  // arenas are the runner's); the last call's GEMM counters are kept for
+  // gemm_stats().
   ofa_status forward(const typename Sch::Model* model, const float* x, int32_t batch, float* y) {
     std::lock_guard<std::mutex> lock(mutex_);
-    const int64_t in_stride = (int64_t)cfg_.seq_len * cfg_.n_channels;
-    const int64_t out_stride = (int64_t)cfg_.horizon * cfg_.n_channels;
-    const int n_workers = std::min<int>(threads(), batch);
+    if (batch <= 0 || (int64_t)batch * cfg_.n_channels > INT32_MAX) return OFA_ERR_BAD_BATCH;
+    const int32_t total = batch * cfg_.n_channels;
+    const int n_workers = std::min<int>(threads(), total);
     std::vector<GemmCounters> counters(n_workers);
     std::vector<ofa_status> statuses(n_workers, OFA_OK);
     auto work = [&](int w) {
-      const int32_t b0 = (int32_t)((int64_t)batch * w / n_workers);
-      const int32_t b1 = (int32_t)((int64_t)batch * (w + 1) / n_workers);
+      const int32_t g0 = (int32_t)((int64_t)total * w / n_workers);
+      const int32_t g1 = (int32_t)((int64_t)total * (w + 1) / n_workers);
       Timed<typename Sch::Kernels>::inner() = inner_;
       thread_counters() = GemmCounters{};
-      statuses[w] = Sch::forward(model, &timed_, tile_series_, x + b0 * in_stride, b1 - b0, y + b0 * out_stride,
-                                 arenas_[w].data, arenas_[w].bytes);
+      statuses[w] = Sch::forward(model, &timed_, tile_series_, x, batch, g0, g1 - g0, y, arenas_[w].data,
+                                 arenas_[w].bytes);
       counters[w] = thread_counters();
     };
     run_workers(n_workers, work);

@@ -38,13 +38,16 @@ struct ofa_attention_dims {
 };
 
 // One series: qkv (n_tokens, 3d) rows [q | k | v] -> out (n_tokens, d).
-// scores: n_tokens^2 floats, v_t: head_dim * n_tokens floats,
+// scores: n_tokens^2 floats, v_t: ofa_attention_v_floats(dims) floats,
 // gemm_scratch: ofa_attention_gemm_scratch_floats(dims) floats.
 void ofa_attention(const ofa_kernels* kern, const ofa_attention_dims* d,
                    const float* qkv, float* out, float* scores, float* v_t,
                    float* gemm_scratch);
 
 size_t ofa_attention_gemm_scratch_floats(const ofa_attention_dims* d);
+// One head's V as P V's W: transposed (head_dim, n_tokens), or packed by a
+// table's pack_wt into panels of up to OFA_GEMM_N_PAD columns.
+size_t ofa_attention_v_floats(const ofa_attention_dims* d);
 
 // The portable table with the Cortex-M DSP GEMM's 2x2 blocked form (gemm_s8_scalar.cpp), on any
 // host: the kernel tests run it beside the other tables, so its blocking and tails are checked

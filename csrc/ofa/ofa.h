@@ -78,6 +78,28 @@ typedef struct ofa_layer_weights {
   const float* ff_out_b; /* (d) */
 } ofa_layer_weights;
 
+/* Weights packed once, at load, by one kernel table's pack_w (a host
+ * engine's choice; firmware leaves ofa_model.prepacked NULL). The forward pass
+ * uses them only with a table whose pack_w is that same function (the layout
+ * is pack_w's); a NULL entry falls back to the plain (out, in) matrix. */
+typedef struct ofa_prepacked_layer {
+  const float* attn_qkv_w;
+  const float* attn_out_w;
+  const float* ff_in_w;
+  const float* ff_out_w;
+} ofa_prepacked_layer;
+
+typedef struct ofa_prepacked {
+  /* the pack_w that wrote these */
+  void (*pack_w)(const float* w, int32_t ldw, int32_t n, int32_t k, float* dst);
+  const float* in_w;
+  const float* head_w;
+  const float* head_a;
+  const float* head_b_lr;
+  const float* linear_w;
+  const ofa_prepacked_layer* layers;  /* n_layers entries, or NULL */
+} ofa_prepacked;
+
 /* All matrices row-major (out, in), float32, contiguous. */
 typedef struct ofa_model {
   ofa_config config;
@@ -99,6 +121,7 @@ typedef struct ofa_model {
    * u the instance-normalised window (python/ofa/linear_path.py). */
   const float* linear_w; /* (H, L) */
   const float* linear_b; /* (H), added after the instance de-normalisation */
+  const ofa_prepacked* prepacked; /* NULL: every gemm packs its own W */
 } ofa_model;
 
 /* N = (L - P) / S + 2; 0 when the config is invalid. */
@@ -133,6 +156,16 @@ ofa_status ofa_forward(const ofa_model* model, const ofa_kernels* kernels,
 ofa_status ofa_forward_validated(const ofa_model* model, const ofa_kernels* kernels,
                                  int32_t tile_series, const float* x, int32_t batch,
                                  float* y, void* arena, size_t arena_bytes);
+
+/* ofa_forward_validated on series [first_series, first_series + n_series)
+ * only, of the batch's batch * C (series g is channel g % C of window g / C):
+ * a host splits a batch, even one window, over threads this way. Only those
+ * series' forecasts are written to y. OFA_ERR_BAD_BATCH for a range outside
+ * the batch. */
+ofa_status ofa_forward_series_validated(const ofa_model* model, const ofa_kernels* kernels,
+                                        int32_t tile_series, const float* x, int32_t batch,
+                                        int32_t first_series, int32_t n_series, float* y,
+                                        void* arena, size_t arena_bytes);
 
 const char* ofa_status_name(ofa_status status);
 

@@ -48,6 +48,9 @@ typedef struct ofa_linear_int8 {
   const int8_t* w;   /* (out, in) symmetric per output channel */
   const int32_t* b;  /* (out) bias minus input zp * row sum of w */
   ofa_requant out;   /* (out) accumulator -> next grid */
+  /* w in the panel layout of ofa_model_int8.packed_by, written once at load
+   * by a host engine; NULL (firmware): each GEMM packs w itself. */
+  const int8_t* w_packed;
 } ofa_linear_int8;
 
 typedef struct ofa_layer_int8 {
@@ -82,6 +85,9 @@ typedef struct ofa_model_int8 {
   ofa_linear_int8 linear;         /* b and out unused */
   const float* linear_out_scale;  /* (H) */
   const float* linear_bias;       /* (H) */
+  /* The pack_w that wrote every w_packed above: they are used only with a
+   * kernel table whose pack_w is this function. NULL: none are packed. */
+  void (*packed_by)(const int8_t* w, int32_t ldw, int32_t n, int32_t k, int8_t* dst);
 } ofa_model_int8;
 
 /* Checks config, tensors present, and every multiplier / shift / scale in
@@ -122,6 +128,14 @@ ofa_status ofa_forward_int8_validated(const ofa_model_int8* model,
                                       const ofa_kernels_int8* kernels,
                                       int32_t tile_series, const float* x, int32_t batch,
                                       float* y, void* arena, size_t arena_bytes);
+
+/* ofa_forward_int8_validated on series [first_series, first_series +
+ * n_series) of the batch only (see ofa_forward_series_validated). */
+ofa_status ofa_forward_int8_series_validated(const ofa_model_int8* model,
+                                             const ofa_kernels_int8* kernels,
+                                             int32_t tile_series, const float* x, int32_t batch,
+                                             int32_t first_series, int32_t n_series, float* y,
+                                             void* arena, size_t arena_bytes);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,9 @@ typedef struct ofa_gemm_dims {
   int32_t m, n, k;
   int32_t lda, ldw, ldc;
   int32_t accumulate; /* nonzero: add the product into existing C */
+  /* nonzero: W is already in this table's pack_w layout (made once, at load;
+   * ldw unused). Only a table with pack_w may be given it. */
+  int32_t w_packed;
 } ofa_gemm_dims;
 
 /* Packing scratch (floats) every gemm variant may use, identical for all
@@ -35,7 +38,7 @@ typedef struct ofa_gemm_dims {
 #define OFA_GEMM_KC 384
 #endif
 #ifndef OFA_GEMM_NC
-#define OFA_GEMM_NC 512
+#define OFA_GEMM_NC 256
 #endif
 #define OFA_GEMM_N_PAD 32
 #define OFA_GEMM_MR_MAX 16 /* rows of A packed per micro-panel */
@@ -63,6 +66,14 @@ typedef struct ofa_kernels {
   void (*layer_norm)(const ofa_layer_norm_dims* dims, const float* x,
                      const float* w, const float* b, float* y);
   void (*softmax)(const ofa_softmax_dims* dims, float* x);
+  /* Optional (NULL: the table packs W inside every gemm call): W (n, k) in the
+   * panel layout its gemm streams, written once at load into packed_floats(n,
+   * k) floats (64B aligned), then passed with dims.w_packed = 1. */
+  size_t (*packed_floats)(int32_t n, int32_t k);
+  void (*pack_w)(const float* w, int32_t ldw, int32_t n, int32_t k, float* dst);
+  /* pack_w from W's transpose: wt (k, n), row stride ldwt (attention's V is
+   * P V's W^T: packing it this way needs no transposed copy). */
+  void (*pack_wt)(const float* wt, int32_t ldwt, int32_t n, int32_t k, float* dst);
 } ofa_kernels;
 
 size_t ofa_gemm_scratch_floats(int32_t k, int32_t n);

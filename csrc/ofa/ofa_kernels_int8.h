@@ -19,6 +19,9 @@ extern "C" {
 typedef struct ofa_gemm_s8_dims {
   int32_t m, n, k;
   int32_t lda, ldw, ldc;
+  /* nonzero: W is already in this table's pack_w layout (made once, at load;
+   * ldw unused). Only a table with pack_w may be given it. */
+  int32_t w_packed;
 } ofa_gemm_s8_dims;
 #define OFA_GEMM_S8_MAX_K (1 << 16)
 /* Packing scratch every gemm_s8 variant may use, the same for all ISAs so
@@ -86,6 +89,13 @@ typedef struct ofa_kernels_int8 {
                             const int32_t* narrow_table, int8_t* narrow);
   /* ofa_lut_s8 */
   void (*lut_s8)(const int8_t* lut, int8_t* x, size_t n);
+  /* Optional (NULL: each GEMM packs its W panels itself): W (n, k) in the
+   * layout the GEMMs stream, written once at load into packed_bytes(n, k)
+   * bytes (64B aligned), then passed with dims.w_packed = 1. */
+  size_t (*packed_bytes)(int32_t n, int32_t k);
+  void (*pack_w)(const int8_t* w, int32_t ldw, int32_t n, int32_t k, int8_t* dst);
+  /* pack_w from W's transpose: wt (k, n), row stride ldwt (attention's V). */
+  void (*pack_wt)(const int8_t* wt, int32_t ldwt, int32_t n, int32_t k, int8_t* dst);
 } ofa_kernels_int8;
 
 extern const ofa_kernels_int8 ofa_kernels_int8_scalar;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "host/engine_host.h"
+#include "host/prepack.h"
 
 namespace nb = nanobind;
 using ofa_host::AlignedBuffer;
@@ -339,6 +340,7 @@ class Engine {
     keep_ = t.finish();
     const ofa_status vs = Scheme<S>::validate(&model_);
     if (vs != OFA_OK) value_error(std::string(Scheme<S>::kName) + " model: " + ofa_status_name(vs));
+    prepacked_.pack(&model_, layers_, kernels);
     const ofa_status ps = runner_.plan(cfg_, kernels, tile_series, threads);
     if (ps != OFA_OK) value_error(std::string("cannot plan the arena: ") + ofa_status_name(ps));
   }
@@ -383,12 +385,15 @@ class Engine {
   typename Scheme<S>::Model model_{};
   std::vector<typename Scheme<S>::Layer> layers_;
   std::vector<AnyArray> keep_;  // the caller's arrays the model points into
+  ofa_host::Prepacked<S> prepacked_;  // the weights in the kernels' panel layout, packed at load
   ofa_host::Runner<S> runner_;
 };
 
 // C = A W^T + bias with the selected ISA; returns (C, seconds per call).
+// prepack: W packed once first (the table's pack_w, as an engine does at load)
+// and the GEMM given the packed form; the packing is not timed.
 std::tuple<OutArray, double> gemm_timed(const AnyArray& a, const AnyArray& w,
-                                        nb::object bias, nb::object isa, int repeat) {
+                                        nb::object bias, nb::object isa, int repeat, bool prepack) {
   if (a.ndim() != 2 || w.ndim() != 2) value_error("gemm: a and w must be 2-D");
   const size_t M = a.shape(0), K = a.shape(1), N = w.shape(0);
   if (M == 0 || N == 0 || K == 0 || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
@@ -403,19 +408,52 @@ std::tuple<OutArray, double> gemm_timed(const AnyArray& a, const AnyArray& w,
     bp = check_array("bias", b, {N}, false);
   }
   const ofa_kernels* k = kernels_for<Fp32>(isa);
+  if (prepack && !k->pack_w) value_error(std::string("gemm: the ") + k->name + " kernels have no prepacked form");
+  AlignedBuffer packed(prepack ? k->packed_floats((int32_t)N, (int32_t)K) * sizeof(float) : 0);
+  if (prepack) k->pack_w(wp, (int32_t)K, (int32_t)N, (int32_t)K, reinterpret_cast<float*>(packed.data));
   AlignedBuffer scratch(ofa_gemm_scratch_floats((int32_t)K, (int32_t)N) * sizeof(float));
   float* cp = new float[M * N];
   nb::capsule owner(cp, [](void* p) noexcept { delete[] static_cast<float*>(p); });
-  const ofa_gemm_dims d = {(int32_t)M, (int32_t)N, (int32_t)K, (int32_t)K, (int32_t)K, (int32_t)N, 0};
+  const ofa_gemm_dims d = {(int32_t)M, (int32_t)N, (int32_t)K, (int32_t)K, (int32_t)K, (int32_t)N, 0, prepack};
+  const float* w_used = prepack ? reinterpret_cast<const float*>(packed.data) : wp;
   double secs;
   {
     nb::gil_scoped_release release;
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < repeat; ++i)
-      k->gemm(&d, ap, wp, bp, cp, reinterpret_cast<float*>(scratch.data));
+      k->gemm(&d, ap, w_used, bp, cp, reinterpret_cast<float*>(scratch.data));
     secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / repeat;
   }
   return {OutArray(cp, {M, N}, owner), secs};
+}
+
+// C = A W^T in exact int32 with the int8 GEMM; returns (C, seconds per call). prepack as for gemm_timed.
+std::tuple<nb::ndarray<nb::numpy, int32_t>, double> gemm_s8_timed(const AnyArray& a, const AnyArray& w,
+                                                                   nb::object isa, int repeat, bool prepack) {
+  if (a.ndim() != 2 || w.ndim() != 2) value_error("gemm_s8: a and w must be 2-D");
+  const size_t M = a.shape(0), K = a.shape(1), N = w.shape(0);
+  if (M == 0 || N == 0 || K == 0 || K > OFA_GEMM_S8_MAX_K || M > INT32_MAX || N > INT32_MAX)
+    value_error("gemm_s8: empty or too large");
+  if (repeat < 1) value_error("gemm_s8: repeat must be >= 1");
+  const int8_t* ap = check_typed<int8_t>("a", a, {M, K}, "int8");
+  const int8_t* wp = check_typed<int8_t>("w", w, {N, K}, "int8");
+  const ofa_kernels_int8* k = kernels_for<Int8>(isa);
+  if (prepack && !k->pack_w) value_error(std::string("gemm_s8: the ") + k->name + " kernels have no prepacked form");
+  AlignedBuffer packed(prepack ? k->packed_bytes((int32_t)N, (int32_t)K) : 0);
+  if (prepack) k->pack_w(wp, (int32_t)K, (int32_t)N, (int32_t)K, reinterpret_cast<int8_t*>(packed.data));
+  int32_t* cp = new int32_t[M * N];
+  nb::capsule owner(cp, [](void* p) noexcept { delete[] static_cast<int32_t*>(p); });
+  const ofa_gemm_s8_dims d = {(int32_t)M, (int32_t)N, (int32_t)K, (int32_t)K, (int32_t)K, (int32_t)N, prepack};
+  const int8_t* w_used = prepack ? reinterpret_cast<const int8_t*>(packed.data) : wp;
+  AlignedBuffer scratch(ofa_gemm_s8_scratch_bytes((int32_t)K));
+  double secs;
+  {
+    nb::gil_scoped_release release;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < repeat; ++i) k->gemm_s8(&d, ap, w_used, nullptr, cp, scratch.data);
+    secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / repeat;
+  }
+  return {nb::ndarray<nb::numpy, int32_t>(cp, {M, N}, owner), secs};
 }
 
 template <class S>
@@ -472,36 +510,29 @@ NB_MODULE(_engine, m) {
 
   m.def("available_int8_isas", &available_isas<Int8>);
   m.def("gemm_s8",
-        [](const AnyArray& a, const AnyArray& w, nb::object isa) {
-          if (a.ndim() != 2 || w.ndim() != 2) value_error("gemm_s8: a and w must be 2-D");
-          const size_t M = a.shape(0), K = a.shape(1), N = w.shape(0);
-          if (M == 0 || N == 0 || K == 0 || K > OFA_GEMM_S8_MAX_K || M > INT32_MAX || N > INT32_MAX)
-            value_error("gemm_s8: empty or too large");
-          const int8_t* ap = check_typed<int8_t>("a", a, {M, K}, "int8");
-          const int8_t* wp = check_typed<int8_t>("w", w, {N, K}, "int8");
-          const ofa_kernels_int8* k = kernels_for<Int8>(isa);
-          int32_t* cp = new int32_t[M * N];
-          nb::capsule owner(cp, [](void* p) noexcept { delete[] static_cast<int32_t*>(p); });
-          const ofa_gemm_s8_dims d = {(int32_t)M, (int32_t)N, (int32_t)K, (int32_t)K, (int32_t)K, (int32_t)N};
-          AlignedBuffer scratch(ofa_gemm_s8_scratch_bytes((int32_t)K));
-          k->gemm_s8(&d, ap, wp, nullptr, cp, scratch.data);
-          return nb::ndarray<nb::numpy, int32_t>(cp, {M, N}, owner);
+        [](const AnyArray& a, const AnyArray& w, nb::object isa, bool prepack) {
+          return std::get<0>(gemm_s8_timed(a, w, isa, 1, prepack));
         },
-        nb::arg("a"), nb::arg("w"), nb::arg("isa") = nb::none(),
-        "C = a @ w.T in exact int32 with the int8 GEMM (a: (M,K) int8, w: (N,K) int8).");
+        nb::arg("a"), nb::arg("w"), nb::arg("isa") = nb::none(), nb::arg("prepack") = false,
+        "C = a @ w.T in exact int32 with the int8 GEMM (a: (M,K) int8, w: (N,K) int8); prepack: W packed "
+        "first, as an engine does at load.");
+  m.def("gemm_s8_timed", &gemm_s8_timed, nb::arg("a"), nb::arg("w"), nb::arg("isa") = nb::none(),
+        nb::arg("repeat") = 10, nb::arg("prepack") = false, "Like gemm_s8, plus mean seconds per call.");
 
   m.def("arena_bytes", &arena_bytes<Fp32>, nb::arg("config"), nb::arg("tile_series") = 16);
   m.def("arena_bytes_int8", &arena_bytes<Int8>, nb::arg("config"), nb::arg("tile_series") = 16);
   m.def("arena_bytes_int8_mcu", &arena_bytes_int8_mcu, nb::arg("config"), nb::arg("tile_series") = 1);
 
   m.def("gemm",
-        [](const AnyArray& a, const AnyArray& w, nb::object bias, nb::object isa) {
-          return std::get<0>(gemm_timed(a, w, bias, isa, 1));
+        [](const AnyArray& a, const AnyArray& w, nb::object bias, nb::object isa, bool prepack) {
+          return std::get<0>(gemm_timed(a, w, bias, isa, 1, prepack));
         },
         nb::arg("a"), nb::arg("w"), nb::arg("bias") = nb::none(), nb::arg("isa") = nb::none(),
-        "C = a @ w.T + bias with the engine's GEMM (a: (M,K), w: (N,K)).");
+        nb::arg("prepack") = false,
+        "C = a @ w.T + bias with the engine's GEMM (a: (M,K), w: (N,K)); prepack: W packed first, as an "
+        "engine does at load.");
   m.def("gemm_timed", &gemm_timed, nb::arg("a"), nb::arg("w"), nb::arg("bias") = nb::none(),
-        nb::arg("isa") = nb::none(), nb::arg("repeat") = 10,
+        nb::arg("isa") = nb::none(), nb::arg("repeat") = 10, nb::arg("prepack") = false,
         "Like gemm, plus mean seconds per call over `repeat` runs.");
   m.def("best_isa", [] { return std::string(ofa_kernels_best()->name); });
   m.def("available_isas", &available_isas<Fp32>);

@@ -148,8 +148,8 @@ TEST_P(KernelTest, AttentionMatchesReference) {
   for (int causal : {0, 1}) {
     const int n = 11, heads = 3, hd = 5, dm = heads * hd;
     auto qkv = random_vec((size_t)n * 3 * dm, 77u + causal, -2.f, 2.f);
-    std::vector<float> out((size_t)n * dm, 0.f), scores((size_t)n * n), vt((size_t)hd * n);
     const ofa_attention_dims ad = {n, heads, hd, causal};
+    std::vector<float> out((size_t)n * dm, 0.f), scores((size_t)n * n), vt(ofa_attention_v_floats(&ad));
     std::vector<float> scratch(ofa_attention_gemm_scratch_floats(&ad) + 16);
     ofa_attention(kern, &ad, qkv.data(), out.data(), scores.data(), vt.data(), scratch.data());
     for (int h = 0; h < heads; ++h) {

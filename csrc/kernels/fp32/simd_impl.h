@@ -6,9 +6,10 @@
 //
 // GEMM: C[M,N] = A[M,K] W[N,K]^T. W stays in its (out, in) layout in memory;
 // a kc x nc block is gathered into k-major panels of NR = 2 vectors so the
-// micro-kernel streams it, and kMR rows of A are gathered k-major so each
-// broadcast comes from one contiguous stream. kMR x NR accumulators live in
-// registers for the whole kc loop.
+// micro-kernel streams it (or was, once, at load: pack_weights, w_packed).
+// The micro-kernel broadcasts straight from kMR rows of A (kMR streams, each
+// contiguous in k: packing A bought nothing once W was packed) into kMR x NR
+// accumulators that live in registers for the whole kc loop.
 
 static constexpr int W = V::W;
 static constexpr int NR = 2 * V::W;
@@ -19,7 +20,7 @@ using reg = typename V::reg;
 using mask = typename V::mask;
 
 template <int MR>
-static inline void micro_kernel(int kc, const float* ap, const float* bp,
+static inline void micro_kernel(int kc, const float* ap, int lda, const float* bp,
                                 float* c, int ldc, int ncols,
                                 const float* bias, bool add_c) {
   reg acc0[MR], acc1[MR];
@@ -34,11 +35,10 @@ static inline void micro_kernel(int kc, const float* ap, const float* bp,
     bp += NR;
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      const reg av = V::set1(ap[r]);
+      const reg av = V::set1(ap[(size_t)r * lda + k]);
       acc0[r] = V::fmadd(av, b0, acc0[r]);
       acc1[r] = V::fmadd(av, b1, acc1[r]);
     }
-    ap += kMR;
   }
   const mask m0 = V::tail(ncols);
   const mask m1 = V::tail(ncols > W ? ncols - W : 0);
@@ -61,7 +61,7 @@ static inline void micro_kernel(int kc, const float* ap, const float* bp,
   }
 }
 
-using micro_kernel_fn = void (*)(int, const float*, const float*, float*, int,
+using micro_kernel_fn = void (*)(int, const float*, int, const float*, float*, int,
                                  int, const float*, bool);
 
 template <int... Rs>
@@ -96,13 +96,48 @@ static void pack_w(const float* w, int ldw, int nb, int kb, float* dst) {
   }
 }
 
-// mr rows of A (stride lda), kb columns -> k-major with row stride kMR.
-static void pack_a(const float* a, int lda, int mr, int kb, float* dst) {
-  const typename V::idx offs = V::lane_offsets(lda);
-  const mask m = V::tail(mr);
-  const mask mstore = V::tail(kMR);
-  for (int k = 0; k < kb; ++k) {
-    V::store_m(dst + (size_t)k * kMR, mstore, V::gather_m(a + k, offs, m));
+static inline size_t round_up_nr(int n) { return ((size_t)n + NR - 1) / NR * NR; }
+
+// The whole of W (n, k) in gemm's block order: for each OFA_GEMM_NC block of
+// rows, for each OFA_GEMM_KC block of k, the pack_w panels. Block (n0, k0)
+// starts at n0 * k + k0 * round_up_nr(nb): every block before the last row
+// block is NC rows, a multiple of NR.
+static size_t packed_floats(int32_t n, int32_t k) {
+  if (n <= 0 || k <= 0) return 0;
+  const int full = n / OFA_GEMM_NC * OFA_GEMM_NC;
+  return (size_t)full * k + round_up_nr(n - full) * k;
+}
+
+static void pack_weights(const float* w, int32_t ldw, int32_t n, int32_t k, float* dst) {
+  for (int n0 = 0; n0 < n; n0 += OFA_GEMM_NC) {
+    const int nb = n - n0 < OFA_GEMM_NC ? n - n0 : OFA_GEMM_NC;
+    for (int k0 = 0; k0 < k; k0 += OFA_GEMM_KC) {
+      const int kb = k - k0 < OFA_GEMM_KC ? k - k0 : OFA_GEMM_KC;
+      pack_w(w + (size_t)n0 * ldw + k0, ldw, nb, kb, dst + (size_t)n0 * k + (size_t)k0 * round_up_nr(nb));
+    }
+  }
+}
+
+// pack_weights from W^T (k rows of n): panel rows are contiguous in W^T, so
+// each is one masked copy.
+static void pack_weights_t(const float* wt, int32_t ldwt, int32_t n, int32_t k, float* dst) {
+  for (int n0 = 0; n0 < n; n0 += OFA_GEMM_NC) {
+    const int nb = n - n0 < OFA_GEMM_NC ? n - n0 : OFA_GEMM_NC;
+    for (int k0 = 0; k0 < k; k0 += OFA_GEMM_KC) {
+      const int kb = k - k0 < OFA_GEMM_KC ? k - k0 : OFA_GEMM_KC;
+      float* out = dst + (size_t)n0 * k + (size_t)k0 * round_up_nr(nb);
+      for (int p = 0; p < nb; p += NR) {
+        const int valid = nb - p;
+        const mask m0 = V::tail(valid);
+        const mask m1 = V::tail(valid > W ? valid - W : 0);
+        for (int kk = 0; kk < kb; ++kk) {
+          const float* row = wt + (size_t)(k0 + kk) * ldwt + n0 + p;
+          V::store(out, V::load_m(row, m0));
+          V::store(out + W, V::load_m(row + W, m1));
+          out += NR;
+        }
+      }
+    }
   }
 }
 
@@ -119,11 +154,7 @@ static void gemm(const ofa_gemm_dims* d, const float* a, const float* w,
       }
     return;
   }
-  const int kc_max = K < OFA_GEMM_KC ? K : OFA_GEMM_KC;
-  int np = (N + OFA_GEMM_N_PAD - 1) / OFA_GEMM_N_PAD * OFA_GEMM_N_PAD;
-  if (np > OFA_GEMM_NC) np = OFA_GEMM_NC;
-  float* wpack = scratch;
-  float* apack = scratch + (size_t)kc_max * np;
+  float* wpack = scratch;  // a kc x nc W block, when W was not packed at load
   static constexpr auto& kernels = MakeTable<kMR>::type::fns;
 
   for (int n0 = 0; n0 < N; n0 += OFA_GEMM_NC) {
@@ -131,14 +162,18 @@ static void gemm(const ofa_gemm_dims* d, const float* a, const float* w,
     for (int k0 = 0; k0 < K; k0 += OFA_GEMM_KC) {
       const int kb = K - k0 < OFA_GEMM_KC ? K - k0 : OFA_GEMM_KC;
       const bool first = k0 == 0;
-      pack_w(w + (size_t)n0 * d->ldw + k0, d->ldw, nb, kb, wpack);
+      const float* wblock = wpack;
+      if (d->w_packed) {
+        wblock = w + (size_t)n0 * K + (size_t)k0 * round_up_nr(nb);
+      } else {
+        pack_w(w + (size_t)n0 * d->ldw + k0, d->ldw, nb, kb, wpack);
+      }
       for (int m0 = 0; m0 < M; m0 += kMR) {
         const int mr = M - m0 < kMR ? M - m0 : kMR;
-        pack_a(a + (size_t)m0 * d->lda + k0, d->lda, mr, kb, apack);
         const micro_kernel_fn kern = kernels[mr - 1];
         for (int p = 0; p < nb; p += NR) {
           const int ncols = nb - p < NR ? nb - p : NR;
-          kern(kb, apack, wpack + (size_t)p * kb,
+          kern(kb, a + (size_t)m0 * d->lda + k0, d->lda, wblock + (size_t)p * kb,
                c + (size_t)m0 * d->ldc + n0 + p, d->ldc, ncols,
                (first && bias) ? bias + n0 + p : nullptr,
                first ? d->accumulate != 0 : true);

@@ -90,7 +90,7 @@ void gemm_tiled(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, con
     const int32_t* tj = count > 1 ? table + j0 : table;  // rows stay `count` apart
     for (int32_t i0 = 0; i0 < d->m; i0 += kTileM) {
       const int32_t mb = d->m - i0 < kTileM ? d->m - i0 : kTileM;
-      const ofa_gemm_s8_dims g = {mb, nb, d->k, d->lda, d->ldw, kTileN};
+      const ofa_gemm_s8_dims g = {mb, nb, d->k, d->lda, d->ldw, kTileN, 0};
       gemm_s8_avx2(&g, a + (size_t)i0 * d->lda, w + (size_t)j0 * d->ldw, bias ? bias + j0 : nullptr,
                    tile, nullptr);
       const ofa_requant_dims rd = {mb, nb, kTileN, d->ldc, count};
@@ -123,4 +123,4 @@ void gemm_s8_requant_add_s32_avx2(const ofa_gemm_s8_dims* d, const int8_t* a, co
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_avx2 = {
     "avx2", gemm_s8_avx2, ofa_requant_to_s8, ofa_requant_add_s32,
     ofa_layer_norm_s32, ofa_softmax_s8, gemm_s8_requant_s8_avx2, gemm_s8_requant_add_s32_avx2,
-    ofa_layer_norm_s32_s8, ofa_lut_s8};
+    ofa_layer_norm_s32_s8, ofa_lut_s8, nullptr, nullptr, nullptr};

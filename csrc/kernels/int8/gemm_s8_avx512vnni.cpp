@@ -250,9 +250,10 @@ inline __m512i broadcast_quad(const int8_t* p) {
   OFA_ROW(0, p0) OFA_ROW(1, p0 + lda) OFA_ROW(2, p0 + 2 * lda) OFA_ROW(3, p0 + lda3) \
   OFA_ROW(4, p1) OFA_ROW(5, p1 + lda) OFA_ROW(6, p1 + 2 * lda) OFA_ROW(7, p1 + lda3)
 
+// row_sums: 128 * sum of each of these MR rows, or NULL (then taken here).
 template <int MR, class Sink>
 void micro(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* packed, const int32_t* bias,
-           int32_t i0, int nb, const Sink& sink) {
+           const int32_t* row_sums, int32_t i0, int nb, const Sink& sink) {
   static_assert(MR >= 1 && MR <= kMR, "row block");
   const __m512i z = _mm512_setzero_si512();
   __m512i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
@@ -285,7 +286,7 @@ void micro(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* packed, con
   const __m512i bias0 = bias ? _mm512_maskz_loadu_epi32(m0, bias) : _mm512_setzero_si512();
   const __m512i bias1 = bias ? _mm512_maskz_loadu_epi32(m1, bias + 16) : _mm512_setzero_si512();
   for (int r = 0; r < MR; ++r) {
-    const __m512i off = _mm512_set1_epi32(row_sum_x128(a + (size_t)r * lda, d->k));
+    const __m512i off = _mm512_set1_epi32(row_sums ? row_sums[r] : row_sum_x128(a + (size_t)r * lda, d->k));
     sink.row(i0 + r, _mm512_add_epi32(acc[r][0], _mm512_sub_epi32(bias0, off)),
              _mm512_add_epi32(acc[r][1], _mm512_sub_epi32(bias1, off)), m0, m1);
   }
@@ -294,26 +295,82 @@ void micro(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* packed, con
 #undef OFA_ROW
 #undef OFA_DPBUSD
 
+// One packed panel: kNR columns x k rounded up to 4, in pack_panel's layout.
+inline size_t panel_bytes(int32_t k) { return (size_t)(k + 3) / 4 * kNR * 4; }
+
+size_t packed_bytes(int32_t n, int32_t k) {
+  return n <= 0 || k <= 0 ? 0 : (size_t)(n + kNR - 1) / kNR * panel_bytes(k);
+}
+
+// The whole of W, panel after panel, as gemm_panels would pack them.
+void pack_weights(const int8_t* w, int32_t ldw, int32_t n, int32_t k, int8_t* dst) {
+  for (int32_t j0 = 0; j0 < n; j0 += kNR)
+    pack_panel(w + (size_t)j0 * ldw, ldw, k, n - j0 < kNR ? n - j0 : kNR, dst + (size_t)j0 / kNR * panel_bytes(k));
+}
+
+// pack_weights from W^T (k rows of n bytes, stride ldwt): each quad of W^T
+// rows is interleaved byte by byte into the panel's (column, 4 k) groups with
+// two rounds of unpack, then flipped. Rows past k and columns past n read as 0.
+void pack_weights_t(const int8_t* wt, int32_t ldwt, int32_t n, int32_t k, int8_t* dst) {
+  const __m256i flip = _mm256_set1_epi8((char)0x80);
+  for (int32_t j0 = 0; j0 < n; j0 += kNR) {
+    const int nb = n - j0 < kNR ? n - j0 : kNR;
+    int8_t* out = dst + (size_t)j0 / kNR * panel_bytes(k);
+    for (int32_t k0 = 0; k0 < k; k0 += 4, out += kNR * 4) {
+      __m256i r[4];
+      for (int i = 0; i < 4; ++i) {
+        alignas(32) int8_t row[kNR] = {};
+        if (k0 + i < k) memcpy(row, wt + (size_t)(k0 + i) * ldwt + j0, (size_t)nb);
+        r[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(row));
+      }
+      const __m256i t0 = _mm256_unpacklo_epi8(r[0], r[1]), t1 = _mm256_unpackhi_epi8(r[0], r[1]);
+      const __m256i t2 = _mm256_unpacklo_epi8(r[2], r[3]), t3 = _mm256_unpackhi_epi8(r[2], r[3]);
+      // u_i lane 0 holds columns 4i..4i+3, lane 1 columns 16+4i..: (column, k0..k0+3) groups
+      const __m256i u0 = _mm256_unpacklo_epi16(t0, t2), u1 = _mm256_unpackhi_epi16(t0, t2);
+      const __m256i u2 = _mm256_unpacklo_epi16(t1, t3), u3 = _mm256_unpackhi_epi16(t1, t3);
+      __m256i* o = reinterpret_cast<__m256i*>(out);
+      _mm256_store_si256(o + 0, _mm256_xor_si256(_mm256_permute2x128_si256(u0, u1, 0x20), flip));
+      _mm256_store_si256(o + 1, _mm256_xor_si256(_mm256_permute2x128_si256(u2, u3, 0x20), flip));
+      _mm256_store_si256(o + 2, _mm256_xor_si256(_mm256_permute2x128_si256(u0, u1, 0x31), flip));
+      _mm256_store_si256(o + 3, _mm256_xor_si256(_mm256_permute2x128_si256(u2, u3, 0x31), flip));
+    }
+  }
+}
+
 template <class Sink>
 void gemm_panels(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
                  void* scratch, Sink& sink) {
-  int8_t* packed = static_cast<int8_t*>(scratch);
+  int8_t* scratch_panel = static_cast<int8_t*>(scratch);
+  // Each row's 128 * sum, once per call rather than once per panel, when
+  // there are few enough rows for the stack (a tile's are).
+  constexpr int32_t kMaxSummedRows = 1024;
+  alignas(64) int32_t sums[kMaxSummedRows];
+  const bool summed = d->m <= kMaxSummedRows && d->n > kNR;
+  if (summed)
+    for (int32_t i = 0; i < d->m; ++i) sums[i] = row_sum_x128(a + (size_t)i * d->lda, d->k);
   for (int32_t j0 = 0; j0 < d->n; j0 += kNR) {
     const int nb = d->n - j0 < kNR ? d->n - j0 : kNR;
-    pack_panel(w + (size_t)j0 * d->ldw, d->ldw, d->k, nb, packed);
+    const int8_t* packed = scratch_panel;
+    if (d->w_packed) {
+      packed = w + (size_t)j0 / kNR * panel_bytes(d->k);
+    } else {
+      pack_panel(w + (size_t)j0 * d->ldw, d->ldw, d->k, nb, scratch_panel);
+    }
     sink.begin_panel(j0, nb);
     const int32_t* bj = bias ? bias + j0 : nullptr;
     int32_t i0 = 0;
-    for (; i0 + kMR <= d->m; i0 += kMR) micro<kMR>(d, a + (size_t)i0 * d->lda, packed, bj, i0, nb, sink);
+    for (; i0 + kMR <= d->m; i0 += kMR)
+      micro<kMR>(d, a + (size_t)i0 * d->lda, packed, bj, summed ? sums + i0 : nullptr, i0, nb, sink);
+    const int32_t* si = summed ? sums + i0 : nullptr;
     const int8_t* ai = a + (size_t)i0 * d->lda;
     switch (d->m - i0) {
-      case 1: micro<1>(d, ai, packed, bj, i0, nb, sink); break;
-      case 2: micro<2>(d, ai, packed, bj, i0, nb, sink); break;
-      case 3: micro<3>(d, ai, packed, bj, i0, nb, sink); break;
-      case 4: micro<4>(d, ai, packed, bj, i0, nb, sink); break;
-      case 5: micro<5>(d, ai, packed, bj, i0, nb, sink); break;
-      case 6: micro<6>(d, ai, packed, bj, i0, nb, sink); break;
-      case 7: micro<7>(d, ai, packed, bj, i0, nb, sink); break;
+      case 1: micro<1>(d, ai, packed, bj, si, i0, nb, sink); break;
+      case 2: micro<2>(d, ai, packed, bj, si, i0, nb, sink); break;
+      case 3: micro<3>(d, ai, packed, bj, si, i0, nb, sink); break;
+      case 4: micro<4>(d, ai, packed, bj, si, i0, nb, sink); break;
+      case 5: micro<5>(d, ai, packed, bj, si, i0, nb, sink); break;
+      case 6: micro<6>(d, ai, packed, bj, si, i0, nb, sink); break;
+      case 7: micro<7>(d, ai, packed, bj, si, i0, nb, sink); break;
       default: break;
     }
   }
@@ -344,4 +401,5 @@ void gemm_s8_requant_add_s32_avx512vnni(const ofa_gemm_s8_dims* d, const int8_t*
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_avx512vnni = {
     "avx512vnni", gemm_s8_avx512vnni, ofa_requant_to_s8_avx512, ofa_requant_add_s32_avx512,
     ofa_layer_norm_s32_avx512, ofa_softmax_s8_avx512, gemm_s8_requant_s8_avx512vnni,
-    gemm_s8_requant_add_s32_avx512vnni, ofa_layer_norm_s32_s8_avx512, ofa_lut_s8_avx512};
+    gemm_s8_requant_add_s32_avx512vnni, ofa_layer_norm_s32_s8_avx512, ofa_lut_s8_avx512, packed_bytes, pack_weights,
+    pack_weights_t};

@@ -155,10 +155,8 @@ def calibration_windows(data: str, meta_model: dict, target, n_windows: int, sca
     return Scaler(scaler_mean, scaler_std).inverse(x[evenly_spaced(len(x), n_windows)])  # the model file's scaler
 
 
-def int8_arrays(arrays: dict, metadata: dict, data: str, n_windows: int) -> tuple[dict, dict]:
-    """Quantise fp32 model arrays, calibrated on `data`'s training windows."""
-    from .quantize import quantize_arrays
-
+def model_calibration_windows(arrays: dict, metadata: dict, data: str, n_windows: int) -> np.ndarray:
+    """A model file's calibration windows (W, L, C) from `data`, in data units, its channels checked."""
     config = json.loads(metadata["config"])
     target = json.loads(metadata.get("target", "null"))
     x = calibration_windows(data, config, target, n_windows, arrays["scaler.mean"], arrays["scaler.std"],
@@ -166,6 +164,14 @@ def int8_arrays(arrays: dict, metadata: dict, data: str, n_windows: int) -> tupl
     channels = json.loads(metadata.get("channels", "null"))
     if channels is not None and x.shape[2] != len(channels):
         raise OfaError(f"{data}: {x.shape[2]} channels, the model has {len(channels)}")
+    return x
+
+
+def int8_arrays(arrays: dict, metadata: dict, data: str, n_windows: int) -> tuple[dict, dict]:
+    """Quantise fp32 model arrays, calibrated on `data`'s training windows."""
+    from .quantize import quantize_arrays
+
+    x = model_calibration_windows(arrays, metadata, data, n_windows)
     q_arrays, q_meta = quantize_arrays(arrays, metadata, x)
     q_meta["checksum"] = checksum(q_arrays, q_meta)
     return q_arrays, q_meta
