@@ -3,8 +3,8 @@
 // benchmark can use it); unlike the core it may allocate and start threads.
 //
 //   ofa_host::Scheme<Fp32> / Scheme<Int8>  the core's entry points per scheme
-//   ofa_host::Runner<S>                    one arena per thread, batch split
-//                                          over threads, GEMM instrumentation
+//   ofa_host::Timed                        GEMM instrumentation
+// (runner.h: the Runner that plans arenas and splits work over threads.)
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -14,7 +14,6 @@
 #include <mutex>
 #include <vector>
 
-#include "workers.h"
 #include "ofa/ofa.h"
 #include "ofa/ofa_int8.h"
 
@@ -135,78 +134,6 @@ struct Scheme<Int8> : SchemeOf<ofa_model_int8, ofa_layer_int8, ofa_kernels_int8,
     };
     return t;
   }
-};
-
-// ---- Runner: a validated model, one arena per thread, the batch split. -----
-template <class S>
-class Runner {
- public:
-  using Sch = Scheme<S>;
-
-  // Plans `threads` arenas for `tile_series` series per tile. The model must
-  // already pass Sch::validate (done once, at load, never per call).
-  ofa_status plan(const ofa_config& cfg, const typename Sch::Kernels* kernels, int32_t tile_series, int threads) {
-    if (tile_series <= 0 || threads <= 0) return OFA_ERR_BAD_BATCH;
-    const ofa_status st = Sch::arena_bytes(&cfg, tile_series, &arena_bytes_);
-    if (st != OFA_OK) return st;
-    cfg_ = cfg;
-    inner_ = kernels;
-    timed_ = Sch::timed(*kernels);
-    tile_series_ = tile_series;
-    arenas_.clear();
-    for (int i = 0; i < threads; ++i) arenas_.emplace_back(arena_bytes_);
-    return OFA_OK;
-  }
-
-  // x (batch, L, C) -> y (batch, H, C) over up to threads() workers, each
-  // taking an equal run of the batch's series (so one window's channels
-  // split over threads too; channels are independent). Calls take turns (the
-  // arenas are the runner's); the last call's GEMM counters are kept for
-  // gemm_stats().
-  ofa_status forward(const typename Sch::Model* model, const float* x, int32_t batch, float* y) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (batch <= 0 || (int64_t)batch * cfg_.n_channels > INT32_MAX) return OFA_ERR_BAD_BATCH;
-    const int32_t total = batch * cfg_.n_channels;
-    const int n_workers = std::min<int>(threads(), total);
-    std::vector<GemmCounters> counters(n_workers);
-    std::vector<ofa_status> statuses(n_workers, OFA_OK);
-    auto work = [&](int w) {
-      const int32_t g0 = (int32_t)((int64_t)total * w / n_workers);
-      const int32_t g1 = (int32_t)((int64_t)total * (w + 1) / n_workers);
-      Timed<typename Sch::Kernels>::inner() = inner_;
-      thread_counters() = GemmCounters{};
-      statuses[w] = Sch::forward(model, &timed_, tile_series_, x, batch, g0, g1 - g0, y, arenas_[w].data,
-                                 arenas_[w].bytes);
-      counters[w] = thread_counters();
-    };
-    run_workers(n_workers, work);
-    last_ = GemmCounters{};
-    ofa_status status = OFA_OK;
-    for (int w = 0; w < n_workers; ++w) {
-      last_.add(counters[w]);
-      if (statuses[w] != OFA_OK) status = statuses[w];
-    }
-    return status;
-  }
-
-  GemmCounters last_counters() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return last_;
-  }
-  size_t arena_bytes() const { return arena_bytes_; }
-  int threads() const { return (int)arenas_.size(); }
-  int32_t tile_series() const { return tile_series_; }
-  const typename Sch::Kernels* kernels() const { return inner_; }
-
- private:
-  ofa_config cfg_{};
-  const typename Sch::Kernels* inner_ = nullptr;
-  typename Sch::Kernels timed_{};
-  int32_t tile_series_ = 1;
-  size_t arena_bytes_ = 0;
-  std::vector<AlignedBuffer> arenas_;
-  std::mutex mutex_;
-  GemmCounters last_;
 };
 
 }  // namespace ofa_host

@@ -1,4 +1,4 @@
-// ofa._engine: thin nanobind binding over the host layer (host/engine_host.h)
+// ofa._engine: thin nanobind binding over the host layer (host/runner.h)
 // and the C core. Its own job: Python dicts and arrays in, checked names,
 // dtypes and shapes, ValueError out. One Engine template serves both schemes;
 // only the tensor binding differs (bind_model below).
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "host/engine_host.h"
+#include "host/runner.h"
 #include "host/prepack.h"
 
 namespace nb = nanobind;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "host/engine_host.h"
+#include "host/runner.h"
 #include "host/prepack.h"
 #include "int8_model.h"
 #include "reference_model.h"
@@ -147,8 +147,9 @@ TEST(Prepack, Int8PackedGemmsGiveTheUnpackedBits) {
 }
 
 // A model prepacked for the table and run by a Runner over 1-3 threads gives
-// the bits of the plain core entry point with that table, for one window and
-// several.
+// the bits of the plain core entry point with that table: one window (one
+// tile, its row-wise kernels split over the threads) and three (the series
+// split over the threads).
 template <class S, class TM, class Kernels, class Forward>
 void expect_runner_matches(TM& tm, std::vector<typename ofa_host::Scheme<S>::Layer>& layers, const Kernels* k,
                            Forward plain_forward) {
@@ -167,6 +168,7 @@ void expect_runner_matches(TM& tm, std::vector<typename ofa_host::Scheme<S>::Lay
     for (int threads : {1, 2, 3}) {
       ofa_host::Runner<S> runner;
       ASSERT_EQ(runner.plan(c, k, 4, threads), OFA_OK);
+      runner.split_thresholds() = {1, 2, 16};  // split even this small model's calls
       std::vector<float> got(out, NAN);
       ASSERT_EQ(runner.forward(&model, x.data(), batch, got.data()), OFA_OK);
       ASSERT_EQ(0, std::memcmp(got.data(), want.data(), out * sizeof(float)))
