@@ -74,7 +74,7 @@ static void lut_s8(const int8_t* lut, int8_t* x, size_t n) {
 
 const ofa_kernels_int8 ofa_kernels_int8_profiled = {
     "scalar (profiled)", gemm_s8,   requant_to_s8,           requant_add_s32,   layer_norm_s32,
-    softmax_s8,          gemm_s8_requant_s8, gemm_s8_requant_add_s32, layer_norm_s32_s8, lut_s8, NULL, NULL, NULL};
+    softmax_s8,          gemm_s8_requant_s8, gemm_s8_requant_add_s32, layer_norm_s32_s8, lut_s8, NULL, NULL, NULL, NULL};
 
 void ofa_profile_reset(void) {
   for (int i = 0; i < OFA_PROFILE_KERNELS; ++i) {

@@ -44,16 +44,31 @@ void layer_norm(const Tile& t, int32_t rows, const float* x, const float* w,
   t.k->layer_norm(&dims, x, w, b, y);
 }
 
+// Each series' attention, on its own buffers: in order, or at once through
+// the table's parallel_for.
+struct AttentionJob {
+  const Tile* t;
+  ofa_attention_dims dims;
+  const float* qkv;
+  float* out;
+  static void one(void* arg, int32_t s) {
+    const AttentionJob& j = *static_cast<const AttentionJob*>(arg);
+    const Tile& t = *j.t;
+    const ofa_config& c = t.m->config;
+    const ofa_arena_plan& p = *t.plan;
+    ofa_attention(t.k, &j.dims, j.qkv + (size_t)s * t.n_tokens * 3 * c.d_model,
+                  j.out + (size_t)s * t.n_tokens * c.d_model, t.at(p.scores + s * p.scores_stride),
+                  t.at(p.v_t + s * p.v_t_stride), t.at(p.attn_scratch + s * p.attn_scratch_stride));
+  }
+};
+
 void attention(const Tile& t, const float* qkv, float* out) {
   const ofa_config& c = t.m->config;
-  const ofa_attention_dims ad = {t.n_tokens, c.n_heads, c.d_model / c.n_heads,
-                                 c.layout == OFA_LAYOUT_GPT2};
-  const size_t series_qkv = (size_t)t.n_tokens * 3 * c.d_model;
-  const size_t series_out = (size_t)t.n_tokens * c.d_model;
-  for (int32_t s = 0; s < t.n_series; ++s) {
-    ofa_attention(t.k, &ad, qkv + s * series_qkv, out + s * series_out,
-                  t.at(t.plan->scores), t.at(t.plan->v_t),
-                  t.at(t.plan->gemm_scratch));
+  AttentionJob job = {&t, {t.n_tokens, c.n_heads, c.d_model / c.n_heads, c.layout == OFA_LAYOUT_GPT2}, qkv, out};
+  if (t.k->parallel_for) {
+    t.k->parallel_for(t.n_series, AttentionJob::one, &job);
+  } else {
+    for (int32_t s = 0; s < t.n_series; ++s) AttentionJob::one(&job, s);
   }
 }
 

@@ -68,19 +68,29 @@ void layer_norm(const Tile& t, int32_t rows, const int32_t* x, const ofa_layer_n
 // q|k|v int8 (rows, 3d) -> int8 context (rows, d), requantised per head in
 // the p.v GEMM's epilogue. The scores of plan->score_rows queries at a time
 // (all N on a host, a few on a microcontroller): integer sums and a row-wise
-// softmax, so the bits do not depend on the block.
-void attention(const Tile& t, const ofa_layer_int8& l, const int8_t* qkv, int8_t* ctx) {
-  const ofa_config& c = t.m->config;
-  const int32_t n = t.n_tokens, d = c.d_model, hd = d / c.n_heads, block = t.plan->score_rows;
-  int32_t* scores = t.at<int32_t>(t.plan->scores);
-  int8_t* probs = t.at<int8_t>(t.plan->probs);
-  int8_t* v_t = t.at<int8_t>(t.plan->v_t);
-  void* scratch = t.at<void>(t.plan->gemm_scratch);
-  const ofa_gemm_s8_dims pv = {n, hd, n, n, n, d, 0};
-  const int32_t causal = c.layout == OFA_LAYOUT_GPT2;
-  for (int32_t s = 0; s < t.n_series; ++s) {
-    const int8_t* qs = qkv + (size_t)s * n * 3 * d;
-    int8_t* cs = ctx + (size_t)s * n * d;
+// softmax, so the bits do not depend on the block. One series at a time, on
+// that series' buffers (a host's plan has a set per series): in order, or at
+// once through the table's parallel_for.
+struct AttentionJob {
+  const Tile* t;
+  const ofa_layer_int8* l;
+  const int8_t* qkv;
+  int8_t* ctx;
+
+  static void one(void* arg, int32_t s) {
+    const AttentionJob& j = *static_cast<const AttentionJob*>(arg);
+    const Tile& t = *j.t;
+    const ofa_arena_plan_int8& p = *t.plan;
+    const ofa_config& c = t.m->config;
+    const int32_t n = t.n_tokens, d = c.d_model, hd = d / c.n_heads, block = p.score_rows;
+    int32_t* scores = t.at<int32_t>(p.scores + s * p.scores_stride);
+    int8_t* probs = t.at<int8_t>(p.probs + s * p.probs_stride);
+    int8_t* v_t = t.at<int8_t>(p.v_t + s * p.v_t_stride);
+    void* scratch = t.at<void>(p.attn_scratch + s * p.attn_scratch_stride);
+    const ofa_gemm_s8_dims pv = {n, hd, n, n, n, d, 0};
+    const int32_t causal = c.layout == OFA_LAYOUT_GPT2;
+    const int8_t* qs = j.qkv + (size_t)s * n * 3 * d;
+    int8_t* cs = j.ctx + (size_t)s * n * d;
     for (int32_t h = 0; h < c.n_heads; ++h) {
       const int8_t* q = qs + (size_t)h * hd;
       const int8_t* k = q + d;
@@ -90,19 +100,28 @@ void attention(const Tile& t, const ofa_layer_int8& l, const int8_t* qkv, int8_t
         const ofa_gemm_s8_dims qk = {rows, n, hd, 3 * d, 3 * d, n, 0};
         const ofa_softmax_s8_dims sm = {rows, n, n, n, causal, r0};
         t.k->gemm_s8(&qk, q + (size_t)r0 * 3 * d, k, nullptr, scores, scratch);
-        t.k->softmax_s8(&sm, scores, l.scores.table, probs + (size_t)r0 * n);
+        t.k->softmax_s8(&sm, scores, j.l->scores.table, probs + (size_t)r0 * n);
       }
       ofa_gemm_s8_dims pvd = pv;
-      if (t.k->pack_wt && t.plan->v_t_packed) {  // V is P V's W^T: straight into the GEMM's panels
+      if (t.k->pack_wt && p.v_t_packed) {  // V is P V's W^T: straight into the GEMM's panels
         t.k->pack_wt(v, 3 * d, hd, n, v_t);
         pvd.w_packed = 1;
       } else {
         for (int32_t tok = 0; tok < n; ++tok)
-          for (int32_t j = 0; j < hd; ++j) v_t[(size_t)j * n + tok] = v[(size_t)tok * 3 * d + j];
+          for (int32_t jj = 0; jj < hd; ++jj) v_t[(size_t)jj * n + tok] = v[(size_t)tok * 3 * d + jj];
       }
-      t.k->gemm_s8_requant_s8(&pvd, probs, v_t, nullptr, l.context.table, l.context.count,
+      t.k->gemm_s8_requant_s8(&pvd, probs, v_t, nullptr, j.l->context.table, j.l->context.count,
                               cs + (size_t)h * hd, scratch);
     }
+  }
+};
+
+void attention(const Tile& t, const ofa_layer_int8& l, const int8_t* qkv, int8_t* ctx) {
+  AttentionJob job = {&t, &l, qkv, ctx};
+  if (t.k->parallel_for && t.plan->scores_stride) {  // a set of buffers per series
+    t.k->parallel_for(t.n_series, AttentionJob::one, &job);
+  } else {
+    for (int32_t s = 0; s < t.n_series; ++s) AttentionJob::one(&job, s);
   }
 }
 

@@ -40,7 +40,6 @@ ofa_status ofa_plan_arena(const ofa_config* c, int32_t tile_series, ofa_arena_pl
   gs = max2(gs, ofa_gemm_scratch_floats(di, fi));
   gs = max2(gs, ofa_gemm_scratch_floats(fi, di));
   const ofa_attention_dims ad = {ni, c->n_heads, (int32_t)hd, 0};
-  gs = max2(gs, ofa_attention_gemm_scratch_floats(&ad));
   if (c->head_rank == 0) {
     gs = max2(gs, ofa_gemm_scratch_floats(flat, c->horizon));
   } else {
@@ -53,8 +52,12 @@ ofa_status ofa_plan_arena(const ofa_config* c, int32_t tile_series, ofa_arena_pl
   p->hidden = cv.take(rows * d);
   p->normed = cv.take(rows * d);
   p->wide = cv.take(rows * max2(max2(3 * d, f), (uint64_t)c->patch_len));
-  p->scores = cv.take(n * n);
-  p->v_t = cv.take(ofa_attention_v_floats(&ad));
+  p->scores_stride = (size_t)round_up(n * n);
+  p->v_t_stride = (size_t)round_up(ofa_attention_v_floats(&ad));
+  p->attn_scratch_stride = (size_t)round_up(ofa_attention_gemm_scratch_floats(&ad));
+  p->scores = cv.take(t * p->scores_stride);
+  p->v_t = cv.take(t * p->v_t_stride);
+  p->attn_scratch = cv.take(t * p->attn_scratch_stride);
   p->head_low = cv.take(t * r);
   p->head_out = cv.take(t * h);
   p->stats = cv.take(2 * t);

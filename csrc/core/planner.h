@@ -10,8 +10,13 @@ struct ofa_arena_plan {
   size_t hidden;      // (R, d) residual stream, R = tile_series * N
   size_t normed;      // (R, d) LN output / attention heads concat
   size_t wide;        // (R, max(3d, f, P)) patches, qkv, ff hidden
+  // Attention works on one series at a time, each with its own set of these
+  // three (at series s: offset + s * stride), so a host may run the series of
+  // a tile at once (ofa_kernels.parallel_for).
   size_t scores;      // (N, N) one head's attention probabilities
-  size_t v_t;         // (head_dim, N) one head's V transposed
+  size_t v_t;         // one head's V as P V's W (ofa_attention_v_floats)
+  size_t attn_scratch;  // ofa_attention_gemm_scratch_floats
+  size_t scores_stride, v_t_stride, attn_scratch_stride;
   size_t head_low;    // (tile_series, r) factored head intermediate
   size_t head_out;    // (tile_series, H) normalised forecasts
   size_t stats;       // (2, tile_series) instance mean / std

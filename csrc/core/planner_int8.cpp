@@ -44,12 +44,20 @@ ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_are
   p->narrow = cv.take(rows * max2(d, P));
   p->wide = cv.take(rows * wide);
   p->patches = cv.take(rows * P * 4);
-  p->scores = cv.take((uint64_t)p->score_rows * n * 4);
-  p->probs = cv.take(n * n);
   // HOST: V may be packed (pack_wt) into OFA_GEMM_S8_NR-column panels of N rounded up to 4 depths.
   p->v_t_packed = !mcu;
   const uint64_t v_packed = (hd + OFA_GEMM_S8_NR - 1) / OFA_GEMM_S8_NR * OFA_GEMM_S8_NR * ((n + 3) / 4 * 4);
-  p->v_t = cv.take(mcu ? hd * n : max2(hd * n, v_packed));
+  const uint64_t sets = mcu ? 1 : t;  // attention buffer sets: one per series of the tile on a host
+  p->scores_stride = mcu ? 0 : (size_t)round_up((uint64_t)p->score_rows * n * 4);
+  p->probs_stride = mcu ? 0 : (size_t)round_up(n * n);
+  const uint64_t v_bytes = mcu ? hd * n : max2(hd * n, v_packed);
+  p->v_t_stride = mcu ? 0 : (size_t)round_up(v_bytes);
+  const uint64_t attn_gs = max2(gemm_scratch_bytes((int32_t)hd), gemm_scratch_bytes((int32_t)n));
+  p->attn_scratch_stride = mcu ? 0 : (size_t)round_up(attn_gs);
+  p->scores = cv.take(mcu ? (uint64_t)p->score_rows * n * 4 : sets * p->scores_stride);
+  p->probs = cv.take(mcu ? n * n : sets * p->probs_stride);
+  p->v_t = cv.take(mcu ? v_bytes : sets * p->v_t_stride);
+  p->attn_scratch = mcu ? 0 : cv.take(sets * p->attn_scratch_stride);
   p->head_acc = cv.take(t * max2(h, r) * 4);
   p->head_low = cv.take(t * r);
   p->stats = cv.take(2 * t * 4);
@@ -61,6 +69,7 @@ ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_are
   for (int32_t k : depths) gs = max2(gs, gemm_scratch_bytes(k));
   if (c->linear_path) gs = max2(gs, gemm_scratch_bytes(c->seq_len));
   p->gemm_scratch = cv.take(gs);
+  if (mcu) p->attn_scratch = p->gemm_scratch;
   // The last region is not padded: the planned size is exactly what is used.
   if (cv.last_end > (uint64_t)SIZE_MAX) return OFA_ERR_BAD_BATCH;
   if (cv.last_end > (uint64_t)OFA_MAX_ARENA_BYTES) return OFA_ERR_ARENA_TOO_LARGE;

@@ -14,9 +14,15 @@ struct ofa_arena_plan_int8 {
   size_t narrow;     // int8 (R, max(d, P)) GEMM input: patches, LN out, context
   size_t wide;       // int8 (R, max(3d, f)) q|k|v, GELU activations
   size_t patches;    // float (R, P) normalised patches before quantisation
+  // Attention works on one series at a time. HOST: each series of the tile has
+  // its own scores, probs, v_t and attn_scratch (at series s: offset + s *
+  // *_stride), so a host may run them at once (parallel_for); MCU: one set,
+  // strides 0, and attn_scratch is gemm_scratch.
   size_t scores;     // int32 (score_rows, N) q.k of score_rows queries of one head
   size_t probs;      // int8 (N, N) one head's probabilities
   size_t v_t;        // int8 (head_dim, N) one head's V transposed, or (HOST) packed as P V's W panels
+  size_t attn_scratch;  // the attention GEMMs' packing scratch
+  size_t scores_stride, probs_stride, v_t_stride, attn_scratch_stride;
   size_t head_acc;   // int32 (tile_series, max(H, r))
   size_t head_low;   // int8 (tile_series, r) factored head intermediate
   size_t stats;      // float (2, tile_series) instance mean / std

@@ -32,6 +32,7 @@ struct SplitContext {
   const Kernels* inner = nullptr;
   std::vector<AlignedBuffer>* scratch = nullptr;
   SplitThresholds when;
+  bool busy = false;  // inside a parallel_for: the pool is taken, calls run whole
 };
 
 template <class Kernels>
@@ -49,7 +50,28 @@ inline int parts_for(int pool_size, int64_t rows, int64_t min_rows) {
 
 template <class Kernels>
 int elementwise_parts(const SplitContext<Kernels>& cx, int64_t elements) {
-  return parts_for(cx.pool->size(), elements, cx.when.min_elements);
+  return cx.busy ? 1 : parts_for(cx.pool->size(), elements, cx.when.min_elements);
+}
+
+// The table's parallel_for: work items (a series' attention each) spread
+// over the pool. A worker runs them with the plain kernels (its Timed inner
+// table), as the caller does while the pool is busy.
+template <class Kernels>
+void parallel_items(int32_t n, void (*fn)(void* arg, int32_t i), void* arg) {
+  SplitContext<Kernels>& cx = split_context<Kernels>();
+  if (cx.busy || n <= 1) {
+    for (int32_t i = 0; i < n; ++i) fn(arg, i);
+    return;
+  }
+  const int parts = n < cx.pool->size() ? (int)n : cx.pool->size();
+  const Kernels* plain = cx.inner;
+  cx.busy = true;
+  auto part = [&](int p) {
+    if (p != 0) Timed<Kernels>::inner() = plain;
+    for (int32_t i = part_begin(n, p, parts); i < part_begin(n, p + 1, parts); ++i) fn(arg, i);
+  };
+  cx.pool->run(parts, part);
+  cx.busy = false;
 }
 
 // Runs body(r0, r1, scratch) over the parts of m rows.
@@ -72,7 +94,7 @@ struct Split<Fp32> {
   static const K& in() { return *split_context<K>().inner; }
   static int gemm_parts(const ofa_gemm_dims* d) {
     const SplitContext<K>& cx = split_context<K>();
-    if ((int64_t)d->m * d->n * d->k < cx.when.min_macs) return 1;
+    if (cx.busy || (int64_t)d->m * d->n * d->k < cx.when.min_macs) return 1;
     return parts_for(cx.pool->size(), d->m, cx.when.min_rows);
   }
   static void gemm(const ofa_gemm_dims* d, const float* a, const float* w, const float* bias, float* c,
@@ -118,6 +140,7 @@ struct Split<Fp32> {
     t.gemm = gemm;
     t.layer_norm = layer_norm;
     t.gelu = gelu;
+    t.parallel_for = parallel_items<K>;
     return t;
   }
 };
@@ -128,7 +151,7 @@ struct Split<Int8> {
   static const K& in() { return *split_context<K>().inner; }
   static int gemm_parts(const ofa_gemm_s8_dims* d) {
     const SplitContext<K>& cx = split_context<K>();
-    if ((int64_t)d->m * d->n * d->k < cx.when.min_macs) return 1;
+    if (cx.busy || (int64_t)d->m * d->n * d->k < cx.when.min_macs) return 1;
     return parts_for(cx.pool->size(), d->m, cx.when.min_rows);
   }
   static void gemm_s8(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias, int32_t* c,
@@ -200,6 +223,7 @@ struct Split<Int8> {
     t.gemm_s8_requant_add_s32 = gemm_s8_requant_add_s32;
     t.layer_norm_s32_s8 = layer_norm_s32_s8;
     t.lut_s8 = lut_s8;
+    t.parallel_for = parallel_items<K>;
     return t;
   }
 };

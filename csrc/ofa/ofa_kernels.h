@@ -74,6 +74,10 @@ typedef struct ofa_kernels {
   /* pack_w from W's transpose: wt (k, n), row stride ldwt (attention's V is
    * P V's W^T: packing it this way needs no transposed copy). */
   void (*pack_wt)(const float* wt, int32_t ldwt, int32_t n, int32_t k, float* dst);
+  /* Optional (a host's): run fn(arg, i) for i in [0, n), in any order or at
+   * once, and return when all are done. The engine gives it work items that
+   * touch disjoint memory (one series' attention each). NULL: in order. */
+  void (*parallel_for)(int32_t n, void (*fn)(void* arg, int32_t i), void* arg);
 } ofa_kernels;
 
 size_t ofa_gemm_scratch_floats(int32_t k, int32_t n);

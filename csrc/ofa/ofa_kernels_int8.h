@@ -96,6 +96,9 @@ typedef struct ofa_kernels_int8 {
   void (*pack_w)(const int8_t* w, int32_t ldw, int32_t n, int32_t k, int8_t* dst);
   /* pack_w from W's transpose: wt (k, n), row stride ldwt (attention's V). */
   void (*pack_wt)(const int8_t* wt, int32_t ldwt, int32_t n, int32_t k, int8_t* dst);
+  /* Optional (a host's): run fn(arg, i) for i in [0, n), in any order or at
+   * once (disjoint work items: one series' attention each). NULL: in order. */
+  void (*parallel_for)(int32_t n, void (*fn)(void* arg, int32_t i), void* arg);
 } ofa_kernels_int8;
 
 extern const ofa_kernels_int8 ofa_kernels_int8_scalar;

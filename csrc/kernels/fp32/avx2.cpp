@@ -18,4 +18,4 @@ constexpr int kMR = 6;
 extern "C" const ofa_kernels ofa_kernels_avx2 = {
     "avx2", ofa_avx2::gemm, ofa_avx2::gelu, ofa_avx2::layer_norm,
     ofa_avx2::softmax, ofa_avx2::packed_floats, ofa_avx2::pack_weights,
-    ofa_avx2::pack_weights_t};
+    ofa_avx2::pack_weights_t, nullptr};

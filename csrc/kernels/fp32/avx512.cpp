@@ -18,4 +18,4 @@ constexpr int kMR = 12;
 extern "C" const ofa_kernels ofa_kernels_avx512 = {
     "avx512", ofa_avx512::gemm, ofa_avx512::gelu, ofa_avx512::layer_norm,
     ofa_avx512::softmax, ofa_avx512::packed_floats, ofa_avx512::pack_weights,
-    ofa_avx512::pack_weights_t};
+    ofa_avx512::pack_weights_t, nullptr};

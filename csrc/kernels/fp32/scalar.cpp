@@ -105,7 +105,7 @@ void softmax_scalar(const ofa_softmax_dims* d, float* x) {
 }  // namespace
 
 extern "C" const ofa_kernels ofa_kernels_scalar = {
-    "scalar", gemm_scalar, gelu_scalar, layer_norm_scalar, softmax_scalar, nullptr, nullptr, nullptr};
+    "scalar", gemm_scalar, gelu_scalar, layer_norm_scalar, softmax_scalar, nullptr, nullptr, nullptr, nullptr};
 
 extern "C" size_t ofa_gemm_scratch_floats(int32_t k, int32_t n) {
   if (k <= 0 || n <= 0) return 0;

@@ -123,4 +123,4 @@ void gemm_s8_requant_add_s32_avx2(const ofa_gemm_s8_dims* d, const int8_t* a, co
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_avx2 = {
     "avx2", gemm_s8_avx2, ofa_requant_to_s8, ofa_requant_add_s32,
     ofa_layer_norm_s32, ofa_softmax_s8, gemm_s8_requant_s8_avx2, gemm_s8_requant_add_s32_avx2,
-    ofa_layer_norm_s32_s8, ofa_lut_s8, nullptr, nullptr, nullptr};
+    ofa_layer_norm_s32_s8, ofa_lut_s8, nullptr, nullptr, nullptr, nullptr};

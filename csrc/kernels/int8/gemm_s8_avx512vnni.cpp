@@ -402,4 +402,4 @@ extern "C" const ofa_kernels_int8 ofa_kernels_int8_avx512vnni = {
     "avx512vnni", gemm_s8_avx512vnni, ofa_requant_to_s8_avx512, ofa_requant_add_s32_avx512,
     ofa_layer_norm_s32_avx512, ofa_softmax_s8_avx512, gemm_s8_requant_s8_avx512vnni,
     gemm_s8_requant_add_s32_avx512vnni, ofa_layer_norm_s32_s8_avx512, ofa_lut_s8_avx512, packed_bytes, pack_weights,
-    pack_weights_t};
+    pack_weights_t, nullptr};

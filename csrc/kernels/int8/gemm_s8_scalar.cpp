@@ -391,9 +391,9 @@ extern "C" size_t ofa_gemm_s8_scratch_bytes_mcu(int32_t k) {
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_scalar = {
     "scalar", gemm_s8<kScalarForm>, ofa_requant_to_s8, ofa_requant_add_s32,
     ofa_layer_norm_s32, ofa_softmax_s8, ofa_gemm_s8_requant_s8, ofa_gemm_s8_requant_add_s32,
-    ofa_layer_norm_s32_s8, ofa_lut_s8, nullptr, nullptr, nullptr};
+    ofa_layer_norm_s32_s8, ofa_lut_s8, nullptr, nullptr, nullptr, nullptr};
 
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_pairs = {
     "pairs", gemm_s8<Form::Pairs>, ofa_requant_to_s8, ofa_requant_add_s32,
     ofa_layer_norm_s32, ofa_softmax_s8, gemm_s8_requant_s8<Form::Pairs>, gemm_s8_requant_add_s32<Form::Pairs>,
-    ofa_layer_norm_s32_s8, ofa_lut_s8, nullptr, nullptr, nullptr};
+    ofa_layer_norm_s32_s8, ofa_lut_s8, nullptr, nullptr, nullptr, nullptr};
