@@ -382,7 +382,7 @@ def test_arena_cap_names_itself_and_how_to_raise_it(fp32_file, monkeypatch):
 
 def test_a_tiny_file_cannot_ask_for_a_huge_arena(fp32_file, tmp_path):
     """d_model 1, patch 1, stride 1 and a long window: every check passes but the attention area is
-    n_patches^2 per tile. The cap refuses it at load, before any allocation."""
+    n_patches^2 per series of a tile. The cap refuses it at load, before any allocation."""
     import ofa
     from ofa import _engine
 
@@ -394,9 +394,9 @@ def test_a_tiny_file_cannot_ask_for_a_huge_arena(fp32_file, tmp_path):
             meta["config"] = json.dumps(cfg)
             return cfg
         return change
-    cfg = edit(25000)({"config": json.dumps(json.loads(ofa.load(fp32_file[0]).metadata["config"]))})
+    cfg = edit(7000)({"config": json.dumps(json.loads(ofa.load(fp32_file[0]).metadata["config"]))})
     assert _engine.arena_bytes(cfg, 16) > 2 << 30  # what it would have reserved per thread
-    path = rewrite(fp32_file[0], tmp_path / "huge.ofa", edit(25000))
+    path = rewrite(fp32_file[0], tmp_path / "huge.ofa", edit(7000))
     assert os.path.getsize(path) < 1 << 20
     with pytest.raises(OfaError, match="above the cap"):
         ofa.load(path)
