@@ -4,6 +4,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 BENCH = os.path.join(os.path.dirname(__file__), "..", "bench", "accuracy.py")
@@ -82,3 +83,54 @@ def test_firmware_bench_scores_dlinear_as_the_accuracy_bench_does(accuracy, tmp_
     args.seed, args.screen, args.test_every = int(args.seed), int(args.screen), int(args.test_every)
     rec = accuracy.dlinear_cell("dlinear", "d", data, 16, 64, args)
     assert rec["mse"] > 0 and rec["seq_len"] == 64
+
+
+def test_fewshot_records_never_replace_long_term_ones(accuracy):
+    """The protocol, and the train fraction with it, are part of the key: a few-shot run merges beside the
+    long-term records of the same dataset, horizon and model, and replaces only its own earlier records."""
+    reduced = rec("ofa", "reduced", 0.366) | {"lookback": "auto", "seed": 0, "test_every": 1}
+    old_fewshot = reduced | {"protocol": "fewshot-10", "train_fraction": 0.1, "mse": 0.45}
+    new_fewshot = old_fewshot | {"mse": 0.44}
+    other_fraction = old_fewshot | {"protocol": "fewshot-5", "train_fraction": 0.05, "mse": 0.47}
+    merged = accuracy.merge_records([reduced, old_fewshot], [new_fewshot, other_fraction])
+    assert [(r["protocol"], r["mse"]) for r in merged] == [("reduced", 0.366), ("fewshot-10", 0.44), ("fewshot-5", 0.47)]
+    # a record from before train_fraction was recorded trained on the whole split: it keys as 1.0
+    assert accuracy.key_of(rec("ofa", "reduced", 0.3)) == accuracy.key_of(rec("ofa", "reduced", 0.3) | {"train_fraction": 1.0})
+    # even under one protocol name, another fraction is another measurement
+    assert accuracy.key_of(old_fewshot) != accuracy.key_of(old_fewshot | {"train_fraction": 0.2})
+
+
+def test_fewshot_protocol_names_and_flags(accuracy):
+    import argparse
+
+    def name(**kw):
+        base = dict(full=False, train_series=accuracy.REDUCED_TRAIN_SERIES, epochs=None, screen=1, train_fraction=1.0)
+        return accuracy.protocol_name(argparse.Namespace(**(base | kw)))
+
+    assert name() == "reduced" and name(full=True) == "full"
+    assert name(train_fraction=0.1) == "fewshot-10" and name(train_fraction=0.05) == "fewshot-5"
+    assert name(train_fraction=0.1, full=True) == "fewshot-10-full"
+    assert name(train_fraction=0.1, epochs=10) == "fewshot-10-10ep"
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fewshot", type=float)
+    ap.add_argument("--train-fraction", type=float)
+    assert accuracy.train_fraction_of(ap.parse_args(["--fewshot", "10"]), ap) == 0.1
+    assert accuracy.train_fraction_of(ap.parse_args(["--train-fraction", "0.05"]), ap) == 0.05
+    assert accuracy.train_fraction_of(ap.parse_args([]), ap) == 1.0
+    with pytest.raises(SystemExit):
+        accuracy.train_fraction_of(ap.parse_args(["--fewshot", "10", "--train-fraction", "0.1"]), ap)
+    with pytest.raises(SystemExit):
+        accuracy.train_fraction_of(ap.parse_args(["--fewshot", "0"]), ap)
+
+
+def test_fewshot_splits_train_on_the_first_fraction_only(accuracy, tmp_path):
+    """DLinear's splits under a fraction: TSLib's percent rule on the training part, validation and test as
+    without it."""
+    from conftest import noisy_sines, write_csv
+
+    data = write_csv(tmp_path / "d.csv", noisy_sines(0, rows=3000), ["a", "b"])
+    whole = accuracy.reduced_splits(data, 64, 16, True, accuracy.REDUCED_TRAIN_SERIES)
+    tenth = accuracy.reduced_splits(data, 64, 16, True, accuracy.REDUCED_TRAIN_SERIES, 0.1)
+    assert tenth.borders[0] == (0, int((2100 - 64) * 0.1) + 64) and whole.borders[0] == (0, 2100)
+    assert tenth.borders[1:] == whole.borders[1:] and len(tenth.test) == len(whole.test)
+    assert np.array_equal(tenth.scaler.mean, whole.scaler.mean)  # TSLib fits the scaler on the whole train part

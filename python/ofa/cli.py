@@ -35,14 +35,20 @@ def lookback(text: str):
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="CSV (date column, then numeric channels), or builtin:taylor or builtin:seatbelts (packaged series)")
+    p.add_argument("--task", choices=["forecast", "classify"], default="forecast",
+                   help="classify: --data is a UEA/sktime .ts file of labelled cases; a linear class head replaces "
+                        "the forecast head (README, \"Classification\")")
+    p.add_argument("--data", required=True, help="CSV (date column, then numeric channels), or builtin:taylor or builtin:seatbelts (packaged series); with --task classify a .ts file")
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--target", help="train on this one column instead of all channels")
     p.add_argument("--horizon", type=positive_int, default=96, help="steps to forecast")
     p.add_argument("--seq-len", type=lookback, help="input steps, or auto: the one of 336 / 512 / 720 whose ridge "
-                   "forecaster validates best (default: the preset's; auto for the default preset, 336 for paper)")
-    p.add_argument("--patch", type=positive_int, default=16, help="patch length")
-    p.add_argument("--stride", type=positive_int, default=8, help="steps between patch starts")
+                   "forecaster validates best (default: the preset's; auto for the default preset, 336 for paper; "
+                   "--task classify: the window every case is resampled to, default the longest training case)")
+    p.add_argument("--patch", type=positive_int, help="patch length (default: 16; --task classify: from the window "
+                   "length, the largest power of two up to 1/6 of it, 2 to 16)")
+    p.add_argument("--stride", type=positive_int, help="steps between patch starts (default: 8; --task classify: half "
+                   "the patch)")
     p.add_argument("--backbone", default="minilm", help="minilm (bundled), gpt2, or a local model directory")
     p.add_argument("--layers", type=positive_int, help="keep the first N backbone blocks (default: the preset's)")
     p.add_argument("--preset", choices=["default", "paper"], default="default",
@@ -53,7 +59,22 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=16.0, help="LoRA alpha (rsLoRA scaling alpha / sqrt(rank))")
     add_loop_args(p, batch_size=None, lr=None, lr_type=learning_rate,
                   lr_help="peak learning rate, or auto (the default preset's: from the training budget, 2e-3 "
-                          "at 657 steps down to 1e-4 at 8,980 steps and more; the paper preset's is 1e-4)")
+                          "at 657 steps down to 1e-4 at 8,980 steps and more; the paper preset's is 1e-4; "
+                          "--task classify: 1e-3)", epochs=None, patience=None)
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="--task classify: the share of each class held out of --data for early stopping")
+    p.add_argument("--norm", choices=["global", "instance", "instance+stats"], default="global",
+                   help="--task classify: standardise every case by the training split's per-channel statistics "
+                        "(global), per case and channel (instance), or that and its mean and std into the head")
+    p.add_argument("--pool", choices=["flatten", "mean"], default="flatten",
+                   help="--task classify: the head reads every patch state of every channel (flatten) or each "
+                        "channel's mean over patches")
+    p.add_argument("--refit", action="store_true",
+                   help="--task classify: after early stopping, train a fresh model on every case of --data for the "
+                        "best epoch count (the checkpoint is that model)")
+    p.add_argument("--lengths", choices=["resample", "pad"], default="resample",
+                   help="--task classify: bring every case to the window by linear resampling, or by repeating its "
+                        "last value (longer cases cut)")
     p.add_argument("--train-fraction", type=float, default=1.0, help="few-shot: first fraction of train data")
     p.add_argument("--split", default="auto", help=SPLIT_HELP)
     p.add_argument("--format", choices=["csv", "m4"], default="csv",
@@ -64,14 +85,18 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "whose sMAPE and MASE are absolute errors; mse otherwise)")
 
 
-def add_loop_args(p: argparse.ArgumentParser, batch_size, lr, lr_type, lr_help: str) -> None:
+def add_loop_args(p: argparse.ArgumentParser, batch_size, lr, lr_type, lr_help: str, epochs=10, patience=3) -> None:
     """The training loop's options, shared by train and distill (which differ in their defaults only)."""
-    p.add_argument("--epochs", type=positive_int, default=10, help="at most this many epochs (early stopping)")
+    p.add_argument("--epochs", type=positive_int, default=epochs, help="at most this many epochs (early stopping)"
+                   + ("" if epochs else f" (default: 10; --task classify: {CLASSIFY_EPOCHS})"))
     p.add_argument("--batch-size", type=positive_int, default=batch_size,
-                   help="windows per step" + ("" if batch_size else " (default: the preset's)"))
+                   help="windows per step" + ("" if batch_size else " (default: the preset's; --task classify: "
+                                              f"{CLASSIFY_BATCH} cases)"))
     p.add_argument("--lr", type=lr_type, default=lr, help=lr_help)
-    p.add_argument("--patience", type=positive_int, default=3,
-                   help="stop after this many epochs without a better validation MSE")
+    p.add_argument("--patience", type=positive_int, default=patience,
+                   help="stop after this many epochs without a better validation MSE"
+                        + ("" if patience else f" (default: 3; --task classify: {CLASSIFY_PATIENCE}, on validation "
+                                               "accuracy, then loss)"))
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16 autocasts training matmuls (fast on AMX/AVX512-BF16 CPUs)")
     p.add_argument("--max-train-windows", type=non_negative_int, default=0,
@@ -92,16 +117,20 @@ def cmd_train(args) -> int:
     from .training.model import ModelConfig
     from .training.loop import PRESETS, TrainConfig, train
 
+    if args.task == "classify":
+        return cmd_train_classifier(args)
+    if args.data.endswith(".ts"):
+        raise OfaError(f"{args.data} is a .ts classification file: train a classifier with --task classify")
     preset = PRESETS[args.preset]
-    mc = ModelConfig(backbone=args.backbone, horizon=args.horizon, patch=args.patch,
-                     stride=args.stride, rank=args.rank, alpha=args.alpha, **preset["model"])
+    mc = ModelConfig(backbone=args.backbone, horizon=args.horizon, patch=args.patch or 16,
+                     stride=args.stride or 8, rank=args.rank, alpha=args.alpha, **preset["model"])
     for key, value in (("layers", args.layers), ("train", args.train_mode), ("head_base", args.head_base),
                        ("seq_len", args.seq_len)):
         if value is not None:
             setattr(mc, key, value)
-    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size or preset["train"]["batch_size"],
+    tc = TrainConfig(epochs=args.epochs or 10, batch_size=args.batch_size or preset["train"]["batch_size"],
                      lr=args.lr or preset["train"]["lr"],
-                     patience=args.patience, seed=args.seed, precision=args.precision,
+                     patience=args.patience or 3, seed=args.seed, precision=args.precision,
                      max_train_windows=args.max_train_windows, max_val_series=args.max_val_series,
                      train_fraction=args.train_fraction, device=args.device, split=args.split,
                      data_format=args.format, loss=args.loss, threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
@@ -114,8 +143,58 @@ def cmd_train(args) -> int:
     return 0
 
 
+# --task classify's loop defaults, chosen on a validation split of JapaneseVowels' train file (README,
+# "Classification").
+CLASSIFY_EPOCHS, CLASSIFY_BATCH, CLASSIFY_PATIENCE, CLASSIFY_LR = 40, 16, 10, 1e-3
+
+
+def cmd_train_classifier(args) -> int:
+    from .training.classifier import ClassifierConfig, ClassifyTrainConfig, train
+
+    unused = [flag for flag, value in (("--target", args.target), ("--resume", args.resume),
+                                       ("--format m4", args.format == "m4"), ("--preset paper", args.preset == "paper"),
+                                       ("--train-mode", args.train_mode), ("--head-base", args.head_base),
+                                       ("--precision bf16", args.precision == "bf16")) if value]
+    if unused:
+        raise OfaError(f"{unused[0]} does not apply to --task classify")
+    if args.lr == "auto":
+        raise OfaError("--task classify takes a fixed --lr (default 1e-3), not auto")
+    if not 0.0 < args.val_fraction < 1.0:
+        raise OfaError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
+    cfg = ClassifierConfig(backbone=args.backbone, layers=args.layers or 2, patch=args.patch or 0,
+                           seq_len=args.seq_len if isinstance(args.seq_len, int) else 0,  # 0: the longest case
+                           stride=args.stride or 0, rank=args.rank, alpha=args.alpha, norm=args.norm,
+                           pool=args.pool, lengths=args.lengths)
+    tc = ClassifyTrainConfig(epochs=args.epochs or CLASSIFY_EPOCHS, batch_size=args.batch_size or CLASSIFY_BATCH,
+                             lr=args.lr or CLASSIFY_LR, patience=args.patience or CLASSIFY_PATIENCE,
+                             val_fraction=args.val_fraction, seed=args.seed, threads=args.threads, device=args.device,
+                             refit=args.refit)
+    meta = train(args.data, args.out, cfg, tc, log=lambda line: print(line, file=sys.stderr, flush=True)
+                 if not args.quiet else None)
+    refit = f", then refit on all {meta['refit']['cases']} cases" if "refit" in meta else ""
+    print(f"best val accuracy {meta['best_val_accuracy']:.4f} (epoch {meta['best_epoch']}, "
+          f"{meta['data']['val_cases']} validation cases{refit}); checkpoint {args.out} "
+          f"({meta['sizes']['trainable_params']:,} trainable parameters)")
+    return 0
+
+
 def cmd_eval(args) -> int:
     from .evaluation import evaluate
+
+    if args.checkpoint and os.path.isfile(os.path.join(args.checkpoint, "ofa.json")):
+        from .training import classifier
+
+        if classifier.is_checkpoint(args.checkpoint):
+            r = classifier.evaluate(args.checkpoint, args.data, json_path=args.json, backbone=args.backbone,
+                                    device=args.device)
+            longer = (f"; {r['longer_than_window']} cases longer than the {r['window']}-step window were "
+                      + ("resampled onto it" if r["lengths"] == "resample" else "cut to it")) \
+                if r["longer_than_window"] else ""
+            print(f"{r['dataset']}: test accuracy {r['accuracy']:.4f} ({r['correct']} of {r['cases']} cases){longer}")
+            return 0
+    if args.data.endswith(".ts"):
+        raise OfaError(f"{args.data} is a .ts classification file: score it with a classifier checkpoint "
+                       f"(ofa train --task classify)")
 
     if args.format == "m4":
         from .shortterm import evaluate_panel
@@ -166,6 +245,14 @@ def cmd_info(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.format != "ofa":
+        from .export.interop import export_for_runtime
+
+        info = export_for_runtime(args.checkpoint, args.out, args.format, int8=args.int8, int8_form=args.int8_form,
+                                  data=args.data, calibration_windows=args.calibration_windows, batch=args.batch,
+                                  backbone=args.backbone)
+        print(f"wrote {args.out}: {info['format']} {info['precision']}, {info['bytes']:,} bytes")
+        return 0
     from .export.merge import export
 
     info = export(args.checkpoint, args.out, int8=args.int8, data=args.data,
@@ -196,6 +283,25 @@ def cmd_demo(args) -> int:
     from .demo import demo
 
     demo(args.out, epochs=args.epochs)
+    return 0
+
+
+def cmd_detect(args) -> int:
+    """Score every row of a series for anomalies, online, with a small forecaster (ofa.anomaly.detector)."""
+    import torch
+
+    from .anomaly.files import detect_file
+
+    torch.set_num_threads(args.threads)
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    r = detect_file(args.data, args.out, column=args.column, train_fraction=args.train_fraction,
+                    strict=args.strict, retrain=args.retrain, stride=args.stride, log=log)
+    for note in r["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    scores = r["scores"][r["train_rows"]:]
+    print(f"wrote {args.out}: {r['rows']} rows of {r['column']!r}; trained on the first {r['train_rows']} "
+          f"({len(r['fits'])} model(s), lookback {r['fits'][0][1]['seq_len']}); scored {len(scores)} rows, "
+          f"max score {scores.max():.3f}, {int((scores >= 0.5).sum())} at 0.5 or more")
     return 0
 
 
@@ -239,7 +345,8 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=HELP)
     p.add_argument("--checkpoint", help="checkpoint directory from `ofa train`")
     p.add_argument("--model", help="exported model file from `ofa export`")
-    p.add_argument("--data", required=True, help="CSV with the model's channels (matched by name)")
+    p.add_argument("--data", required=True, help="CSV with the model's channels (matched by name); for a "
+                   "classifier checkpoint (ofa train --task classify) a .ts file, scored on accuracy")
     p.add_argument("--target", help="score this one column (default: the model's target, if it has one)")
     p.add_argument("--json", help="write the scores here")
     p.add_argument("--plot", help="write a PNG of forecasts vs truth here")
@@ -282,6 +389,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-windows", type=positive_int, default=256,
                    help="training windows to calibrate on")
     p.add_argument("--backbone", help=BACKBONE_HELP)
+    p.add_argument("--format", choices=("ofa", "onnx", "tflite"), default="ofa",
+                   help="ofa: the C++ engine's model file (bit-exact int8); onnx / tflite: the same merged model "
+                        "for ONNX Runtime / LiteRT (needs pip install '.[bench]'; their int8 is not ofa's scheme)")
+    p.add_argument("--int8-form", choices=("dynamic", "static"), default="dynamic",
+                   help="with --format onnx --int8: dynamic (MatMulInteger) or static QDQ (calibrated on --data)")
+    p.add_argument("--batch", type=positive_int, default=1, help="with --format tflite: the fixed batch size")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("distill", help="train a small student on a trained model's forecasts (for firmware)",
                        formatter_class=HELP)
@@ -302,10 +415,37 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="directory for the demo's checkpoint, plot and model file")
     p.add_argument("--epochs", type=positive_int, default=2, help="training epochs")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("detect", help="anomaly score of every row of a series, online (the algorithm: "
+                       "ofa.anomaly.detector)", formatter_class=HELP)
+    p.add_argument("--data", required=True, help="CSV: a timestamp column first, then the value column")
+    p.add_argument("--column", help="the value column (default: value, or the one numeric column)")
+    p.add_argument("--out", required=True, help="CSV to write: timestamp,value,anomaly_score (atomically)")
+    p.add_argument("--train-fraction", type=float,
+                   help="train on the first fraction of the rows (default: NAB's probationary period, "
+                        "min(15%%, 750 rows))")
+    p.add_argument("--retrain", choices=["double", "none"], default="double",
+                   help="double: train again each time the rows seen double (on the last 4,000); none: "
+                        "keep the first model")
+    p.add_argument("--stride", type=positive_int, default=1, help="rows between forecasts (at most the "
+                   "horizon, 8)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse timestamps that repeat or go back (accepted by default, with a note)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_detect)
     return ap
 
 
+# Import-time warnings of optional packages that transformers / PEFT probe for (torchao, which the
+# bench extra's litert-torch brings, logs every prebuilt CUDA library it cannot load): not ofa's to report.
+QUIET_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
 def main(argv=None) -> int:
+    import logging
+
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     args = parser().parse_args(argv)
     try:
         return args.func(args)

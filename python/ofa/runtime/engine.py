@@ -6,7 +6,6 @@ arrays and checks names, shapes and finiteness again. Any problem is an OfaError
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 

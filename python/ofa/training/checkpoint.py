@@ -65,15 +65,16 @@ def _generation(directory: str) -> int:
     return max(found, default=0) + 1
 
 
-def save(directory: str, model, meta: dict) -> None:
-    """Write the weight files of a new generation, then ofa.json naming them (the commit), then prune."""
+def save(directory: str, model, meta: dict, frozen: dict | None = None) -> None:
+    """Write the weight files of a new generation, then ofa.json naming them (the commit), then prune.
+    `frozen`: the frozen tensors to keep (default: a forecaster's, frozen_tensors)."""
     from peft import get_peft_model_state_dict
 
     os.makedirs(directory, exist_ok=True)
     g = _generation(directory)  # atomic_write_bytes removes killed writers' temp files first
     weights = {"adapters": {k: v.detach().cpu().contiguous().clone()
                             for k, v in get_peft_model_state_dict(model).items()},
-               "frozen": frozen_tensors(model)}
+               "frozen": frozen_tensors(model) if frozen is None else frozen}
     files = {}
     for role, tensors in weights.items():
         if not tensors:
@@ -155,9 +156,12 @@ def load(directory: str, backbone: str | None = None):
     it stays inside the directory (backbone.check_recorded). Either way its fingerprint must match."""
     import warnings
 
-    from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+    from peft import get_peft_model
 
     meta = read_meta(directory)
+    if meta.get("task", "forecast") != "forecast":
+        raise OfaError(f"{directory} is a {meta['task']!r} checkpoint, not a forecaster (ofa eval scores it on "
+                       f"its own kind of data)")
     try:
         cfg = ModelConfig(**meta["model"])
     except TypeError as exc:
@@ -184,23 +188,30 @@ def load(directory: str, backbone: str | None = None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PEFT warns that embedding LoRA ignores dropout: intended
             model = get_peft_model(base, lora_config(cfg, backbone))
-        saved = weights["adapters"]
-        expected = get_peft_model_state_dict(model)
-        if set(saved) != set(expected):  # exactly our tensors: none missing, none extra
-            odd = sorted(set(saved) ^ set(expected))
-            raise OfaError(f"{directory}: adapter tensors do not match the model config (e.g. {odd[0]})")
-        for key, tensor in saved.items():
-            if tensor.shape != expected[key].shape:
-                raise OfaError(f"{directory}: adapter tensor {key} has shape {tuple(tensor.shape)}, "
-                               f"the model needs {tuple(expected[key].shape)}")
-        set_peft_model_state_dict(model, saved)
-        model.requires_grad_(False)  # a loaded checkpoint is for inference, as PeftModel.from_pretrained makes it
+        restore_adapters(model, weights["adapters"], directory)
     except OfaError:
         raise
     except Exception as exc:
         raise OfaError(f"{directory}: cannot load adapters: {exc}") from None
     model.eval()
     return model, meta
+
+
+def restore_adapters(model, saved: dict, directory: str) -> None:
+    """Put a checkpoint's adapter tensors into a fresh PEFT model: exactly the model's own tensors, none missing,
+    none extra, each of its shape; the model is then frozen (for inference, as PeftModel.from_pretrained)."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    expected = get_peft_model_state_dict(model)
+    if set(saved) != set(expected):
+        odd = sorted(set(saved) ^ set(expected))
+        raise OfaError(f"{directory}: adapter tensors do not match the model config (e.g. {odd[0]})")
+    for key, tensor in saved.items():
+        if tensor.shape != expected[key].shape:
+            raise OfaError(f"{directory}: adapter tensor {key} has shape {tuple(tensor.shape)}, "
+                           f"the model needs {tuple(expected[key].shape)}")
+    set_peft_model_state_dict(model, saved)
+    model.requires_grad_(False)
 
 
 def scaler_from(meta: dict) -> Scaler:

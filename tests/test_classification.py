@@ -1,0 +1,241 @@
+"""Classification: the .ts reader (good files and each bad input, through the CLI too), the 1-NN baseline,
+and a train + eval round trip of the classifier on a tiny random GPT-2."""
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import shared_file
+
+from ofa.classification import read_ts
+from ofa.classification.uea import pad, resample
+from ofa.cli import main
+from ofa.errors import OfaError
+
+HEADER = "@problemName Toy\n@timeStamps false\n@univariate false\n@dimensions 2\n@equalLength false\n"
+
+
+def write(tmp_path, text, name="toy_TRAIN.ts"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def toy(tmp_path, rows=("1,2,3:4,5,6:a", "7,8:9,10:b"), classes="a b", header=HEADER, name="toy_TRAIN.ts"):
+    return write(tmp_path, "# a comment\n" + header + f"@classLabel true {classes}\n@data\n" + "\n".join(rows) + "\n",
+                 name)
+
+
+def test_reader_keeps_unequal_lengths_with_zeros_after_each_case(tmp_path):
+    d = read_ts(toy(tmp_path))
+    assert d.values.dtype == np.float32 and d.values.shape == (2, 2, 3)
+    assert d.lengths.tolist() == [3, 2] and d.labels.tolist() == [0, 1] and d.classes == ["a", "b"]
+    assert d.values[1].tolist() == [[7, 8, 0], [9, 10, 0]] and d.values[0, 1].tolist() == [4, 5, 6]
+    assert d.name == "Toy"
+
+
+def test_labels_follow_the_declared_order_not_the_order_of_appearance(tmp_path):
+    d = read_ts(toy(tmp_path, rows=("1:b", "2:a", "3:b"), classes="b a", header="@dimensions 1\n"))
+    assert d.classes == ["b", "a"] and d.labels.tolist() == [0, 1, 0]
+
+
+BAD = [
+    ("@problemName Toy\n@dimensions 1\n@data\n1,2:a\n", "no @classLabel line before @data (line 3)"),
+    (HEADER + "@classLabel true a b\n@data\n1,2:3,4:a\n5,6:7,8:c\n",
+     "line 9: class label 'c' is not declared in @classLabel (line 6: a b)"),
+    (HEADER.replace("@dimensions 2\n", "") + "@classLabel true a\n@data\n1,2:3,4:a\n1,2:a\n",
+     "line 8: ragged dimensions: the case has 1 dimensions, the first case (line 7) has 2"),
+    (HEADER + "@classLabel true a\n@data\n1,2:3,x4:a\n", "line 8, dimension 2: non-numeric value 'x4'"),
+    (HEADER + "@classLabel true a\n@data\n1,2:3,nan:a\n", "non-finite value 'nan'"),
+    (HEADER + "@classLabel true a\n@data\n1,?:3,4:a\n", "missing value '?'"),
+    ("", "empty file"),
+    ("\n\n# only a comment\n", "empty file"),
+    (HEADER + "@classLabel true a\n@data\n", "no cases after @data (line 7)"),
+    (HEADER + "@classLabel false\n@data\n1,2:3,4\n", "@classLabel false"),
+    (HEADER + "@classLabel true a\n@data\n1,2:3,4:5,6:a\n", "the case has 3 dimensions, @dimensions (line 4) declares 2"),
+    (HEADER + "@classLabel true a\n@data\n1,2:3,4,5:a\n", "different lengths (2, 3)"),
+    ("1,2:a\n", "line 1: expected a header line"),
+    (HEADER + "@timeStamps true\n@classLabel true a\n@data\n(0,1):a\n", "(@timeStamps true) are not supported"),
+]
+
+
+@pytest.mark.parametrize("text,needle", BAD)
+def test_bad_files_are_refused_naming_file_and_line(tmp_path, text, needle):
+    path = write(tmp_path, text)
+    with pytest.raises(OfaError) as exc:
+        read_ts(path)
+    assert needle in str(exc.value) and path in str(exc.value)
+
+
+@pytest.mark.parametrize("text,needle", BAD[:4] + BAD[6:7])
+def test_cli_train_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, text, needle):
+    path = write(tmp_path, text)
+    code = main(["train", "--task", "classify", "--data", path, "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and needle in err and len(err.splitlines()) == 1 and err.startswith("ofa train: error:")
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_file_and_a_ts_file_given_to_the_forecaster(tmp_path, capsys):
+    code = main(["train", "--task", "classify", "--data", str(tmp_path / "nope.ts"), "--out", str(tmp_path / "r")])
+    assert code == 2 and "data file not found" in capsys.readouterr().err
+    code = main(["train", "--data", toy(tmp_path), "--out", str(tmp_path / "r")])
+    assert code == 2 and "--task classify" in capsys.readouterr().err
+
+
+def test_resample_and_pad_make_fixed_windows():
+    values = np.zeros((2, 1, 5), np.float32)
+    values[0, 0, :3] = [0, 1, 2]
+    values[1, 0] = [5, 6, 7, 8, 9]
+    lengths = np.array([3, 5])
+    assert resample(values, lengths, 5)[0, 0].tolist() == [0, 0.5, 1, 1.5, 2]  # a ramp stays a ramp
+    assert resample(values, lengths, 5)[1, 0].tolist() == [5, 6, 7, 8, 9]
+    assert pad(values, lengths, 4)[:, 0].tolist() == [[0, 1, 2, 2], [5, 6, 7, 8]]  # last value repeated; cut
+
+
+def test_auto_patch_and_stratified_split():
+    from ofa.training.classifier import auto_patch, stratified_split
+
+    assert auto_patch(26) == (4, 2) and auto_patch(100) == (16, 8) and auto_patch(7) == (2, 1)
+    assert auto_patch(1000) == (16, 8)
+    labels = np.array([0] * 10 + [1] * 5 + [2] * 2)
+    tr, va = stratified_split(labels, 0.2, seed=0)
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(17)) and not set(tr) & set(va)
+    assert np.bincount(labels[va]).tolist() == [2, 1, 1]  # each class in validation, never all of one
+
+
+def test_dtw_matches_the_textbook_recursion():
+    from ofa.classification.baseline import dtw_to_all
+
+    def naive(a, b):
+        D = np.full((a.shape[1] + 1, b.shape[1] + 1), np.inf)
+        D[0, 0] = 0
+        for i in range(a.shape[1]):
+            for j in range(b.shape[1]):
+                D[i + 1, j + 1] = ((a[:, i] - b[:, j]) ** 2).sum() + min(D[i, j], D[i, j + 1], D[i + 1, j])
+        return D[-1, -1]
+
+    rng = np.random.default_rng(0)
+    q, refs, lengths = rng.normal(size=(3, 7)), rng.normal(size=(4, 3, 9)), np.array([9, 5, 1, 7])
+    want = [naive(q, refs[k, :, :lengths[k]]) for k in range(4)]
+    assert np.allclose(dtw_to_all(q, refs, lengths), want)
+    # A shifted copy is close under DTW, far under the Euclidean distance.
+    t = np.linspace(0, 6, 30)
+    a, b = np.sin(t)[None], np.sin(t - 0.6)[None]
+    assert dtw_to_all(a, b[None], np.array([30]))[0] < 0.2 * ((a - b) ** 2).sum()
+
+
+def toy_set(rng, cases, name, longest=16):
+    """Two classes of 3-channel noisy sines of 10 to `longest` steps: class b sits 2 higher and is faster."""
+    rows = []
+    for i in range(cases):
+        label = "ab"[i % 2]
+        n = int(rng.integers(10, longest + 1))
+        t = np.arange(n)
+        dims = [np.sin(t / (2.0 if label == "a" else 0.8) + c) + (2.0 if label == "b" else 0.0)
+                + 0.1 * rng.standard_normal(n) for c in range(3)]
+        rows.append(":".join(",".join(f"{v:.4f}" for v in d) for d in dims) + f":{label}")
+    return rows
+
+
+def test_nearest_neighbour_separates_an_easy_set(tmp_path):
+    from ofa.classification.baseline import accuracy
+
+    rng = np.random.default_rng(1)
+    header = HEADER.replace("@dimensions 2", "@dimensions 3")
+    train = read_ts(toy(tmp_path, toy_set(rng, 20, "t"), header=header))
+    test = read_ts(toy(tmp_path, toy_set(rng, 20, "t"), header=header, name="toy_TEST.ts"))
+    assert accuracy(train, test, "euclidean") >= 0.9 and accuracy(train, test, "dtw") >= 0.9
+
+
+def test_train_eval_round_trip_on_a_tiny_gpt2(tmp_path, capsys, tiny_gpt2):
+    import torch
+
+    from ofa.training import backbone as backbones
+    from ofa.training import checkpoint, classifier
+
+    rng = np.random.default_rng(0)
+    header = HEADER.replace("@dimensions 2", "@dimensions 3")
+    train = toy(tmp_path, toy_set(rng, 40, "t"), header=header)
+    test = toy(tmp_path, toy_set(rng, 20, "t", longest=20), header=header, name="toy_TEST.ts")
+    out = tmp_path / "run"
+    code = main(["train", "--task", "classify", "--data", train, "--out", str(out), "--backbone", tiny_gpt2,
+                 "--layers", "1", "--epochs", "4", "--lr", "0.003", "--quiet", "--threads", "1"])
+    assert code == 0, capsys.readouterr().err
+    assert "best val accuracy" in capsys.readouterr().out
+    meta = json.loads((out / "ofa.json").read_text())
+    assert meta["task"] == "classify" and meta["model"]["patch"] == 2 and meta["model"]["seq_len"] == 16
+    assert sorted(os.listdir(out)) == sorted(["ofa.json", meta["files"]["adapters"]["name"]])  # safetensors only
+    code = main(["eval", "--checkpoint", str(out), "--backbone", tiny_gpt2, "--data", test, "--json", str(tmp_path / "s.json")])
+    assert code == 0, capsys.readouterr().err
+    scores = json.loads((tmp_path / "s.json").read_text())
+    assert scores["cases"] == 20 and scores["accuracy"] >= 0.9  # the classes differ in level: learnt in 4 epochs
+    assert scores["longer_than_window"] > 0  # test cases up to 20 steps, resampled onto the 16-step window
+    assert "test accuracy" in capsys.readouterr().out
+
+    # Only the position LoRA, the input layer and the head train; a reload predicts the same logits.
+    model, _ = classifier.load(str(out), backbone=tiny_gpt2)
+    fresh = classifier.build(model.get_base_model().cfg, backbones.load(tiny_gpt2, 1), [0, 0, 0], [1, 1, 1])
+    names = {n for n, p in fresh.named_parameters() if p.requires_grad}
+    assert names and all("lora_" in n or ".in_layer." in n or ".head." in n for n in names)
+    data = read_ts(test)
+    x = classifier.windows(data, model.get_base_model().cfg)
+    again, _ = classifier.load(str(out), backbone=tiny_gpt2)
+    assert np.array_equal(classifier.logits_of(model, x, torch.device("cpu")),
+                          classifier.logits_of(again, x, torch.device("cpu")))
+
+    # The forecaster refuses the classifier's checkpoint, and the classifier a file of other classes or widths.
+    with pytest.raises(OfaError, match="'classify' checkpoint, not a forecaster"):
+        checkpoint.load(str(out), backbone=tiny_gpt2)
+    other = toy(tmp_path, ["1,2:3,4:5,6:z"], classes="a z", header=header, name="other_TEST.ts")
+    code = main(["eval", "--checkpoint", str(out), "--backbone", tiny_gpt2, "--data", other])
+    assert code == 2 and "class 'z' is not one of the 2 classes the model was trained on" in capsys.readouterr().err
+    narrow = toy(tmp_path, ["1,2:3,4:a"], header=HEADER, name="narrow_TEST.ts")
+    code = main(["eval", "--checkpoint", str(out), "--backbone", tiny_gpt2, "--data", narrow])
+    assert code == 2 and "cases have 2 dimensions, the classifier was trained on 3" in capsys.readouterr().err
+    code = main(["eval", "--checkpoint", str(out), "--backbone", tiny_gpt2, "--data", write(tmp_path, "", "empty_TEST.ts")])
+    assert code == 2 and "empty file" in capsys.readouterr().err
+    # A backbone path recorded in ofa.json is not followed unless the user names it.
+    code = main(["eval", "--checkpoint", str(out), "--data", test])
+    assert code == 2 and "a path outside the checkpoint directory" in capsys.readouterr().err
+    # A tampered weight file is refused (the checkpoint's sha256 record), not loaded.
+    weights = out / meta["files"]["adapters"]["name"]
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    code = main(["eval", "--checkpoint", str(out), "--backbone", tiny_gpt2, "--data", test])
+    assert code == 2 and "does not match the size and sha256" in capsys.readouterr().err
+
+
+def test_the_shared_uea_files_read_as_documented():
+    d = read_ts(shared_file("UEA/JapaneseVowels/JapaneseVowels_TRAIN.ts"))
+    assert d.values.shape == (270, 12, 26) and d.classes == [str(k) for k in range(1, 10)]
+    assert (d.lengths.min(), d.lengths.max()) == (7, 26) and np.bincount(d.labels).tolist() == [30] * 9
+    t = read_ts(shared_file("UEA/JapaneseVowels/JapaneseVowels_TEST.ts"))
+    assert t.cases == 370 and t.lengths.max() == 29
+    b = read_ts(shared_file("UEA/BasicMotions/BasicMotions_TEST.ts"))
+    assert b.values.shape == (40, 6, 100) and b.classes == ["Standing", "Running", "Walking", "Badminton"]
+
+
+def test_dtw_baseline_on_basic_motions():
+    from ofa.classification.baseline import accuracy
+
+    train = read_ts(shared_file("UEA/BasicMotions/BasicMotions_TRAIN.ts"))
+    test = read_ts(shared_file("UEA/BasicMotions/BasicMotions_TEST.ts"))
+    assert accuracy(train, test, "dtw") == pytest.approx(0.975)  # 39 of 40 (bench/results/classification.json)
+
+
+def test_refit_trains_on_every_case_for_the_best_epoch_count(tmp_path, capsys, tiny_gpt2):
+    from ofa.classification.uea import channel_stats
+
+    rng = np.random.default_rng(2)
+    header = HEADER.replace("@dimensions 2", "@dimensions 3")
+    train = toy(tmp_path, toy_set(rng, 20, "t"), header=header)
+    out = tmp_path / "run"
+    code = main(["train", "--task", "classify", "--data", train, "--out", str(out), "--backbone", tiny_gpt2,
+                 "--layers", "1", "--epochs", "3", "--lr", "0.003", "--quiet", "--threads", "1", "--refit"])
+    assert code == 0, capsys.readouterr().err
+    assert "then refit on all 20 cases" in capsys.readouterr().out
+    meta = json.loads((out / "ofa.json").read_text())
+    assert meta["refit"]["cases"] == 20 and meta["refit"]["epochs"] == meta["best_epoch"]
+    mean, _ = channel_stats(read_ts(train))  # the refit's scaler is every case's, not the 16 training cases'
+    assert np.allclose(meta["scaler"]["mean"], mean) and meta["data"]["train_cases"] == 16
+    assert len([f for f in os.listdir(out) if f.endswith(".safetensors")]) == 1
