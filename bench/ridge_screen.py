@@ -2,11 +2,15 @@
 
     python bench/ridge_screen.py --cells ETTh1:96:336,ETTh1:96:512,Weather:96:720
     python bench/ridge_screen.py --cells ETTh2:720:336 --normalise std     # the form the default avoids
+    python bench/ridge_screen.py --cells Weather:96:720 --train-fraction 0.1 --grid 1e-4,1e-3,1e-2,3e-2,0.1,0.3,1,3,10,30,100 \
+        --test-windows bench                                                # few-shot, a wider ridge grid
 
 Trains on the reduced protocol's windows (bench/accuracy.py), chooses the ridge strength on the whole
 validation split, scores every test window. --normalise std fits the ridge on windows divided by their
-own standard deviation (targets too), the RevIN form, instead of mean-centred ones. Prints one line a
-cell and writes bench/results/ridge_screen.json.
+own standard deviation (targets too), the RevIN form, instead of mean-centred ones. --train-fraction trains
+on the first fraction of the training split (the few-shot protocol's windows), --grid replaces the ridge
+strengths (ofa.training.linear_path.RIDGE_GRID), --test-windows bench scores the accuracy bench's every k-th
+test window instead of all. Prints one line a cell and writes bench/results/ridge_screen.json.
 """
 from __future__ import annotations
 
@@ -51,20 +55,27 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", required=True, help="DATASET:HORIZON:SEQ_LEN, comma-separated")
     ap.add_argument("--normalise", choices=["mean", "std"], default="mean")
+    ap.add_argument("--train-fraction", type=float, default=1.0, help="few-shot: the first fraction of train")
+    ap.add_argument("--grid", default=None, help="ridge strengths, comma-separated (default: the product's grid)")
+    ap.add_argument("--test-windows", choices=["all", "bench"], default="all",
+                    help="score every test window, or the accuracy bench's every k-th (test_stride)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "ridge_screen.json"))
     args = ap.parse_args(argv)
+    grid = tuple(float(g) for g in args.grid.split(",")) if args.grid else linear_path.RIDGE_GRID
     acc = accuracy_bench()
     records = []
     for cell in args.cells.split(","):
         name, horizon, seq_len = cell.split(":")
         horizon, seq_len = int(horizon), int(seq_len)
         path = os.path.join(acc.DATA, acc.DATASETS[name])
-        splits = acc.reduced_splits(path, seq_len, horizon, False, acc.REDUCED_TRAIN_SERIES)
+        splits = acc.reduced_splits(path, seq_len, horizon, False, acc.REDUCED_TRAIN_SERIES, args.train_fraction)
         train, val = splits.train, splits.val
         if args.normalise == "std":
             train, val = StdNormalised(train), StdNormalised(val)
-        weight, bias, info = linear_path.fit(train, val)
+        weight, bias, info = linear_path.fit(train, val, grid)
+        every = 1 if args.test_windows == "all" else acc.test_stride(path, horizon, argparse.Namespace(screen=1, full=False))[0]
         x, y = splits.test.windows()
+        x, y = x[::every], y[::every]
         x = x.transpose(0, 2, 1).reshape(-1, seq_len)
         y = y.transpose(0, 2, 1).reshape(-1, horizon)
         if args.normalise == "std":
@@ -74,12 +85,16 @@ def main(argv=None) -> int:
             pred = linear_path.predict(weight, bias, x)
         mse = float(np.mean((pred - y) ** 2))
         rec = {"dataset": name, "horizon": horizon, "seq_len": seq_len, "normalise": args.normalise,
-               "ridge": info["ridge"], "val_mse": info["val_mse"], "mse": mse}
-        print(f"{name}-{horizon} L{seq_len} ({args.normalise}): ridge {info['ridge']:g}, val {info['val_mse']:.4f}, "
-              f"test mse {mse:.4f}", flush=True)
+               "ridge": info["ridge"], "val_mse": info["val_mse"], "mse": mse,
+               "train_fraction": args.train_fraction, "grid": list(grid), "grid_val_mse": info["grid_val_mse"],
+               "test_every": every}
+        print(f"{name}-{horizon} L{seq_len} ({args.normalise}, train fraction {args.train_fraction:g}): ridge "
+              f"{info['ridge']:g}, val {info['val_mse']:.4f}, test mse {mse:.4f} (every {every} test window); "
+              "grid val " + ", ".join(f"{g:g}: {v:.4f}" for g, v in zip(grid, info["grid_val_mse"])), flush=True)
         records.append(rec)
     earlier = json.load(open(args.out)) if os.path.isfile(args.out) else []
-    key = lambda r: (r["dataset"], r["horizon"], r["seq_len"], r["normalise"])  # noqa: E731
+    key = lambda r: (r["dataset"], r["horizon"], r["seq_len"], r["normalise"], r.get("train_fraction", 1.0),  # noqa: E731
+                     tuple(r.get("grid", linear_path.RIDGE_GRID)), r.get("test_every", 1))
     fresh = {key(r): r for r in records}
     atomic_write_json(args.out, [fresh.pop(key(r), r) for r in earlier] + list(fresh.values()))
     return 0
