@@ -60,8 +60,8 @@ class ClassifierConfig:
     lora_dropout: float = 0.01
     lengths: str = "resample"     # JapaneseVowels validation: resample 100% (loss 0.015), pad 98.1% (0.306)
     norm: str = "global"          # global 100%, instance+stats 81.5%, instance 81.5% (README, "Classification")
-    pool: str = "flatten"         # flatten 100%, mean 96.3%
-    head_dropout: float = 0.1
+    pool: str = "flatten"         # flatten 100%, mean 96.3% (BasicMotions validates mean: bench/classification.py)
+    head_dropout: float = 0.1     # GPT4TS's dropout; not screened
     backbone_dropout: bool = True
 
     def check(self) -> None:
@@ -99,7 +99,7 @@ class Classifier(nn.Module):
         features = cfg.channels * tokens * d + (2 * cfg.channels if cfg.norm == "instance+stats" else 0)
         self.head = nn.Linear(features, len(cfg.classes))
         self.dropout = nn.Dropout(cfg.head_dropout)
-        # The training split's per-channel mean and std (checkpoint "scaler"), not trained.
+        # The training cases' per-channel mean and std (checkpoint "scaler"), not trained.
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32), persistent=False)
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32), persistent=False)
         self.register_buffer("position_ids", torch.arange(cfg.n_patches), persistent=False)
