@@ -85,6 +85,21 @@ void split_rows(int32_t m, int parts, void* caller_scratch, Body body) {
   cx.pool->run(parts, part);
 }
 
+// Runs call(dims, a, out, scratch) on the whole GEMM, or on row parts of it
+// (dims.m, a and out offset per part) when it is big enough to split.
+template <class Kernels, class Dims, class A, class Out, class Call>
+void split_gemm(const Dims* d, const A* a, Out* out, void* scratch, Call call) {
+  const SplitContext<Kernels>& cx = split_context<Kernels>();
+  const bool whole = cx.busy || (int64_t)d->m * d->n * d->k < cx.when.min_macs;
+  const int parts = whole ? 1 : parts_for(cx.pool->size(), d->m, cx.when.min_rows);
+  if (parts == 1) return call(*d, a, out, scratch);
+  split_rows<Kernels>(d->m, parts, scratch, [&](int32_t r0, int32_t r1, void* s) {
+    Dims part = *d;
+    part.m = r1 - r0;
+    call(part, a + (size_t)r0 * d->lda, out + (size_t)r0 * d->ldc, s);
+  });
+}
+
 template <class S>
 struct Split;
 
@@ -92,20 +107,11 @@ template <>
 struct Split<Fp32> {
   using K = ofa_kernels;
   static const K& in() { return *split_context<K>().inner; }
-  static int gemm_parts(const ofa_gemm_dims* d) {
-    const SplitContext<K>& cx = split_context<K>();
-    if (cx.busy || (int64_t)d->m * d->n * d->k < cx.when.min_macs) return 1;
-    return parts_for(cx.pool->size(), d->m, cx.when.min_rows);
-  }
   static void gemm(const ofa_gemm_dims* d, const float* a, const float* w, const float* bias, float* c,
                    float* scratch) {
     const K& k = in();  // the workers have no split context of their own
-    const int parts = gemm_parts(d);
-    if (parts == 1) return k.gemm(d, a, w, bias, c, scratch);
-    split_rows<K>(d->m, parts, scratch, [&](int32_t r0, int32_t r1, void* s) {
-      ofa_gemm_dims part = *d;
-      part.m = r1 - r0;
-      k.gemm(&part, a + (size_t)r0 * d->lda, w, bias, c + (size_t)r0 * d->ldc, static_cast<float*>(s));
+    split_gemm<K>(d, a, c, scratch, [&](const ofa_gemm_dims& p, const float* ap, float* cp, void* s) {
+      k.gemm(&p, ap, w, bias, cp, static_cast<float*>(s));
     });
   }
   static void layer_norm(const ofa_layer_norm_dims* d, const float* x, const float* w, const float* b, float* y) {
@@ -149,44 +155,26 @@ template <>
 struct Split<Int8> {
   using K = ofa_kernels_int8;
   static const K& in() { return *split_context<K>().inner; }
-  static int gemm_parts(const ofa_gemm_s8_dims* d) {
-    const SplitContext<K>& cx = split_context<K>();
-    if (cx.busy || (int64_t)d->m * d->n * d->k < cx.when.min_macs) return 1;
-    return parts_for(cx.pool->size(), d->m, cx.when.min_rows);
-  }
   static void gemm_s8(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias, int32_t* c,
                       void* scratch) {
     const K& k = in();  // the workers have no split context of their own
-    const int parts = gemm_parts(d);
-    if (parts == 1) return k.gemm_s8(d, a, w, bias, c, scratch);
-    split_rows<K>(d->m, parts, scratch, [&](int32_t r0, int32_t r1, void* s) {
-      ofa_gemm_s8_dims part = *d;
-      part.m = r1 - r0;
-      k.gemm_s8(&part, a + (size_t)r0 * d->lda, w, bias, c + (size_t)r0 * d->ldc, s);
+    split_gemm<K>(d, a, c, scratch, [&](const ofa_gemm_s8_dims& p, const int8_t* ap, int32_t* cp, void* s) {
+      k.gemm_s8(&p, ap, w, bias, cp, s);
     });
   }
   static void gemm_s8_requant_s8(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
                                  const int32_t* table, int32_t count, int8_t* out, void* scratch) {
-    const K& k = in();  // the workers have no split context of their own
-    const int parts = gemm_parts(d);
-    if (parts == 1) return k.gemm_s8_requant_s8(d, a, w, bias, table, count, out, scratch);
-    split_rows<K>(d->m, parts, scratch, [&](int32_t r0, int32_t r1, void* s) {
-      ofa_gemm_s8_dims part = *d;
-      part.m = r1 - r0;
-      k.gemm_s8_requant_s8(&part, a + (size_t)r0 * d->lda, w, bias, table, count, out + (size_t)r0 * d->ldc, s);
+    const K& k = in();
+    split_gemm<K>(d, a, out, scratch, [&](const ofa_gemm_s8_dims& p, const int8_t* ap, int8_t* op, void* s) {
+      k.gemm_s8_requant_s8(&p, ap, w, bias, table, count, op, s);
     });
   }
   static void gemm_s8_requant_add_s32(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
                                       const int32_t* bias, const int32_t* table, int32_t count, int32_t* out,
                                       void* scratch) {
-    const K& k = in();  // the workers have no split context of their own
-    const int parts = gemm_parts(d);
-    if (parts == 1) return k.gemm_s8_requant_add_s32(d, a, w, bias, table, count, out, scratch);
-    split_rows<K>(d->m, parts, scratch, [&](int32_t r0, int32_t r1, void* s) {
-      ofa_gemm_s8_dims part = *d;
-      part.m = r1 - r0;
-      k.gemm_s8_requant_add_s32(&part, a + (size_t)r0 * d->lda, w, bias, table, count,
-                                   out + (size_t)r0 * d->ldc, s);
+    const K& k = in();
+    split_gemm<K>(d, a, out, scratch, [&](const ofa_gemm_s8_dims& p, const int8_t* ap, int32_t* op, void* s) {
+      k.gemm_s8_requant_add_s32(&p, ap, w, bias, table, count, op, s);
     });
   }
   static void layer_norm_s32_s8(const ofa_layer_norm_s32_dims* d, const int32_t* x, int64_t eps,
