@@ -30,7 +30,7 @@ from . import checkpoint
 from ..classification.uea import UEAData, channel_stats, pad, read_ts, relabel, resample
 from ..data import n_patches
 from ..errors import OfaError
-from .model import REVIN_EPS
+from .model import REVIN_EPS, with_adapters
 
 TASK = "classify"
 LENGTHS = ("resample", "pad")                 # how a case becomes seq_len steps (uea.resample / uea.pad)
@@ -143,20 +143,8 @@ def lora_config(cfg: ClassifierConfig, backbone: backbones.Backbone):
 
 def build(cfg: ClassifierConfig, backbone: backbones.Backbone, mean, std, seed: int = 0):
     """The PEFT-wrapped classifier with fresh adapters; random initial values come from `seed`."""
-    import warnings
-
-    from peft import get_peft_model
-
     torch.manual_seed(seed)
-    base = Classifier(cfg, backbone, mean, std)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PEFT warns that embedding LoRA ignores dropout: intended
-        model = get_peft_model(base, lora_config(cfg, backbone))
-    if not cfg.backbone_dropout:
-        for module in base.backbone.modules():
-            if isinstance(module, nn.Dropout):
-                module.p = 0.0
-    return model
+    return with_adapters(Classifier(cfg, backbone, mean, std), lora_config(cfg, backbone), cfg.backbone_dropout)
 
 
 def windows(data: UEAData, cfg: ClassifierConfig) -> np.ndarray:

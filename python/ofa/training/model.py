@@ -174,20 +174,25 @@ def trained_modules(cfg: ModelConfig, backbone: backbones.Backbone) -> list[str]
 
 def build(cfg: ModelConfig, seed: int = 0, backbone: backbones.Backbone | None = None, root: str | None = None):
     """The PEFT-wrapped model with fresh adapters. Random initial values come from `seed`."""
-    import warnings
-
-    from peft import get_peft_model
-
     cfg.check()
     if backbone is None:
         backbone = backbones.load(cfg.backbone, cfg.layers, root)
     cfg.layers = len(backbone.blocks())
     torch.manual_seed(seed)
-    base = OneForAll(cfg, backbone)
+    return with_adapters(OneForAll(cfg, backbone), lora_config(cfg, backbone), cfg.backbone_dropout)
+
+
+def with_adapters(base: nn.Module, lora, backbone_dropout: bool):
+    """`base` (a forecaster or a classifier, its backbone at base.backbone) wrapped in PEFT with the
+    adapters `lora` describes; the backbone's own dropout switched off unless backbone_dropout."""
+    import warnings
+
+    from peft import get_peft_model
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PEFT warns that embedding LoRA ignores dropout: intended
-        model = get_peft_model(base, lora_config(cfg, backbone))
-    if not cfg.backbone_dropout:
+        model = get_peft_model(base, lora)
+    if not backbone_dropout:
         for module in base.backbone.modules():
             if isinstance(module, nn.Dropout):
                 module.p = 0.0
