@@ -149,6 +149,18 @@ def read_meta(directory: str) -> dict:
     return meta
 
 
+def recorded_backbone(directory: str, meta: dict, cfg, backbone: str | None = None):
+    """The backbone a checkpoint names (cfg.backbone, which must stay inside `directory`), or the one
+    the caller gives; either way its fingerprint must be the one the checkpoint was trained with."""
+    if backbone is None:
+        backbones.check_recorded(cfg.backbone, directory)
+    found = backbones.load(backbone or cfg.backbone, cfg.layers, root=directory)
+    if backbones.fingerprint(found.model) != meta["backbone_fingerprint"]:
+        raise OfaError(f"{directory}: backbone {cfg.backbone!r} found here differs from the one the checkpoint "
+                       f"was trained with (fingerprint mismatch)")
+    return found
+
+
 def load(directory: str, backbone: str | None = None):
     """Rebuild (model, meta) from a checkpoint directory; the model is in eval mode.
 
@@ -167,12 +179,7 @@ def load(directory: str, backbone: str | None = None):
     except TypeError as exc:
         raise OfaError(f"{directory}: bad model config: {exc}") from None
     cfg.check()
-    if backbone is None:
-        backbones.check_recorded(cfg.backbone, directory)
-    backbone = backbones.load(backbone or cfg.backbone, cfg.layers, root=directory)
-    if backbones.fingerprint(backbone.model) != meta["backbone_fingerprint"]:
-        raise OfaError(f"{directory}: backbone {cfg.backbone!r} found here differs from the one the checkpoint "
-                       f"was trained with (fingerprint mismatch)")
+    backbone = recorded_backbone(directory, meta, cfg, backbone)
     base = OneForAll(cfg, backbone)
     try:
         weights = weight_tensors(directory, meta)

@@ -323,12 +323,7 @@ def load(directory: str, backbone: str | None = None):
     cfg.check()
     if mean.shape != (cfg.channels,) or std.shape != (cfg.channels,) or not (std > 0).all():
         raise OfaError(f"{directory}: the scaler does not fit {cfg.channels} channels")
-    if backbone is None:
-        backbones.check_recorded(cfg.backbone, directory)
-    found = backbones.load(backbone or cfg.backbone, cfg.layers, root=directory)
-    if backbones.fingerprint(found.model) != meta["backbone_fingerprint"]:
-        raise OfaError(f"{directory}: backbone {cfg.backbone!r} found here differs from the one the checkpoint "
-                       f"was trained with (fingerprint mismatch)")
+    found = checkpoint.recorded_backbone(directory, meta, cfg, backbone)
     model = build(cfg, found, mean, std)
     try:
         checkpoint.restore_adapters(model, checkpoint.weight_tensors(directory, meta)["adapters"], directory)
