@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "board.h"
+#include "demo_util.h"
 #include "ofa/ofa_int8.h"
 #include "ofa_golden.h"
 /* The weights in a section of their own, which the link script places (link.ld.in). */
@@ -23,40 +24,6 @@
 static unsigned char arena[OFA_ARENA_BYTES] __attribute__((aligned(OFA_ARENA_ALIGN)));
 static float forecast[OFA_HORIZON * OFA_N_CHANNELS];
 
-extern uint32_t ofa_stack[OFA_STACK_BYTES / 4];
-
-static int refuse(const char* what, ofa_status s) {
-  sh_buf b = {{0}, 0};
-  sh_str(&b, "FAIL: ");
-  sh_str(&b, what);
-  sh_str(&b, ": ");
-  sh_str(&b, ofa_status_name(s));
-  sh_line(&b);
-  return 2;
-}
-
-/* Bytes of the arena written by the last run: the highest byte that no longer holds the fill. Each
- * window runs over a different fill, so a byte that happens to equal one fill is caught by the next. */
-static size_t arena_high_water(unsigned char fill) {
-  size_t n = sizeof arena;
-  while (n > 0 && arena[n - 1] == fill) --n;
-  return n;
-}
-
-/* The stack is painted below the current frame at start; the deepest overwritten word is the peak. */
-#define STACK_PAINT 0x5AC3A55Au
-static void paint_stack(void) {
-  uintptr_t sp;
-  __asm__ volatile("mov %0, sp" : "=r"(sp));
-  uint32_t* top = (uint32_t*)(sp - 256); /* leave this frame alone */
-  for (uint32_t* p = ofa_stack; p < top; ++p) *p = STACK_PAINT;
-}
-static size_t stack_high_water(void) {
-  size_t i = 0;
-  while (i < OFA_STACK_BYTES / 4 && ofa_stack[i] == STACK_PAINT) ++i;
-  return OFA_STACK_BYTES - 4 * i;
-}
-
 int main(void) {
   sh_buf b = {{0}, 0};
   sh_str(&b, "ofa firmware demo: " OFA_TARGET_NAME ", model " OFA_MODEL_NAME);
@@ -64,7 +31,7 @@ int main(void) {
 
   size_t planned = 0;
   ofa_status st = ofa_arena_bytes_int8(&ofa_firmware_model.config, OFA_TILE_SERIES, &planned);
-  if (st != OFA_OK) return refuse("arena plan", st);
+  if (st != OFA_OK) return demo_refuse("arena plan", st);
   if (planned != OFA_ARENA_BYTES) {
     sh_str(&b, "FAIL: the target's planner wants ");
     sh_u64(&b, planned);
@@ -74,19 +41,10 @@ int main(void) {
     return 2;
   }
   st = ofa_validate_model_int8(&ofa_firmware_model);
-  if (st != OFA_OK) return refuse("model", st);
+  if (st != OFA_OK) return demo_refuse("model", st);
 
-  /* The counter, checked against a loop of known length (2 instructions per iteration). */
-  counter_start();
-  const uint64_t c0 = counter_ticks();
-  uint32_t spins = 500000;
-  __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(spins));
-  const uint64_t known = ticks_to_instructions(counter_ticks() - c0);
-  sh_str(&b, "instruction counter: a 1000000-instruction loop counts ");
-  sh_u64(&b, known);
-  sh_line(&b);
-
-  paint_stack();
+  const uint64_t known = demo_counter_check();
+  demo_paint_stack();
   int exact_windows = 0;
   uint32_t mismatches = 0;
   float max_diff = 0.f;
@@ -103,10 +61,10 @@ int main(void) {
     st = ofa_forward_int8_validated(&ofa_firmware_model, OFA_DEMO_KERNELS, OFA_TILE_SERIES, ofa_golden_x[w], 1, forecast,
                                     arena, sizeof arena);
     const uint64_t t1 = counter_ticks();
-    if (st != OFA_OK) return refuse("forward", st);
+    if (st != OFA_OK) return demo_refuse("forward", st);
     const uint64_t instructions = ticks_to_instructions(t1 - t0);
     if (instructions > instructions_max) instructions_max = instructions;
-    const size_t used = arena_high_water(fill);
+    const size_t used = demo_high_water(arena, sizeof arena, fill);
     if (used > arena_used) arena_used = used;
 
     uint32_t differ = 0;
@@ -159,7 +117,7 @@ int main(void) {
   sh_str_u64(&b, "/", OFA_GOLDEN_COUNT);
   sh_str_u64(&b, " windows bit-exact with the host; arena ", arena_used);
   sh_str_u64(&b, " of ", OFA_ARENA_BYTES);
-  sh_str_u64(&b, " bytes used; stack peak ", stack_high_water());
+  sh_str_u64(&b, " bytes used; stack peak ", demo_stack_high_water());
   sh_line(&b);
   sh_str(&b, "OFA_RESULT target=" OFA_TARGET_NAME);
   const sh_field result[] = {{"pass", (uint64_t)pass}, {"windows", OFA_GOLDEN_COUNT}, {"mismatches", mismatches}};
@@ -169,7 +127,7 @@ int main(void) {
   sh_line(&b);
   sh_str(&b, "OFA_RESULT");
   const sh_field sizes[] = {{"arena_planned", OFA_ARENA_BYTES}, {"arena_used", arena_used},
-                            {"stack_peak", stack_high_water()}, {"instructions", instructions_max},
+                            {"stack_peak", demo_stack_high_water()}, {"instructions", instructions_max},
                             {"counter_check", known}};
   sh_fields(&b, sizes, 5);
   sh_line(&b);

@@ -199,3 +199,102 @@ def test_model_over_the_link_budget_fails_to_link(models, tmp_path):
                                             "#define OFA_TARGET_FLASH_BYTES 8192u", text))
     with pytest.raises(OfaError, match="firmware build failed"):
         build(FIRMWARE, "cortex-m4", str(hdr), str(tmp_path / "build"))
+
+
+# ---- Anomaly mode: a detector's stream, one score per sample (firmware/main_anomaly.c) ----------------
+
+def nab_or_synthetic(source: str, rows: int = 600) -> tuple[str, np.ndarray]:
+    """A timestamp,value CSV of `rows` rows: the head of a NAB series, or a noisy sine with a spike."""
+    from ofa.anomaly.files import read_stream
+
+    if source == "nab":
+        from conftest import shared_file
+
+        path = shared_file("NAB/data/realKnownCause/nyc_taxi.csv")
+        return path, read_stream(path)["values"][:rows]
+    t = np.arange(rows)
+    values = 10 + np.sin(2 * np.pi * t / 24) + 0.1 * np.random.default_rng(0).uniform(-1, 1, rows)
+    values[500] += 4.0
+    return "", values
+
+
+@pytest.fixture(scope="module")
+def detectors(tmp_path_factory):
+    """Per source, a detector's int8 model file (a tiny student, trained on the first 400 rows) and its CSV."""
+    import pandas as pd
+    import torch
+    from ofa.anomaly.detector import DetectorConfig
+    from ofa.anomaly.device import export_detector
+    from ofa.anomaly.forecaster import ForecasterConfig
+
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("anomaly")
+    cfg = DetectorConfig(train_rows=400, retrain="none", stride=1, memory=400,
+                         forecaster=ForecasterConfig(width=16, heads=2, ff=32, lookbacks=(16, 32), horizon=4,
+                                                     patch=8, stride=4, epochs=2))
+    made = {}
+
+    def get(source):
+        if source not in made:
+            path, values = nab_or_synthetic(source)
+            if not path:
+                path = str(tmp / "synthetic.csv")
+                pd.DataFrame({"timestamp": pd.date_range("2020-01-01", periods=len(values), freq="5min"),
+                              "value": values}).to_csv(path, index=False)
+            model = str(tmp / f"{source}-int8.ofa")
+            export_detector(values, model, cfg)
+            made[source] = (model, path)
+        return made[source]
+    return get
+
+
+@pytest.mark.parametrize("source", ["synthetic", "nab"])
+def test_anomaly_mode_on_qemu_is_bit_exact(detectors, tmp_path, source):
+    """The firmware streams 600 samples through ofa_stream in its arena: every score equals the host's."""
+    need_toolchain()
+    model, csv = detectors(source)
+    hdr = tmp_path / "hdr"
+    info = emit(model, "cortex-m4", str(hdr), anomaly=csv, rows=600)
+    assert info["files"] == ["ofa_model.h", "ofa_stream.h"] and not (hdr / "ofa_golden.h").exists()
+    elf = build(FIRMWARE, "cortex-m4", str(hdr), str(tmp_path / "build"), mode="anomaly")
+    status, report, fields = run_qemu("cortex-m4", elf, timeout=300)
+    assert status == 0, report
+    assert "PASS: 600 scores bit-exact with the host" in report
+    assert fields["mode"] == "anomaly" and fields["mismatches"] == "0" and fields["scored_rows"] == "200"
+    seq_len = json.loads(read_model_file(model, schemes=("int8",))[1]["config"])["seq_len"]
+    assert int(fields["forecasts"]) == 600 - seq_len  # stride 1: one per sample from seq_len on
+    assert 0 < int(fields["per_forecast"]) < int(fields["per_sample"]) * 2
+    assert abs(int(fields["counter_check"]) - 1_000_000) <= 64
+
+
+def test_anomaly_mode_on_qemu_fails_on_one_flipped_score_bit(detectors, tmp_path):
+    need_toolchain()
+    model, csv = detectors("synthetic")
+    hdr = tmp_path / "hdr"
+    emit(model, "cortex-m4", str(hdr), anomaly=csv, rows=600)
+    text = (hdr / "ofa_stream.h").read_text()
+    # Row 500's score (the spike's): flip its lowest mantissa bit.
+    bits = re.findall(r"UINT64_C\(0x([0-9a-f]{16})\)", text)
+    assert len(bits) == 600 and int(bits[500], 16) != 0
+    old = f"UINT64_C(0x{bits[500]})"
+    new = f"UINT64_C(0x{int(bits[500], 16) ^ 1:016x})"
+    pos = [m.start() for m in re.finditer(r"UINT64_C\(0x", text)][500]  # the 501st literal (values repeat)
+    (hdr / "ofa_stream.h").write_text(text[:pos] + new + text[pos + len(old):])
+    elf = build(FIRMWARE, "cortex-m4", str(hdr), str(tmp_path / "build"), mode="anomaly")
+    status, report, fields = run_qemu("cortex-m4", elf, timeout=300)
+    assert status == 1, report
+    assert "FAIL: 1 scores differ from the host's, the first at row 500" in report and fields["mismatches"] == "1"
+
+
+def test_anomaly_emit_refusals(detectors, models, tmp_path):
+    model, csv = detectors("synthetic")
+    with pytest.raises(OfaError, match="not a detector's model file"):
+        emit(models["student"], "cortex-m4", str(tmp_path / "a"), anomaly=csv)
+    with pytest.raises(OfaError, match="--rows must be between 1 and the series' 600 rows"):
+        emit(model, "cortex-m4", str(tmp_path / "b"), anomaly=csv, rows=601)
+    with pytest.raises(OfaError, match="--data is required"):
+        emit(model, "cortex-m4", str(tmp_path / "c"))
+    assert not any((tmp_path / d).exists() for d in "abc")
+    proc = subprocess.run([sys.executable, EMIT, model, "--target", "cortex-m4", "--anomaly", csv, "--data", csv,
+                           "-o", str(tmp_path / "d")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "not both" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

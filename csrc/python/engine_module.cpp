@@ -16,6 +16,7 @@
 
 #include "host/runner.h"
 #include "host/prepack.h"
+#include "python/anomaly_binding.h"
 
 namespace nb = nanobind;
 using ofa_host::AlignedBuffer;
@@ -374,6 +375,19 @@ class Engine {
     return d;
   }
 
+  // Anomaly scores of a one-channel stream, this model forecasting (ofa_anomaly.h's ofa_stream).
+  ofa_py::Scores stream_scores(const AnyArray& values, nb::dict config) {
+    if (cfg_.n_channels != 1)
+      value_error("stream_scores: the model must have one channel, it has " + std::to_string(cfg_.n_channels));
+    const ofa_stream_config c = ofa_py::stream_config(config, cfg_.seq_len, cfg_.horizon);
+    // (1, seq_len, 1) in, (1, horizon, 1) out: the window and the forecast as the stream holds them.
+    auto forecast = [](void* self, const float* window, float* out) -> ofa_status {
+      Engine* e = static_cast<Engine*>(self);
+      return e->runner_.forward(&e->model_, window, 1, out);
+    };
+    return ofa_py::run_stream(c, values, forecast, this);
+  }
+
   nb::dict config() const { return config_to_dict(cfg_); }
   size_t arena_bytes() const { return runner_.arena_bytes(); }
   std::string isa() const { return runner_.kernels()->name; }
@@ -489,6 +503,9 @@ void bind_engine(nb::module_& m, const char* name, const char* doc) {
       .def(nb::init<nb::dict, nb::dict, int, int, nb::object>(), nb::arg("config"), nb::arg("tensors"),
            nb::arg("tile_series") = 16, nb::arg("threads") = 1, nb::arg("isa") = nb::none(), doc)
       .def("run", &E::run, nb::arg("x"), "x: float32 (B, seq_len, n_channels) -> float32 (B, horizon, n_channels)")
+      .def("stream_scores", &E::stream_scores, nb::arg("values"), nb::arg("config"),
+           "float32 (n,) samples of a one-channel stream -> float64 (n,) anomaly scores, this model forecasting "
+           "(config: stride, train_rows, scorer; python/ofa/anomaly/device.py)")
       .def("gemm_stats", &E::gemm_stats,
            "GEMM ops (2 per multiply-add) / seconds / calls of the last run (seconds summed over threads)")
       .def_prop_ro("config", &E::config)
@@ -508,6 +525,7 @@ NB_MODULE(_engine, m) {
   bind_engine<Int8>(m, "EngineInt8",
                     "Borrow an int8 model's tensors (zero-copy), validate its quantisation and plan the arena.");
 
+  ofa_py::bind_anomaly(m);
   m.def("available_int8_isas", &available_isas<Int8>);
   m.def("gemm_s8",
         [](const AnyArray& a, const AnyArray& w, nb::object isa, bool prepack) {

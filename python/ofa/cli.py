@@ -295,13 +295,21 @@ def cmd_detect(args) -> int:
     torch.set_num_threads(args.threads)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     r = detect_file(args.data, args.out, column=args.column, train_fraction=args.train_fraction,
-                    strict=args.strict, retrain=args.retrain, stride=args.stride, log=log)
+                    strict=args.strict, retrain=args.retrain, stride=args.stride, log=log, export=args.export,
+                    model=args.model)
     for note in r["notes"]:
         print(f"note: {note}", file=sys.stderr)
     scores = r["scores"][r["train_rows"]:]
-    print(f"wrote {args.out}: {r['rows']} rows of {r['column']!r}; trained on the first {r['train_rows']} "
-          f"({len(r['fits'])} model(s), lookback {r['fits'][0][1]['seq_len']}); scored {len(scores)} rows, "
+    how = (f"scored by {args.model} in the {r['engine']} engine after its {r['train_rows']} training rows"
+           if args.model else f"trained on the first {r['train_rows']} ({len(r['fits'])} model(s), lookback "
+           f"{r['fits'][0][1]['seq_len']})")
+    print(f"wrote {args.out}: {r['rows']} rows of {r['column']!r}; {how}; scored {len(scores)} rows, "
           f"max score {scores.max():.3f}, {int((scores >= 0.5).sum())} at 0.5 or more")
+    if r["exported"]:
+        e = r["exported"]
+        print(f"wrote {args.export}: the first model ({e['scheme']}, lookback {e['seq_len']}, horizon {e['horizon']}, "
+              f"{e['bytes']:,} bytes) and its stream settings, for `ofa detect --model` and "
+              f"tools/emit_header.py --anomaly")
     return 0
 
 
@@ -430,6 +438,12 @@ def parser() -> argparse.ArgumentParser:
                    "horizon, 8)")
     p.add_argument("--strict", action="store_true",
                    help="refuse timestamps that repeat or go back (accepted by default, with a note)")
+    p.add_argument("--export", metavar="MODEL.ofa",
+                   help="also write the detector's first model (int8) and its stream settings, for --model and "
+                        "the firmware (tools/emit_header.py --anomaly)")
+    p.add_argument("--model", metavar="MODEL.ofa",
+                   help="score with a detector written by --export, in the C++ engine, as the firmware does "
+                        "(no training, no retraining)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_detect)

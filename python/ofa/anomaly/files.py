@@ -90,15 +90,24 @@ def write_scores(path: str, timestamps, values: np.ndarray, scores: np.ndarray) 
 
 
 def detect_file(data: str, out: str, column: str | None = None, train_fraction: float | None = None,
-                strict: bool = False, retrain: str = "double", stride: int = 1, log=None) -> dict:
+                strict: bool = False, retrain: str = "double", stride: int = 1, log=None,
+                export: str | None = None, model: str | None = None) -> dict:
     """`ofa detect`: score every row of `data` and write `out`. The detector trains on the first rows (NAB's
     probationary period, min(floor(0.15 n), 750) rows, or floor(train_fraction n)) and scores the rest
-    online (ofa.anomaly.detector); the training rows score 0."""
+    online (ofa.anomaly.detector); the training rows score 0.
+
+    export: also write the detector's first model, int8, with its stream settings (ofa.anomaly.device), for
+    the engine and the firmware. model: score with such a file instead, in the C++ engine, as the firmware
+    does (no training; its train_rows and stride are the file's)."""
     from .detector import DetectorConfig, score_series
     from .nab import probation_rows
 
     stream = read_stream(data, column, strict)
     n = len(stream["values"])
+    if model is not None:
+        if train_fraction is not None or export is not None:
+            raise OfaError("--model scores with an exported detector: it takes neither --train-fraction nor --export")
+        return _detect_with_model(stream, data, out, model)
     if train_fraction is None:
         train_rows = probation_rows(n)
     else:
@@ -110,7 +119,31 @@ def detect_file(data: str, out: str, column: str | None = None, train_fraction: 
     defaults = DetectorConfig()
     cfg = DetectorConfig(train_rows=train_rows, retrain=retrain, stride=stride,
                          memory=max(defaults.memory, train_rows))
+    if export is not None and (not export or export.endswith("/")):
+        raise OfaError(f"--export must name a file, got {export!r}")
     result = score_series(stream["values"], cfg, log=log)
     write_scores(out, stream["timestamps"], stream["values"], result["scores"])
+    exported = None
+    if export is not None:
+        from .device import export_detector
+
+        exported = export_detector(stream["values"], export, cfg, log=log)
     return {"rows": n, "train_rows": train_rows, "column": stream["column"], "notes": stream["notes"],
-            "fits": result["fits"], "scores": result["scores"], "config": cfg.to_dict()}
+            "fits": result["fits"], "scores": result["scores"], "config": cfg.to_dict(), "exported": exported}
+
+
+def _detect_with_model(stream: dict, data: str, out: str, model_path: str) -> dict:
+    from ..runtime.engine import Model
+    from .device import read_settings, stream_scores
+
+    model = Model(model_path)
+    settings = read_settings(model.metadata, model_path, model.n_channels)
+    n = len(stream["values"])
+    if n <= settings["train_rows"]:
+        raise OfaError(f"{data}: {n} rows; the detector {model_path} was trained on {settings['train_rows']} and "
+                       f"scores the rows after them")
+    scores = stream_scores(model, stream["values"])
+    write_scores(out, stream["timestamps"], stream["values"], scores)
+    return {"rows": n, "train_rows": settings["train_rows"], "column": stream["column"], "notes": stream["notes"],
+            "fits": [(settings["train_rows"], {"seq_len": model.seq_len})], "scores": scores,
+            "config": settings, "exported": None, "engine": model.scheme}

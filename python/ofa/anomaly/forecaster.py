@@ -16,7 +16,8 @@ first rows, and returns a `Forecaster` that maps windows of `seq_len` values (da
   student shape, small enough for the firmware) trained whole; any other name (minilm, a directory) is a
   frozen pre-trained backbone with rsLoRA adapters, ofa's default preset, cut to `layers` blocks.
 
-The checkpoint lives in a temporary directory that is removed once the model is in memory.
+The checkpoint lives in a temporary directory that is removed once the model is in memory (`keep` copies it
+out first: ofa.anomaly.device exports it for the engine and the firmware).
 """
 from __future__ import annotations
 
@@ -107,8 +108,12 @@ def _split(rows: int, cfg: ForecasterConfig) -> tuple[int, int, int]:
     return usable - val, val, cfg.horizon
 
 
-def fit_forecaster(values: np.ndarray, cfg: ForecasterConfig | None = None, log=None) -> Forecaster:
-    """Train a forecaster on `values` (the rows seen so far, 1-D, data units); see the module docstring."""
+def fit_forecaster(values: np.ndarray, cfg: ForecasterConfig | None = None, log=None,
+                   keep: str | None = None) -> Forecaster:
+    """Train a forecaster on `values` (the rows seen so far, 1-D, data units); see the module docstring.
+
+    keep: a directory to copy the checkpoint and its training CSV (train.csv) to, for `ofa export`
+    (ofa.anomaly.device); it must not exist yet. Persistence leaves no checkpoint (info["persistence"])."""
     import pandas as pd
 
     from ..data import load_series, make_splits
@@ -164,6 +169,9 @@ def fit_forecaster(values: np.ndarray, cfg: ForecasterConfig | None = None, log=
         meta = train(csv, out, mc, tc, target="value", log=quiet)
         model, meta = checkpoint.load(out)
         scaler = checkpoint.scaler_from(meta)
+        if keep is not None:
+            shutil.copytree(out, keep)
+            shutil.copy(csv, os.path.join(keep, "train.csv"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     info = {"seq_len": seq_len, "lookback_val_mse": lookback["val_mse"], "best_val_mse": meta["best_val_mse"],

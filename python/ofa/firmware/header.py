@@ -228,11 +228,14 @@ def golden_windows(data: str, config: dict, target_col: str | None, count: int,
         f"{series.name} test split (windows {picks.tolist()})"
 
 
-def emit(model_path: str, target_name: str, out_dir: str, data: str, golden: int = 3,
-         flash: int | None = None, ram: int | None = None) -> dict:
-    """Check the model against the target and write ofa_model.h and ofa_golden.h into out_dir.
+def emit(model_path: str, target_name: str, out_dir: str, data: str | None = None, golden: int = 3,
+         flash: int | None = None, ram: int | None = None, anomaly: str | None = None,
+         rows: int | None = None) -> dict:
+    """Check the model against the target and write ofa_model.h plus ofa_golden.h (forecasting: golden
+    windows of `data`'s test split) or, with `anomaly` (a series CSV, ofa.anomaly.files.read_stream),
+    ofa_stream.h (its first `rows` samples and their scores: ofa.firmware.stream_header) into out_dir.
 
-    Returns a summary (sizes, the golden windows' source). Raises OfaError, writing nothing, on any problem.
+    Returns a summary (sizes, the golden data's source). Raises OfaError, writing nothing, on any problem.
     """
     from .. import _engine
 
@@ -243,24 +246,58 @@ def emit(model_path: str, target_name: str, out_dir: str, data: str, golden: int
                        f"only (export one with: ofa export --int8)")
     config = metadata_json(metadata, "config", model_path, dict)
     fp = footprint(tensors, config)
-    check_fit(fp, target, config)
-    x, source = golden_windows(data, config, metadata_json(metadata, "target", model_path, str), golden,
-                               metadata.get("split", "auto"))
     # The firmware uses the portable scalar kernels; the host's SIMD kernels give the same bits (tested).
     engine = _engine.EngineInt8(config, tensors, tile_series=TILE_SERIES, threads=1, isa="scalar")
-    y = engine.run(x)
-    if not np.isfinite(y).all():
-        raise OfaError(f"{model_path}: the host engine's golden outputs are not finite")
+    if anomaly is None:
+        if not data:
+            raise OfaError("--data is required (golden windows come from its test split), or --anomaly for a "
+                           "detector's stream")
+        check_fit(fp, target, config)
+        x, source = golden_windows(data, config, metadata_json(metadata, "target", model_path, str), golden,
+                                   metadata.get("split", "auto"))
+        y = engine.run(x)
+        if not np.isfinite(y).all():
+            raise OfaError(f"{model_path}: the host engine's golden outputs are not finite")
+        extra = {"ofa_golden.h": golden_header(model_path, x, y, source)}
+        golden_count = len(x)
+    else:
+        fp, extra, source, golden_count = _stream_part(model_path, metadata, config, engine, fp, target, anomaly, rows)
     try:
         os.makedirs(out_dir, exist_ok=True)
-        model_text = model_header(model_path, metadata, config, tensors, target, fp)
-        golden_text = golden_header(model_path, x, y, source)
-        atomic_write_texts({os.path.join(out_dir, "ofa_model.h"): model_text,
-                          os.path.join(out_dir, "ofa_golden.h"): golden_text})
+        texts = {os.path.join(out_dir, "ofa_model.h"): model_header(model_path, metadata, config, tensors, target, fp)}
+        texts.update({os.path.join(out_dir, name): text for name, text in extra.items()})
+        atomic_write_texts(texts)
     except OSError as exc:
         raise OfaError(f"cannot write to output directory {out_dir}: {exc.strerror or exc}") from None
     return {"target": target.name, "weight_bytes": fp.weight_bytes, "arena_bytes": fp.arena_bytes,
             "flash_estimate": fp.flash_bytes, "ram_estimate": fp.ram_bytes, "flash_budget": target.flash,
-            "ram_budget": target.ram, "golden": len(x), "golden_source": source, "board": target.board}
+            "ram_budget": target.ram, "golden": golden_count, "golden_source": source, "board": target.board,
+            "files": sorted(["ofa_model.h", *extra])}
 
 
+def _stream_part(model_path, metadata, config, engine, fp, target, series: str, rows):
+    """The anomaly mode's ofa_stream.h, the footprint with the stream's state and samples added."""
+    from dataclasses import replace
+
+    from .. import _engine
+    from ..anomaly.device import float32_samples, read_settings
+    from ..anomaly.files import read_stream
+    from .stream_header import stream_header
+
+    settings = read_settings(metadata, model_path, config["n_channels"])
+    values = read_stream(series)["values"]
+    if rows is None:
+        rows = len(values)
+    if not isinstance(rows, int) or not 1 <= rows <= len(values):
+        raise OfaError(f"--rows must be between 1 and the series' {len(values)} rows, got {rows!r}")
+    x = float32_samples(values[:rows])
+    state = _engine.stream_bytes(settings, config["seq_len"], config["horizon"])
+    fp = replace(fp, ram_bytes=fp.ram_bytes + state, flash_bytes=fp.flash_bytes + 12 * rows)
+    check_fit(fp, target, config)
+    try:
+        scores = engine.stream_scores(x, settings)
+    except ValueError as exc:
+        raise OfaError(f"{model_path}: {exc}") from None
+    source = f"{os.path.basename(series)} (rows 0-{rows - 1})"
+    text = stream_header(os.path.basename(model_path), settings, config, state, x, scores, source)
+    return fp, {"ofa_stream.h": text}, source, rows

@@ -16,14 +16,17 @@ def toolchain_missing() -> list[str]:
             if shutil.which(p) is None]
 
 
-def build(firmware_dir: str, target: str, model_dir: str, build_dir: str, profile: bool = False) -> str:
+def build(firmware_dir: str, target: str, model_dir: str, build_dir: str, profile: bool = False,
+          mode: str = "forecast") -> str:
     """Configure and build the demo for `target` over the headers in model_dir; returns the ELF path.
-    profile: time every kernel call (firmware/profile.c), for kernel_profile(); its totals include the timing."""
+    profile: time every kernel call (firmware/profile.c), for kernel_profile(); its totals include the timing.
+    mode: "forecast" (main.c, ofa_golden.h) or "anomaly" (main_anomaly.c, ofa_stream.h)."""
     import subprocess
 
     target_profile(target)
     for cmd in (["cmake", "-S", firmware_dir, "-B", build_dir, f"-DOFA_TARGET={target}",
-                 f"-DOFA_MODEL_DIR={os.path.abspath(model_dir)}", f"-DOFA_PROFILE={'ON' if profile else 'OFF'}"],
+                 f"-DOFA_MODEL_DIR={os.path.abspath(model_dir)}", f"-DOFA_PROFILE={'ON' if profile else 'OFF'}",
+                 f"-DOFA_MODE={mode}"],
                 ["cmake", "--build", build_dir, "-j2"]):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
