@@ -4,6 +4,7 @@ with ofa.anomaly.nab (NAB's rules; the threshold optimised per profile over the 
     python bench/anomaly.py                      # all 58 files (writes bench/results/anomaly.json)
     python bench/anomaly.py --files 6            # a quick run: 6 files spread over the sorted list
     python bench/anomaly.py --subset tune        # the tuning half only (files at an even position)
+    python bench/anomaly.py --device             # what the firmware computes: first model only, int8 engine
 
 Each file is a stream: the detector trains its forecaster on the file's probationary period (NAB's first
 min(15%, 750) rows, nab.probation_rows), then scores every later row from what came before it, retraining
@@ -11,6 +12,12 @@ as its data doubles (DetectorConfig). The hyper-parameters were chosen on the fi
 sorted order (`tune`, 29 files) and never looked at on the others (`holdout`, 29 files); a full run reports
 both halves apart: each with its own optimised threshold, and the holdout half at the tuning half's threshold.
 Data: ../shared/data/NAB (OFA_DATA, or --nab). Published scores: its results/final_results.json.
+
+--device scores each file as a sensor node would (ofa.anomaly.device): the first model only, exported int8,
+the samples as float32 through the C core's ofa_stream in the int8 engine (bit-exact with the firmware's
+anomaly mode); a full run writes bench/results/anomaly-device.json. A file whose training rows are constant
+has no model to export (the host detector forecasts persistence there): the device has no detector for it
+and its scores are 0, listed under "no_model".
 """
 from __future__ import annotations
 
@@ -58,6 +65,30 @@ def read_values(nab_dir: str, name: str) -> np.ndarray:
     import pandas as pd
 
     return pd.read_csv(os.path.join(nab_dir, "data", name), usecols=["value"])["value"].to_numpy(np.float64)
+
+
+def run_file_device(nab_dir: str, name: str, log, stride: int, workdir: str) -> dict:
+    """The on-device detector: export the first model (int8), then stream every sample through the engine."""
+    from ofa.anomaly.device import export_detector, stream_scores
+    from ofa.errors import OfaError
+
+    values = read_values(nab_dir, name)
+    cfg = DetectorConfig(train_rows=nab.probation_rows(len(values)), retrain="none", stride=stride)
+    model = os.path.join(workdir, name.replace("/", "__") + ".ofa")
+    t0 = time.perf_counter()
+    try:
+        info = export_detector(values, model, cfg)
+    except OfaError as exc:
+        log(f"{name}: no model ({exc})")
+        return {"scores": np.zeros(len(values)), "rows": len(values), "forecaster_seconds": time.perf_counter() - t0,
+                "scorer_seconds": 0.0, "fits": [], "no_model": str(exc)}
+    t1 = time.perf_counter()
+    scores = stream_scores(model, values)
+    t2 = time.perf_counter()
+    log(f"{name}: {len(values)} rows, lookback {info['seq_len']}, trained + exported {t1 - t0:.1f} s, "
+        f"engine stream {t2 - t1:.2f} s")
+    return {"scores": scores, "rows": len(values), "forecaster_seconds": t1 - t0, "scorer_seconds": t2 - t1,
+            "fits": [{"rows_seen": cfg.train_rows, "seq_len": info["seq_len"]}]}
 
 
 def run_file(nab_dir: str, name: str, log, retrain: str = "double") -> dict:
@@ -122,6 +153,11 @@ def main(argv=None) -> int:
     ap.add_argument("--retrain", choices=["double", "none"], default="double",
                     help="none: the first model only (what firmware runs); a full run then writes "
                          "bench/results/anomaly-no-retrain.json")
+    ap.add_argument("--device", action="store_true",
+                    help="the firmware's detector: first model, int8 engine, float32 samples (ofa.anomaly.device); "
+                         "a full run writes bench/results/anomaly-device.json")
+    ap.add_argument("--stride", type=int, default=1, help="--device: samples between forecasts (1-8)")
+    ap.add_argument("--workdir", default="build/bench-anomaly-device", help="--device: the exported models")
     args = ap.parse_args(argv)
 
     import torch
@@ -132,7 +168,11 @@ def main(argv=None) -> int:
     names = pick(list(corpus.files), args.subset, args.files)
     full = len(names) == len(corpus.files)
     t0 = time.perf_counter()
-    runs = {name: run_file(args.nab, name, log, args.retrain) for name in names}
+    if args.device:
+        os.makedirs(args.workdir, exist_ok=True)
+        runs = {name: run_file_device(args.nab, name, log, args.stride, args.workdir) for name in names}
+    else:
+        runs = {name: run_file(args.nab, name, log, args.retrain) for name in names}
     wall = time.perf_counter() - t0
     scores = {name: r["scores"] for name, r in runs.items()}
     scored = sub_corpus(corpus, names)
@@ -148,7 +188,12 @@ def main(argv=None) -> int:
         "seconds": {"wall": wall, "forecaster": forecaster, "scorer": scorer,
                     "per_1000_rows": 1000 * (forecaster + scorer) / rows,
                     "forecaster_per_1000_rows": 1000 * forecaster / rows, "scorer_per_1000_rows": 1000 * scorer / rows},
-        "settings": DetectorConfig(retrain=args.retrain).to_dict() | {"train_rows": "nab.probation_rows(rows)"},
+        "settings": DetectorConfig(retrain="none" if args.device else args.retrain,
+                                   stride=args.stride if args.device else 1).to_dict()
+                    | {"train_rows": "nab.probation_rows(rows)"},
+        "engine": ("int8 C++ engine, ofa_stream (ofa.anomaly.device): bit-exact with the firmware's anomaly mode"
+                   if args.device else "PyTorch forecaster, Python scorer (ofa.anomaly.detector)"),
+        "no_model": {n: r["no_model"] for n, r in runs.items() if "no_model" in r},
         "tuning": "hyper-parameters chosen on the files at an even position in sorted order (halves()['tune']); "
                   "the holdout half was not used to choose anything",
         "published": {d: published[d] for d in LEADERBOARD if d in published},
@@ -183,6 +228,8 @@ def main(argv=None) -> int:
           f"(forecaster {record['seconds']['forecaster_per_1000_rows']:.2f}, scorer "
           f"{record['seconds']['scorer_per_1000_rows']:.3f})")
     default = OUT if args.retrain == "double" else OUT.replace(".json", "-no-retrain.json")
+    if args.device:
+        default = OUT.replace(".json", "-device.json" if args.stride == 1 else f"-device-stride{args.stride}.json")
     out = args.json or (default if full else None)
     if out:
         atomic_write_json(out, record)
