@@ -58,14 +58,13 @@ Hyper-parameters: chosen on half of NAB's files, those at an even position in so
 Result (bench/results/anomaly.json): NAB standard 69.9 on the 58 files (tuning half 75.0, holdout half 64.3;
 Numenta HTM 70.7 and 71.1 on those halves): the tuning half overstates what the choice is worth.
 
-Porting the scorer to C: the state is three float32 rings, 4 (E + S + G) bytes (16,120 with the defaults
-E = 1000, S = 30, G = 3000), plus about 100 bytes of scalars (an index and a count per ring, a double sum and
-sum of squares per ring, min, max, the suppression counter, the previous-red flag). Per sample: about 60
-flops (three ring updates, two means and standard deviations, the z, the squash, the range test), one exp,
-one erfc, one log and two sqrt; the exact recomputation of a ring's sums when it wraps adds 2 flops per
-sample per ring, amortised; no allocation, no branch that depends on the stream's length. The forecaster
-runs through the engine (`ofa export` of its checkpoint) every `stride` rows on a ring of seq_len values
-(at most 512 floats); firmware keeps the first model (retrain "none": retraining is host-side work).
+The C port (csrc/ofa/ofa_anomaly.h, csrc/anomaly/; ofa.anomaly.device) is what the engine and the firmware
+run: the same steps in IEEE double with its own exp/log/erfc (so host and Cortex-M agree bit for bit), rings
+of float32 (4 (E + S + G) bytes: 16,120 with the defaults) with double sums recomputed at each wrap, errors
+capped at 1e30 instead of A_MAX, samples in float32, and the first model only (retrain "none": retraining is
+host-side work). Given the same forecasts its scores agree with this module's to 1e-6, with the same
+detections (tests/test_anomaly_device.py). On a Cortex-M4 (soft-float double) the scorer takes about 55,000
+instructions per sample; the forecast, every `stride` samples, most of the rest (README, "On the device").
 """
 from __future__ import annotations
 
