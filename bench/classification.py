@@ -4,13 +4,20 @@ against 1-nearest-neighbour baselines, accuracy on each set's test file.
     python bench/classification.py                         # both sets, the chosen settings; writes the records
     python bench/classification.py --datasets BasicMotions
     python bench/classification.py --select                # re-run the validation screen the settings came from
+    python bench/classification.py --no-baselines --checkpoint JapaneseVowels=runs/jv --checkpoint BasicMotions=runs/bm
+                                                           # score checkpoints already trained with the chosen
+                                                           # settings (checked) instead of training them again
 
 Every setting of the classifier was chosen on a stratified 20% validation split of the train file
 (`--select` re-runs that screen and writes bench/results/classification_selection.json); the test file is
 read only to score the final model. Baselines: 1-NN with Euclidean distance and with DTW (dependent, no
 window), on z-normalised cases (`norm case`) and on cases standardised by the training set's statistics
-(`norm train`); they have no settings to choose. Writes bench/results/classification.json (atomically):
-records {"dataset", "model", "accuracy", "train_seconds", "cases", ...}; records of sets not run are kept.
+(`norm train`); they have no settings to choose. Each One-for-All model is scored three ways: in PyTorch
+("engine": "torch"), and exported to the C++ engine in fp32 ("ofa-fp32") and in int8 ("ofa-int8", calibrated on
+the train file's cases); the engine runs the same windows (ofa.runtime.classifying.windows). Writes
+bench/results/classification.json (atomically): records {"dataset", "model", "engine", "accuracy",
+"train_seconds", "cases", ...}; records of sets not run are kept (One-for-All records from before the engine
+records existed are PyTorch's and get "engine": "torch").
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 
 import torch
 
@@ -29,7 +37,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "python"))
 
 from ofa.classification import baseline, read_ts  # noqa: E402
 from ofa.fileio import atomic_write_json  # noqa: E402
-from ofa.training import classifier  # noqa: E402
+from ofa.training import checkpoint, classifier  # noqa: E402
 
 DATA = os.environ.get("OFA_DATA", os.path.join(HERE, "..", "..", "shared", "data"))
 DATASETS = ("JapaneseVowels", "BasicMotions")
@@ -94,8 +102,14 @@ def run_dataset(name: str, args, workdir: str) -> list[dict]:
     train_path, test_path = files(name)
     train, test = read_ts(train_path), read_ts(test_path)
     records = []
-    for seed in args.seeds:
-        records.append(ofa_record(name, train_path, test_path, test.cases, seed, args, workdir))
+    if name in args.checkpoints:
+        records += engine_records(name, args.checkpoints[name], train_path, test_path, workdir,
+                                  checked_settings(name, args.checkpoints[name]))
+    else:
+        for seed in args.seeds:
+            record = ofa_record(name, train_path, test_path, test.cases, seed, args, workdir)
+            records += [record] + engine_records(name, record.pop("checkpoint"), train_path, test_path, workdir,
+                                                 seed)
     if not args.baselines:
         return records
     for metric in ("euclidean", "dtw"):
@@ -115,7 +129,8 @@ def ofa_record(name: str, train_path: str, test_path: str, cases: int, seed: int
                     lambda line: print(f"  {line}", file=sys.stderr, flush=True), seed=seed)
     scores = classifier.evaluate(fit["out"], test_path)
     meta = fit["meta"]
-    return {"dataset": name, "model": "ofa", "seed": seed, "accuracy": scores["accuracy"],
+    return {"dataset": name, "model": "ofa", "engine": "torch", "checkpoint": fit["out"], "seed": seed,
+            "accuracy": scores["accuracy"], "correct": scores["correct"],
             "train_seconds": round(meta["train_seconds"], 1), "cases": cases,
             "wall_seconds": round(fit["wall_seconds"], 1), "val_accuracy": meta["best_val_accuracy"],
             "best_epoch": meta["best_epoch"], "epochs_run": len(meta["history"]),
@@ -123,6 +138,58 @@ def ofa_record(name: str, train_path: str, test_path: str, cases: int, seed: int
                                                     "lengths", "norm", "pool")}
             | {k: meta["train"][k] for k in ("lr", "batch_size", "epochs", "patience", "val_fraction", "refit")},
             "trainable_params": meta["sizes"]["trainable_params"]}
+
+
+def engine_records(name: str, checkpoint_dir: str, train_path: str, test_path: str, workdir: str,
+                   seed: int) -> list[dict]:
+    """The checkpoint exported to the engine in fp32 and in int8 (calibrated on the train file's cases), each
+    scored on the test file (`ofa eval --model`'s path); PyTorch's accuracy on the same checkpoint beside them,
+    and the share of test cases where the engine predicts PyTorch's class."""
+    import numpy as np
+
+    import ofa
+    from ofa.export.merge import export
+    from ofa.runtime.classifying import evaluate, windows
+
+    torch_scores = classifier.evaluate(checkpoint_dir, test_path)
+    model, _ = classifier.load(checkpoint_dir)
+    test = read_ts(test_path)
+    torch_pred = classifier.logits_of(model, classifier.windows(test, model.get_base_model().cfg),
+                                      torch.device("cpu")).argmax(1)
+    records = []
+    for scheme in ("fp32", "int8"):
+        path = os.path.join(workdir, f"{name}-{seed}-{scheme}.ofa")
+        info = export(checkpoint_dir, path, int8=scheme == "int8", data=train_path if scheme == "int8" else None)
+        t0 = time.perf_counter()
+        scores = evaluate(path, test_path)
+        seconds = time.perf_counter() - t0
+        engine = ofa.load(path)
+        pred = ofa.infer(engine, windows(engine, test)).argmax(1)
+        records.append({"dataset": name, "model": "ofa", "engine": f"ofa-{scheme}", "seed": seed,
+                        "accuracy": scores["accuracy"], "correct": scores["correct"], "cases": scores["cases"],
+                        "torch_accuracy": torch_scores["accuracy"], "file_bytes": info["bytes"],
+                        "eval_seconds": round(seconds, 2),  # load, read the test file, classify it: one thread
+                        "same_class_as_torch": float(np.mean(pred == torch_pred))})
+        print(f"  {name} seed {seed} {scheme}: {scores['correct']}/{scores['cases']} "
+              f"(PyTorch {torch_scores['correct']}/{torch_scores['cases']})", file=sys.stderr, flush=True)
+    return records
+
+
+def checked_settings(name: str, checkpoint_dir: str) -> int:
+    """A checkpoint given with --checkpoint must have been trained with CHOSEN[name]; returns its seed."""
+    meta = checkpoint.read_meta(checkpoint_dir)
+    if meta.get("task") != "classify" or meta["data"].get("name") != name:
+        raise SystemExit(f"{checkpoint_dir} is not a {name} classifier checkpoint")
+    cfg_over, train_over = CHOSEN[name]
+    want_model = {k: v for k, v in asdict(classifier.ClassifierConfig(**cfg_over)).items()
+                  if k not in ("classes", "channels", "seq_len", "layers", "patch", "stride") or k in cfg_over}
+    want_train = {k: v for k, v in asdict(classifier.ClassifyTrainConfig(**train_over)).items()
+                  if k not in ("seed", "threads", "device", "progress")}
+    wrong = [k for k, v in want_model.items() if meta["model"].get(k) != v] + \
+        [k for k, v in want_train.items() if meta["train"].get(k) != v]
+    if wrong:
+        raise SystemExit(f"{checkpoint_dir} was not trained with the chosen {name} settings ({', '.join(wrong)} differ)")
+    return int(meta["train"]["seed"])
 
 
 def nested_refit(name: str, overrides: tuple[dict, dict], workdir: str, threads: int) -> dict:
@@ -173,8 +240,12 @@ def merge(path: str, new: list[dict]) -> list[dict]:
     if os.path.exists(path):
         with open(path) as f:
             earlier = json.load(f).get("records", [])
+    for r in earlier:  # One-for-All records from before the engine records were PyTorch's
+        if r["model"] == "ofa":
+            r.setdefault("engine", "torch")
+
     def key(r):
-        return r["dataset"], r["model"], r.get("seed")
+        return r["dataset"], r["model"], r.get("seed"), r.get("engine")
 
     keys = {key(r) for r in new}
     return [r for r in earlier if key(r) not in keys] + new
@@ -188,8 +259,12 @@ def main() -> None:
                     "initialisation)")
     ap.add_argument("--no-baselines", dest="baselines", action="store_false", help="One-for-All only")
     ap.add_argument("--select", action="store_true", help="run the validation screen instead (no test file read)")
+    ap.add_argument("--checkpoint", action="append", default=[], metavar="DATASET=DIR",
+                    help="score this checkpoint (trained with the chosen settings, checked) in PyTorch and the engine "
+                         "instead of training one")
     args = ap.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
+    args.checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
     names = [n for n in args.datasets.split(",") if n]
     for name in names:
         if name not in DATASETS:
@@ -202,10 +277,11 @@ def main() -> None:
             select(names, args, workdir)
             return
         records = [r for name in names for r in run_dataset(name, args, workdir)]
-    print(f"\n{'dataset':15s} {'model':24s} {'accuracy':>8s} {'train s':>8s} {'cases':>5s}")
+    print(f"\n{'dataset':15s} {'model':32s} {'accuracy':>8s} {'train s':>8s} {'cases':>5s}")
     for r in records:
-        model = r["model"] + (f" (seed {r['seed']})" if "seed" in r else "")
-        print(f"{r['dataset']:15s} {model:24s} {100 * r['accuracy']:7.1f}% {r['train_seconds']:8.1f} {r['cases']:5d}")
+        model = r["model"] + (f" {r['engine']}" if "engine" in r else "") + (f" (seed {r['seed']})" if "seed" in r else "")
+        train_s = f"{r['train_seconds']:8.1f}" if "train_seconds" in r else f"{'':8s}"
+        print(f"{r['dataset']:15s} {model:32s} {100 * r['accuracy']:7.1f}% {train_s} {r['cases']:5d}")
     atomic_write_json(OUT, {"machine": platform.machine(), "torch": torch.__version__, "threads": args.threads,
                             "records": merge(OUT, records)})
     print(f"wrote {OUT}")

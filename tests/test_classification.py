@@ -239,3 +239,163 @@ def test_refit_trains_on_every_case_for_the_best_epoch_count(tmp_path, capsys, t
     mean, _ = channel_stats(read_ts(train))  # the refit's scaler is every case's, not the 16 training cases'
     assert np.allclose(meta["scaler"]["mean"], mean) and meta["data"]["train_cases"] == 16
     assert len([f for f in os.listdir(out) if f.endswith(".safetensors")]) == 1
+
+
+# ---- the classifier in the C++ engine (fp32 and int8) --------------------------------------------------
+
+def classifier_run(tmp_path, backbone, norm="global", pool="flatten", seed=3):
+    """A tiny classifier on the toy set, trained briefly, its adapters then perturbed so every exported tensor
+    carries a trained update; returns (run, train .ts, test .ts)."""
+    import torch
+
+    from ofa.training import checkpoint, classifier
+
+    rng = np.random.default_rng(seed)
+    header = HEADER.replace("@dimensions 2", "@dimensions 3")
+    train = toy(tmp_path, toy_set(rng, 40, "t"), header=header)
+    test = toy(tmp_path, toy_set(rng, 24, "t", longest=20), header=header, name="toy_TEST.ts")
+    out = str(tmp_path / "run")
+    classifier.train(train, out, classifier.ClassifierConfig(backbone=backbone, layers=1, norm=norm, pool=pool),
+                     classifier.ClassifyTrainConfig(epochs=3, lr=3e-3, threads=1), log=lambda line: None)
+    model, meta = classifier.load(out, backbone=backbone)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p.add_(0.05 * torch.randn_like(p))
+    checkpoint.save(out, model, {k: v for k, v in meta.items() if k != "format"}, frozen={})
+    return out, train, test
+
+
+@pytest.mark.parametrize("backbone,norm,pool", [("gpt2", "global", "flatten"), ("gpt2", "instance", "mean"),
+                                                ("minilm", "global", "mean")])
+def test_exported_classifier_matches_pytorch_and_the_references(tmp_path, capsys, tiny_gpt2, backbone, norm, pool):
+    import torch
+
+    import ofa
+    from ofa import _engine
+    from ofa.modelfile import read_model_file
+    from ofa.reference.float_forward import FloatForward
+    from ofa.reference.int8_reference import Int8Forward
+    from ofa.runtime.classifying import probabilities, windows
+    from ofa.training import classifier
+
+    backbone = tiny_gpt2 if backbone == "gpt2" else backbone
+    run, train, test = classifier_run(tmp_path, backbone, norm, pool)
+    m32, m8 = str(tmp_path / "c.ofa"), str(tmp_path / "c8.ofa")
+    assert main(["export", "--checkpoint", run, "--backbone", backbone, "--out", m32]) == 0
+    assert main(["export", "--checkpoint", run, "--backbone", backbone, "--int8", "--data", train, "--out", m8]) == 0
+    assert "linear, 2 classes" in capsys.readouterr().out
+    engine, engine8 = ofa.load(m32), ofa.load(m8)
+    assert engine.classes == ["a", "b"] and engine.task == "classify" and engine.lengths == "resample"
+    x = windows(engine, test)
+    assert x.shape == (24, 3, 16)
+    torch_model, _ = classifier.load(run, backbone=backbone)
+    want = classifier.logits_of(torch_model, x, torch.device("cpu"))
+    z = ofa.infer(engine, x)
+    assert z.shape == (24, 2) and want.std() > 0.01  # logits that vary: a comparison that can fail
+    # fp32: the merged file computes what PyTorch does (float32 sums in another order: 1e-4 of the range).
+    np.testing.assert_allclose(z, want, atol=1e-4 * max(1.0, float(np.abs(want).max())))
+    tensors, meta = read_model_file(m32)
+    config = json.loads(meta["config"])
+    assert config["task"] == "classify" and config["norm"] == norm and "horizon" not in config
+    np.testing.assert_allclose(FloatForward(config, tensors).run(x), z, atol=1e-5 * max(1.0, float(np.abs(z).max())))
+    # int8: the numpy reference's bits on every ISA and tiling; its classes mostly those of fp32.
+    tensors8, meta8 = read_model_file(m8, schemes=("int8",))
+    config8 = json.loads(meta8["config"])
+    want8 = Int8Forward(config8, tensors8).run(x)
+    for isa in _engine.available_int8_isas():
+        for tile in (1, 5, 16):
+            got = _engine.EngineInt8(config8, tensors8, isa=isa, tile_series=tile).run(x)
+            assert np.array_equal(got.view(np.int32), want8.view(np.int32)), (isa, tile)
+    assert np.array_equal(ofa.infer(engine8, x).view(np.int32), want8.view(np.int32))
+    assert np.mean(want8.argmax(1) == z.argmax(1)) >= 0.9
+    # One window, probabilities, and cases given as arrays: the same windows as from the file.
+    assert np.array_equal(ofa.infer(engine, x[3]), z[3])
+    p = probabilities(z)
+    assert np.allclose(p.sum(1), 1) and np.array_equal(p.argmax(1), z.argmax(1))
+    data = read_ts(test)
+    cases = [data.values[i, :, :data.lengths[i]] for i in range(data.cases)]
+    assert np.array_equal(windows(engine, cases), x)
+    # ofa eval: the engine's accuracy from the file, PyTorch's from the checkpoint, in one format.
+    for args, engine_name in ((["--model", m8], "ofa-int8"), (["--model", m32], "ofa-fp32"),
+                              (["--checkpoint", run, "--backbone", backbone], "torch")):
+        assert main(["eval", *args, "--data", test, "--json", str(tmp_path / "s.json")]) == 0
+        scores = json.loads((tmp_path / "s.json").read_text())
+        logits = {"ofa-int8": want8, "ofa-fp32": z, "torch": want}[engine_name]
+        assert scores["engine"] == engine_name and scores["cases"] == 24
+        assert scores["correct"] == int(np.sum(logits.argmax(1) == data.labels))  # the file's classes are a, b too
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_engine_classifier_refuses_bad_input_and_inconsistent_files(tmp_path, capsys, tiny_gpt2):
+    from test_safety import rewrite
+
+    import ofa
+    from ofa.runtime.classifying import windows
+    from ofa.training import classifier
+
+    run, train, test = classifier_run(tmp_path, tiny_gpt2)
+    path = str(tmp_path / "c.ofa")
+    assert main(["export", "--checkpoint", run, "--backbone", tiny_gpt2, "--out", path]) == 0
+    model = ofa.load(path)
+    x = windows(model, test)
+    for bad, needle in ((x.transpose(0, 2, 1).copy(), "needs \\(..., 3, 16\\)"), (x[:, :2], "needs"),
+                        (x[0, 0], "one window \\(C, seq_len\\)"), (x.astype(np.float64), "float32"),
+                        (np.full_like(x, np.nan), "NaN")):
+        with pytest.raises(OfaError, match=needle):
+            ofa.infer(model, bad)
+    narrow = toy(tmp_path, ["1,2:3,4:a"], header=HEADER, name="narrow_TEST.ts")
+    with pytest.raises(OfaError, match="cases have 2 dimensions, the classifier was trained on 3"):
+        windows(model, narrow)
+
+    def config_edit(**fields):
+        def edit(meta):
+            config = json.loads(meta["config"])
+            config.update(fields)
+            meta["config"] = json.dumps({k: v for k, v in config.items() if v is not None})
+        return edit
+
+    K, F = 2, 3 * 9 * 32  # 2 classes, 3 channels x 9 patches x d 32
+    bad_files = [
+        (config_edit(n_classes=1), None, "invalid config"),                      # K < 2
+        (config_edit(n_classes=3), None, "head.weight: expected shape \\(3, "),   # W rows != K
+        (config_edit(horizon=4), None, "invalid config"),                        # a horizon too
+        (config_edit(task="forecast"), None, "config is missing key 'horizon'"),
+        (config_edit(norm="robust"), None, "'instance' or 'global'"),
+        (None, lambda t: t.update({"head.weight": np.zeros((K, F - 1), np.float32)}), "head.weight: expected shape"),
+        (None, lambda t: t.update({"head.bias": np.zeros(K + 1, np.float32)}), "head.bias: expected shape"),
+        (lambda m: m.update(classes=json.dumps(["a", "b", "c"])), None, "3 class names for a head of 2 classes"),
+    ]
+    for i, (meta_edit, tensor_edit, needle) in enumerate(bad_files):
+        bad = rewrite(path, tmp_path / f"bad{i}.ofa", meta_edit, tensor_edit)
+        with pytest.raises(OfaError, match=needle):
+            ofa.load(bad)
+        assert main(["eval", "--model", bad, "--data", test]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("ofa eval: error:") and len(err.splitlines()) == 1
+    # A classifier is not a forecaster: ofa forecast, the firmware emitter and horizon say so.
+    with pytest.raises(OfaError, match="is a classifier"):
+        model.horizon
+    assert main(["forecast", "--model", path, "--data", test, "--out", str(tmp_path / "f.csv")]) == 2
+    assert "is a classifier" in capsys.readouterr().err
+    assert main(["info", path]) == 0
+    assert "classes a, b" in capsys.readouterr().out
+    # The README's Python block, as written but for its two files.
+    import re
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    block = re.search(r"### The classifier in the C\+\+ engine.*?```python\n(.*?)```", readme, re.S).group(1)
+    for old, new in (('"jv-int8.ofa"', repr(path)), ('".../JapaneseVowels_TEST.ts"', repr(test))):
+        assert old in block, f"the README example no longer contains {old}"
+        block = block.replace(old, new)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["logits"].shape == (24, 2) and np.allclose(scope["p"].sum(1), 1)
+    # Norm instance+stats has no engine path: refused at export, naming the way out; no file written.
+    stats_run = str(tmp_path / "stats")
+    classifier.train(train, stats_run, classifier.ClassifierConfig(backbone=tiny_gpt2, layers=1, norm="instance+stats"),
+                     classifier.ClassifyTrainConfig(epochs=1, threads=1), log=lambda line: None)
+    assert main(["export", "--checkpoint", stats_run, "--backbone", tiny_gpt2, "--out", str(tmp_path / "s.ofa")]) == 2
+    assert "norm 'instance+stats' cannot be exported" in capsys.readouterr().err
+    assert not (tmp_path / "s.ofa").exists()

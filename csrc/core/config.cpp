@@ -7,7 +7,7 @@
 namespace {
 // Generous bounds that keep every index product far inside int32/size_t.
 constexpr int32_t kMaxDim = 1 << 16;
-constexpr int64_t kMaxFlat = 1 << 26;  // N * d, the head's K
+constexpr int64_t kMaxFlat = 1 << 26;  // the head's depth: N * d (classify: C * N * d)
 
 bool in_range(int32_t v, int32_t lo, int32_t hi) { return v >= lo && v <= hi; }
 bool valid_eps(float e) { return isfinite(e) && e > 0.f; }
@@ -20,17 +20,28 @@ extern "C" ofa_status ofa_validate_config(const ofa_config* c) {
   if (!in_range(c->d_model, 1, kMaxDim) || !in_range(c->n_heads, 1, kMaxDim) ||
       !in_range(c->d_ff, 1, kMaxDim) || !in_range(c->n_layers, 0, kMaxDim) ||
       !in_range(c->seq_len, 1, kMaxDim) || !in_range(c->patch_len, 1, kMaxDim) ||
-      !in_range(c->stride, 1, kMaxDim) || !in_range(c->horizon, 1, kMaxDim) ||
-      !in_range(c->n_channels, 1, kMaxDim) || !in_range(c->head_rank, 0, kMaxDim))
+      !in_range(c->stride, 1, kMaxDim) || !in_range(c->n_channels, 1, kMaxDim) ||
+      !in_range(c->head_rank, 0, kMaxDim))
     return OFA_ERR_BAD_CONFIG;
+  if (c->task == OFA_TASK_FORECAST) {
+    // The forecast is de-normalised with the instance statistics: RevIN is not optional.
+    if (!in_range(c->horizon, 1, kMaxDim) || c->n_classes != 0 || c->norm != OFA_NORM_INSTANCE)
+      return OFA_ERR_BAD_CONFIG;
+  } else if (c->task == OFA_TASK_CLASSIFY) {
+    // One dense linear head over the window's states: no horizon, no factored head, no linear path.
+    if (c->horizon != 0 || !in_range(c->n_classes, 2, kMaxDim) || c->head_rank != 0 || c->linear_path != 0 ||
+        (c->norm != OFA_NORM_INSTANCE && c->norm != OFA_NORM_GLOBAL))
+      return OFA_ERR_BAD_CONFIG;
+  } else {
+    return OFA_ERR_BAD_CONFIG;
+  }
   if (c->d_model % c->n_heads != 0) return OFA_ERR_BAD_CONFIG;
   if (c->patch_len > c->seq_len) return OFA_ERR_BAD_CONFIG;
   if (!valid_eps(c->ln_eps) || !valid_eps(c->revin_eps)) return OFA_ERR_BAD_CONFIG;
   // The linear path reads the window back from the patches: they must cover every step.
   if (c->linear_path != 0 && c->linear_path != 1) return OFA_ERR_BAD_CONFIG;
   if (c->linear_path && c->stride > c->patch_len) return OFA_ERR_BAD_CONFIG;
-  const int64_t n = ofa_patch_count(c->seq_len, c->patch_len, c->stride);
-  if (n * c->d_model > kMaxFlat) return OFA_ERR_BAD_CONFIG;
+  if (ofa_head_depth(c) > kMaxFlat) return OFA_ERR_BAD_CONFIG;
   return OFA_OK;
 }
 

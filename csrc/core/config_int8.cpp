@@ -79,7 +79,7 @@ extern "C" ofa_status ofa_validate_model_int8(const ofa_model_int8* m) {
   if (!m) return OFA_ERR_NULL_ARG;
   const ofa_config& c = m->config;
   OFA_TRY(ofa_validate_config(&c));
-  const int32_t n = ofa_n_patches(&c), d = c.d_model, H = c.horizon;
+  const int32_t n = ofa_n_patches(&c), d = c.d_model, H = ofa_head_outputs(&c);
   // The sequence length is a GEMM depth too (probabilities . V).
   if (n > OFA_GEMM_S8_MAX_K || c.d_ff > OFA_GEMM_S8_MAX_K) return OFA_ERR_BAD_CONFIG;
   if (!m->patch_inv_scale || !m->pos || !m->head_out_scale || !m->scaler_mean || !m->scaler_std)
@@ -97,7 +97,8 @@ extern "C" ofa_status ofa_validate_model_int8(const ofa_model_int8* m) {
   if (c.n_layers > 0 && !m->layers) return OFA_ERR_MISSING_TENSOR;
   for (int32_t i = 0; i < c.n_layers; ++i) OFA_TRY(check_layer(m->layers[i], d, c.d_ff));
   if (c.head_rank == 0) {
-    OFA_TRY(check_linear(m->head, H, n * d));
+    // check_linear bounds the depth, so the int32 sums fit (a classifier's spans every channel: C*N*d).
+    OFA_TRY(check_linear(m->head, H, (int32_t)ofa_head_depth(&c)));
   } else {
     OFA_TRY(check_linear(m->head_a, c.head_rank, n * d));
     OFA_TRY(check_to_s8(m->head_a.out, c.head_rank));

@@ -115,12 +115,31 @@ void transformer_layer(const Tile& t, int32_t i) {
   }
 }
 
+// The tile's (rows, P) patches in plan->wide -> its final states (rows, d):
+// input layer, positions, the blocks and GPT-2's final LN.
+const float* encode(const Tile& t) {
+  const ofa_model& m = *t.m;
+  const ofa_config& c = m.config;
+  const int32_t n = t.n_tokens, d = c.d_model, rows = t.n_series * n;
+  float* h = t.at(t.plan->hidden);
+  linear(t, rows, t.at(t.plan->wide), c.patch_len, m.in_w, packed_for(t, &ofa_prepacked::in_w), m.in_b, h, d, 0);
+  for (int32_t r = 0; r < rows; ++r) {
+    const float* p = m.pos + (size_t)(r % n) * d;
+    float* hr = h + (size_t)r * d;
+    for (int32_t j = 0; j < d; ++j) hr[j] += p[j];
+  }
+  if (c.layout == OFA_LAYOUT_BERT) layer_norm(t, rows, h, m.emb_ln_w, m.emb_ln_b, h);
+  for (int32_t i = 0; i < c.n_layers; ++i) transformer_layer(t, i);
+  if (c.layout != OFA_LAYOUT_GPT2) return h;
+  float* normed = t.at(t.plan->normed);
+  layer_norm(t, rows, h, m.final_ln_w, m.final_ln_b, normed);
+  return normed;
+}
+
 void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
   const ofa_model& m = *t.m;
   const ofa_config& c = m.config;
   const int32_t n = t.n_tokens, d = c.d_model, C = c.n_channels;
-  const int32_t rows = t.n_series * n;
-  float* h = t.at(t.plan->hidden);
   float* wide = t.at(t.plan->wide);
   float* mu = t.at(t.plan->stats);
   float* sd = mu + t.n_series;
@@ -142,20 +161,7 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
         u[(size_t)s * c.seq_len + k] = wide[(size_t)s * n * c.patch_len + ofa_patch_offset(&sdims, k)];
     linear(t, t.n_series, u, c.seq_len, m.linear_w, packed_for(t, &ofa_prepacked::linear_w), nullptr, yh, H, 0);
   }
-  linear(t, rows, wide, c.patch_len, m.in_w, packed_for(t, &ofa_prepacked::in_w), m.in_b, h, d, 0);
-  for (int32_t r = 0; r < rows; ++r) {
-    const float* p = m.pos + (size_t)(r % n) * d;
-    float* hr = h + (size_t)r * d;
-    for (int32_t j = 0; j < d; ++j) hr[j] += p[j];
-  }
-  if (c.layout == OFA_LAYOUT_BERT) layer_norm(t, rows, h, m.emb_ln_w, m.emb_ln_b, h);
-  for (int32_t i = 0; i < c.n_layers; ++i) transformer_layer(t, i);
-  const float* final_h = h;
-  if (c.layout == OFA_LAYOUT_GPT2) {
-    float* normed = t.at(t.plan->normed);
-    layer_norm(t, rows, h, m.final_ln_w, m.final_ln_b, normed);
-    final_h = normed;
-  }
+  const float* final_h = encode(t);
 
   // Head: each series' (N, d) block is already its flattened row of N*d. It
   // accumulates onto the linear path's W u when there is one.
@@ -182,6 +188,48 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
   }
 }
 
+// A classifier's tile: t.n_series = whole windows x C, window `first_window`
+// first. x (batch, C, L): series g = b*C + c is the L steps at x + g*L. One
+// window's final states are its C*N*d features, channel-major, so the head is
+// one GEMM over the tile's windows (the sum over channels is its depth).
+void run_tile_classify(const Tile& t, const float* x, int32_t first_window, float* logits) {
+  const ofa_model& m = *t.m;
+  const ofa_config& c = m.config;
+  const int32_t n = t.n_tokens, C = c.n_channels, L = c.seq_len;
+  float* wide = t.at(t.plan->wide);
+  float* mu = t.at(t.plan->stats);
+  float* sd = mu + t.n_series;
+  const ofa_series_dims sdims = {L, 1, c.patch_len, c.stride, n, c.revin_eps};
+  const int32_t first_series = first_window * C;
+  for (int32_t s = 0; s < t.n_series; ++s) {
+    const int32_t ch = (first_series + s) % C;
+    const float* series = x + (size_t)(first_series + s) * L;
+    float* patches = wide + (size_t)s * n * c.patch_len;
+    if (c.norm == OFA_NORM_GLOBAL) {
+      ofa_series_to_scaled_patches(&sdims, series, m.scaler_mean[ch], m.scaler_std[ch], patches);
+    } else {
+      ofa_series_to_patches(&sdims, series, m.scaler_mean[ch], m.scaler_std[ch], patches, &mu[s], &sd[s]);
+    }
+  }
+  const float* final_h = encode(t);
+  const int32_t K = c.n_classes, depth = (int32_t)ofa_head_depth(&c);
+  linear(t, t.n_series / C, final_h, depth, m.head_w, packed_for(t, &ofa_prepacked::head_w), m.head_bias,
+         logits + (size_t)first_window * K, K, 0);
+}
+
+// The Tile of a validated model's call; n_series is set per tile.
+Tile tile_for(const ofa_model* model, const ofa_kernels* kernels, const ofa_arena_plan* plan, void* arena) {
+  Tile t;
+  t.m = model;
+  t.k = kernels ? kernels : &ofa_kernels_scalar;
+  t.plan = plan;
+  t.base = static_cast<float*>(arena);
+  t.n_tokens = ofa_patch_count(model->config.seq_len, model->config.patch_len, model->config.stride);
+  t.n_series = 0;
+  t.packed = model->prepacked && t.k->pack_w && model->prepacked->pack_w == t.k->pack_w ? model->prepacked : nullptr;
+  return t;
+}
+
 }  // namespace
 
 extern "C" ofa_status ofa_forward_series_validated(const ofa_model* model, const ofa_kernels* kernels,
@@ -191,21 +239,43 @@ extern "C" ofa_status ofa_forward_series_validated(const ofa_model* model, const
   ofa_status st = ofa_detail::check_pointers(model, x, y, arena);
   if (st != OFA_OK) return st;
   const ofa_config& c = model->config;
+  if (c.task != OFA_TASK_FORECAST) return OFA_ERR_BAD_CONFIG;
   if ((st = ofa_detail::check_batch(c, batch, tile_series)) != OFA_OK) return st;
   if ((st = ofa_detail::check_series(c, batch, first_series, n_series)) != OFA_OK) return st;
   ofa_arena_plan plan;
   if ((st = ofa_plan_arena(&c, tile_series, &plan)) != OFA_OK) return st;
   if ((st = ofa_detail::check_arena(arena, arena_bytes, plan.total_floats * sizeof(float))) != OFA_OK) return st;
 
-  Tile t;
-  t.m = model;
-  t.k = kernels ? kernels : &ofa_kernels_scalar;
-  t.plan = &plan;
-  t.base = static_cast<float*>(arena);
-  t.n_tokens = ofa_n_patches(&c);
-  t.packed = model->prepacked && t.k->pack_w && model->prepacked->pack_w == t.k->pack_w ? model->prepacked : nullptr;
+  Tile t = tile_for(model, kernels, &plan, arena);
   ofa_detail::for_each_tile(t, first_series, n_series, tile_series, x, y, run_tile);
   return OFA_OK;
+}
+
+extern "C" ofa_status ofa_classify_windows_validated(const ofa_model* model, const ofa_kernels* kernels,
+                                                     int32_t tile_series, const float* x, int32_t batch,
+                                                     int32_t first_window, int32_t n_windows, float* logits,
+                                                     void* arena, size_t arena_bytes) {
+  ofa_status st = ofa_detail::check_pointers(model, x, logits, arena);
+  if (st != OFA_OK) return st;
+  const ofa_config& c = model->config;
+  if (c.task != OFA_TASK_CLASSIFY) return OFA_ERR_BAD_CONFIG;
+  if ((st = ofa_detail::check_batch(c, batch, tile_series)) != OFA_OK) return st;
+  if ((st = ofa_detail::check_windows(batch, first_window, n_windows)) != OFA_OK) return st;
+  ofa_arena_plan plan;
+  if ((st = ofa_plan_arena(&c, tile_series, &plan)) != OFA_OK) return st;
+  if ((st = ofa_detail::check_arena(arena, arena_bytes, plan.total_floats * sizeof(float))) != OFA_OK) return st;
+
+  Tile t = tile_for(model, kernels, &plan, arena);
+  ofa_detail::for_each_window_tile(t, c, first_window, n_windows, tile_series, x, logits, run_tile_classify);
+  return OFA_OK;
+}
+
+extern "C" ofa_status ofa_classify(const ofa_model* model, const ofa_kernels* kernels, int32_t tile_series,
+                                   const float* x, int32_t batch, float* logits, void* arena, size_t arena_bytes) {
+  ofa_status st = ofa_detail::check_pointers(model, x, logits, arena);
+  if (st != OFA_OK) return st;
+  if ((st = ofa_validate_model(model)) != OFA_OK) return st;
+  return ofa_classify_windows_validated(model, kernels, tile_series, x, batch, 0, batch, logits, arena, arena_bytes);
 }
 
 extern "C" ofa_status ofa_forward_validated(const ofa_model* model, const ofa_kernels* kernels,

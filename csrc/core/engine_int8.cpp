@@ -9,6 +9,10 @@
 #include "ofa/ofa_int8.h"
 #include "planner_int8.h"
 
+// The forecaster's per-tile cost is budgeted on Cortex-M (firmware/instruction_budget.json): the steps
+// it shares with the classifier are inlined into each, so the sharing costs it no calls.
+#define OFA_SHARED_STEP __attribute__((always_inline)) inline
+
 namespace {
 
 struct Tile {
@@ -162,18 +166,19 @@ void transformer_layer(const Tile& t, const ofa_layer_int8& l) {
   }
 }
 
-// The head's depth is N*d (16k for MiniLM). One GEMM over it would need a
-// packing panel of NR * N*d bytes in the arena (0.5 MB), more than a
-// microcontroller has, so it runs token by token (depth d) and sums the
-// partial int32 results: integer addition, so the bits are the same. W packed
-// at load needs no panel: then it is one GEMM over the whole depth.
-void head_linear(const Tile& t, const int8_t* x8, const ofa_linear_int8& l, int32_t n_out,
-                 int32_t* yh) {
-  const int32_t d = t.m->config.d_model, flat = t.n_tokens * d, rows = t.n_series;
+// The head's depth is tokens*d: N*d per series (16k for MiniLM), a
+// classifier's C*N*d per window. One GEMM over it would need a packing panel
+// of NR * depth bytes in the arena (0.5 MB), more than a microcontroller has,
+// so it runs token by token (depth d) and sums the partial int32 results:
+// integer addition, so the bits are the same. W packed at load needs no
+// panel: then it is one GEMM over the whole depth.
+OFA_SHARED_STEP void head_linear(const Tile& t, const int8_t* x8, const ofa_linear_int8& l, int32_t rows,
+                                 int32_t tokens, int32_t n_out, int32_t* yh) {
+  const int32_t d = t.m->config.d_model, flat = tokens * d;
   if (t.packed && l.w_packed) return linear(t, rows, x8, flat, l, flat, n_out, yh);
   int32_t* part = t.at<int32_t>(t.plan->acc);  // free here: the last layer is done with it
   void* scratch = t.at<void>(t.plan->gemm_scratch);
-  for (int32_t tok = 0; tok < t.n_tokens; ++tok) {
+  for (int32_t tok = 0; tok < tokens; ++tok) {
     const ofa_gemm_s8_dims dims = {rows, n_out, d, flat, flat, n_out, 0};
     const int8_t* a = x8 + (size_t)tok * d;
     const int8_t* w = l.w + (size_t)tok * d;
@@ -192,12 +197,34 @@ int8_t quantize_patch(float u, float inv_scale) {
   return (int8_t)(int32_t)(v >= 0.f ? v + 0.5f : v - 0.5f);  // half away from zero
 }
 
+// The tile's (rows, P) float patches in plan->patches -> its final int8
+// states (rows, d) in plan->narrow: quantised patches, input layer onto the
+// positions, the blocks and GPT-2's final LN.
+OFA_SHARED_STEP void encode(const Tile& t) {
+  const ofa_model_int8& m = *t.m;
+  const ofa_config& c = m.config;
+  const int32_t n = t.n_tokens, d = c.d_model, P = c.patch_len;
+  const int32_t rows = t.n_series * n;
+  int32_t* h = t.at<int32_t>(t.plan->hidden);
+  int8_t* x8 = t.at<int8_t>(t.plan->narrow);
+  const float* patches = t.at<float>(t.plan->patches);
+  const float inv_scale = *m.patch_inv_scale;
+  for (size_t i = 0; i < (size_t)rows * P; ++i) x8[i] = quantize_patch(patches[i], inv_scale);
+  for (int32_t r = 0; r < rows; ++r) {
+    const int32_t* p = m.pos + (size_t)(r % n) * d;
+    int32_t* hr = h + (size_t)r * d;
+    for (int32_t j = 0; j < d; ++j) hr[j] = p[j];
+  }
+  linear_add_into(t, rows, x8, P, m.in_layer, P, d, h);
+  if (c.layout == OFA_LAYOUT_BERT) layer_norm(t, rows, h, m.emb_ln, h, x8);
+  for (int32_t i = 0; i < c.n_layers; ++i) transformer_layer(t, m.layers[i]);
+  if (c.layout == OFA_LAYOUT_GPT2) layer_norm(t, rows, h, m.final_ln, t.at<int32_t>(t.plan->acc), x8);
+}
+
 void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
   const ofa_model_int8& m = *t.m;
   const ofa_config& c = m.config;
-  const int32_t n = t.n_tokens, d = c.d_model, C = c.n_channels, P = c.patch_len;
-  const int32_t rows = t.n_series * n;
-  int32_t* h = t.at<int32_t>(t.plan->hidden);
+  const int32_t n = t.n_tokens, C = c.n_channels, P = c.patch_len;
   int32_t* acc = t.at<int32_t>(t.plan->acc);
   int8_t* x8 = t.at<int8_t>(t.plan->narrow);
   float* patches = t.at<float>(t.plan->patches);
@@ -211,26 +238,16 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
     ofa_series_to_patches(&sdims, x + (size_t)b * c.seq_len * C + ch, m.scaler_mean[ch],
                           m.scaler_std[ch], patches + (size_t)s * n * P, &mu[s], &sd[s]);
   }
-  const float inv_scale = *m.patch_inv_scale;
-  for (size_t i = 0; i < (size_t)rows * P; ++i) x8[i] = quantize_patch(patches[i], inv_scale);
-  for (int32_t r = 0; r < rows; ++r) {
-    const int32_t* p = m.pos + (size_t)(r % n) * d;
-    int32_t* hr = h + (size_t)r * d;
-    for (int32_t j = 0; j < d; ++j) hr[j] = p[j];
-  }
-  linear_add_into(t, rows, x8, P, m.in_layer, P, d, h);
-  if (c.layout == OFA_LAYOUT_BERT) layer_norm(t, rows, h, m.emb_ln, h, x8);
-  for (int32_t i = 0; i < c.n_layers; ++i) transformer_layer(t, m.layers[i]);
-  if (c.layout == OFA_LAYOUT_GPT2) layer_norm(t, rows, h, m.final_ln, acc, x8);
+  encode(t);
 
   // Head: each series' (N, d) int8 block is its flattened row of N*d.
   const int32_t H = c.horizon;
   int32_t* yh = t.at<int32_t>(t.plan->head_acc);
   if (c.head_rank == 0) {
-    head_linear(t, x8, m.head, H, yh);
+    head_linear(t, x8, m.head, t.n_series, n, H, yh);
   } else {
     int8_t* low = t.at<int8_t>(t.plan->head_low);
-    head_linear(t, x8, m.head_a, c.head_rank, yh);
+    head_linear(t, x8, m.head_a, t.n_series, n, c.head_rank, yh);
     to_s8(t, t.n_series, c.head_rank, yh, m.head_a.out, low);
     linear(t, t.n_series, low, c.head_rank, m.head_b, c.head_rank, H, yh);
   }
@@ -241,10 +258,10 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
   const int32_t* lin = acc;
   if (c.linear_path) {
     const int32_t L = c.seq_len;
+    const float inv_scale = *m.patch_inv_scale;  // once: the int8 stores below may alias it
     for (int32_t s = 0; s < t.n_series; ++s)
       for (int32_t k = 0; k < L; ++k)
-        x8[(size_t)s * L + k] =
-            quantize_patch(patches[(size_t)s * n * P + ofa_patch_offset(&sdims, k)], inv_scale);
+        x8[(size_t)s * L + k] = quantize_patch(patches[(size_t)s * n * P + ofa_patch_offset(&sdims, k)], inv_scale);
     const ofa_gemm_s8_dims dims = t.dims(m.linear, t.n_series, L, L, H);
     t.k->gemm_s8(&dims, x8, t.w(m.linear), nullptr, acc, t.at<void>(t.plan->gemm_scratch));
   }
@@ -263,6 +280,50 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
   }
 }
 
+// A classifier's tile (engine.cpp's run_tile_classify): whole windows, x
+// (batch, C, L). The head runs over each window's C*N tokens, so its int32
+// sums cover every channel before the one dequantisation per logit.
+void run_tile_classify(const Tile& t, const float* x, int32_t first_window, float* logits) {
+  const ofa_model_int8& m = *t.m;
+  const ofa_config& c = m.config;
+  const int32_t n = t.n_tokens, C = c.n_channels, L = c.seq_len, P = c.patch_len;
+  float* patches = t.at<float>(t.plan->patches);
+  float* mu = t.at<float>(t.plan->stats);
+  float* sd = mu + t.n_series;
+  const ofa_series_dims sdims = {L, 1, P, c.stride, n, c.revin_eps};
+  const int32_t first_series = first_window * C;
+  for (int32_t s = 0; s < t.n_series; ++s) {
+    const int32_t ch = (first_series + s) % C;
+    const float* series = x + (size_t)(first_series + s) * L;
+    float* out = patches + (size_t)s * n * P;
+    if (c.norm == OFA_NORM_GLOBAL) {
+      ofa_series_to_scaled_patches(&sdims, series, m.scaler_mean[ch], m.scaler_std[ch], out);
+    } else {
+      ofa_series_to_patches(&sdims, series, m.scaler_mean[ch], m.scaler_std[ch], out, &mu[s], &sd[s]);
+    }
+  }
+  encode(t);
+  const int32_t K = c.n_classes, windows = t.n_series / C;
+  int32_t* acc = t.at<int32_t>(t.plan->head_acc);
+  head_linear(t, t.at<int8_t>(t.plan->narrow), m.head, windows, C * n, K, acc);
+  for (int32_t w = 0; w < windows; ++w)
+    for (int32_t k = 0; k < K; ++k)
+      logits[(size_t)(first_window + w) * K + k] = (float)acc[(size_t)w * K + k] * m.head_out_scale[k];
+}
+
+Tile tile_for(const ofa_model_int8* model, const ofa_kernels_int8* kernels, const ofa_arena_plan_int8* plan,
+              void* arena) {
+  Tile t;
+  t.m = model;
+  t.k = kernels ? kernels : &ofa_kernels_int8_scalar;
+  t.plan = plan;
+  t.base = static_cast<unsigned char*>(arena);
+  t.n_tokens = ofa_patch_count(model->config.seq_len, model->config.patch_len, model->config.stride);
+  t.n_series = 0;
+  t.packed = model->packed_by && t.k->pack_w && model->packed_by == t.k->pack_w;
+  return t;
+}
+
 }  // namespace
 
 ofa_status ofa_detail::forward_int8_validated(const ofa_model_int8* model, const ofa_kernels_int8* kernels,
@@ -272,21 +333,54 @@ ofa_status ofa_detail::forward_int8_validated(const ofa_model_int8* model, const
   ofa_status st = ofa_detail::check_pointers(model, x, y, arena);
   if (st != OFA_OK) return st;
   const ofa_config& c = model->config;
+  if (c.task != OFA_TASK_FORECAST) return OFA_ERR_BAD_CONFIG;
   if ((st = ofa_detail::check_batch(c, batch, tile_series)) != OFA_OK) return st;
   if ((st = ofa_detail::check_series(c, batch, first_series, n_series)) != OFA_OK) return st;
   ofa_arena_plan_int8 plan;
   if ((st = ofa_plan_arena_int8(&c, tile_series, rules, &plan)) != OFA_OK) return st;
   if ((st = ofa_detail::check_arena(arena, arena_bytes, plan.total_bytes)) != OFA_OK) return st;
 
-  Tile t;
-  t.m = model;
-  t.k = kernels ? kernels : &ofa_kernels_int8_scalar;
-  t.plan = &plan;
-  t.base = static_cast<unsigned char*>(arena);
-  t.n_tokens = ofa_n_patches(&c);
-  t.packed = model->packed_by && t.k->pack_w && model->packed_by == t.k->pack_w;
+  Tile t = tile_for(model, kernels, &plan, arena);
   ofa_detail::for_each_tile(t, first_series, n_series, tile_series, x, y, run_tile);
   return OFA_OK;
+}
+
+ofa_status ofa_detail::classify_int8_validated(const ofa_model_int8* model, const ofa_kernels_int8* kernels,
+                                               int32_t tile_series, const float* x, int32_t batch,
+                                               int32_t first_window, int32_t n_windows, float* logits, void* arena,
+                                               size_t arena_bytes, ofa_arena_rules rules) {
+  ofa_status st = ofa_detail::check_pointers(model, x, logits, arena);
+  if (st != OFA_OK) return st;
+  const ofa_config& c = model->config;
+  if (c.task != OFA_TASK_CLASSIFY) return OFA_ERR_BAD_CONFIG;
+  if ((st = ofa_detail::check_batch(c, batch, tile_series)) != OFA_OK) return st;
+  if ((st = ofa_detail::check_windows(batch, first_window, n_windows)) != OFA_OK) return st;
+  ofa_arena_plan_int8 plan;
+  if ((st = ofa_plan_arena_int8(&c, tile_series, rules, &plan)) != OFA_OK) return st;
+  if ((st = ofa_detail::check_arena(arena, arena_bytes, plan.total_bytes)) != OFA_OK) return st;
+
+  Tile t = tile_for(model, kernels, &plan, arena);
+  ofa_detail::for_each_window_tile(t, c, first_window, n_windows, tile_series, x, logits, run_tile_classify);
+  return OFA_OK;
+}
+
+extern "C" ofa_status ofa_classify_int8_windows_validated(const ofa_model_int8* model,
+                                                          const ofa_kernels_int8* kernels, int32_t tile_series,
+                                                          const float* x, int32_t batch, int32_t first_window,
+                                                          int32_t n_windows, float* logits, void* arena,
+                                                          size_t arena_bytes) {
+  return ofa_detail::classify_int8_validated(model, kernels, tile_series, x, batch, first_window, n_windows, logits,
+                                             arena, arena_bytes, OFA_BUILD_ARENA_RULES);
+}
+
+extern "C" ofa_status ofa_classify_int8(const ofa_model_int8* model, const ofa_kernels_int8* kernels,
+                                        int32_t tile_series, const float* x, int32_t batch, float* logits,
+                                        void* arena, size_t arena_bytes) {
+  ofa_status st = ofa_detail::check_pointers(model, x, logits, arena);
+  if (st != OFA_OK) return st;
+  if ((st = ofa_validate_model_int8(model)) != OFA_OK) return st;
+  return ofa_classify_int8_windows_validated(model, kernels, tile_series, x, batch, 0, batch, logits, arena,
+                                             arena_bytes);
 }
 
 extern "C" ofa_status ofa_forward_int8_validated(const ofa_model_int8* model,

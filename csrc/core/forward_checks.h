@@ -33,6 +33,11 @@ inline ofa_status check_series(const ofa_config& c, int32_t batch, int32_t first
   return (first < 0 || count <= 0 || (int64_t)first + count > total) ? OFA_ERR_BAD_BATCH : OFA_OK;
 }
 
+// The windows a classify call runs: [first, first + count) of the batch.
+inline ofa_status check_windows(int32_t batch, int32_t first, int32_t count) {
+  return (first < 0 || count <= 0 || (int64_t)first + count > batch) ? OFA_ERR_BAD_BATCH : OFA_OK;
+}
+
 // Every series of the batch, or 0 (which check_series refuses) when model or
 // batch is bad: the checks then report those in their usual order.
 inline int32_t all_series(const void* model_or_null, int32_t batch, int32_t n_channels) {
@@ -54,6 +59,19 @@ void for_each_tile(Tile& tile, int32_t first, int32_t count, int32_t tile_series
   for (int32_t g = first; g < end; g += tile_series) {
     tile.n_series = end - g < tile_series ? end - g : tile_series;
     run_tile(tile, x, g, y);
+  }
+}
+
+// A classifier's tiles: windows [first, first + count), as many whole windows
+// a tile as ofa_tile_series allows; tile.n_series (windows x C) is set before
+// each run_tile(tile, x, first window, logits).
+template <class Tile, class RunTile>
+void for_each_window_tile(Tile& tile, const ofa_config& c, int32_t first, int32_t count, int32_t tile_series,
+                          const float* x, float* logits, RunTile run_tile) {
+  const int32_t per_tile = ofa_tile_series(&c, tile_series) / c.n_channels, end = first + count;
+  for (int32_t w = first; w < end; w += per_tile) {
+    tile.n_series = (end - w < per_tile ? end - w : per_tile) * c.n_channels;
+    run_tile(tile, x, w, logits);
   }
 }
 

@@ -26,14 +26,14 @@ ofa_status ofa_plan_arena(const ofa_config* c, int32_t tile_series, ofa_arena_pl
   const uint64_t n = (uint64_t)ofa_patch_count(c->seq_len, c->patch_len, c->stride);
   const uint64_t d = (uint64_t)c->d_model, f = (uint64_t)c->d_ff;
   const uint64_t hd = d / (uint64_t)c->n_heads;
-  const uint64_t r = (uint64_t)c->head_rank, h = (uint64_t)c->horizon;
-  const uint64_t t = (uint64_t)tile_series;
+  const uint64_t r = (uint64_t)c->head_rank, h = (uint64_t)ofa_head_outputs(c);
+  const uint64_t t = (uint64_t)ofa_tile_series(c, tile_series);
   if ((int64_t)(t * n) > kMaxTileRows) return OFA_ERR_BAD_BATCH;
   const uint64_t rows = t * n;
 
   // Largest packing scratch over every GEMM the forward pass issues.
   const int32_t di = c->d_model, fi = c->d_ff, ni = (int32_t)n;
-  const int32_t flat = ni * di;
+  const int32_t flat = (int32_t)ofa_head_depth(c);
   uint64_t gs = ofa_gemm_scratch_floats(c->patch_len, di);
   gs = max2(gs, ofa_gemm_scratch_floats(di, 3 * di));
   gs = max2(gs, ofa_gemm_scratch_floats(di, di));
@@ -41,7 +41,7 @@ ofa_status ofa_plan_arena(const ofa_config* c, int32_t tile_series, ofa_arena_pl
   gs = max2(gs, ofa_gemm_scratch_floats(fi, di));
   const ofa_attention_dims ad = {ni, c->n_heads, (int32_t)hd, 0};
   if (c->head_rank == 0) {
-    gs = max2(gs, ofa_gemm_scratch_floats(flat, c->horizon));
+    gs = max2(gs, ofa_gemm_scratch_floats(flat, (int32_t)h));
   } else {
     gs = max2(gs, ofa_gemm_scratch_floats(flat, c->head_rank));
     gs = max2(gs, ofa_gemm_scratch_floats(c->head_rank, c->horizon));

@@ -26,8 +26,8 @@ ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_are
   const uint64_t n = (uint64_t)ofa_patch_count(c->seq_len, c->patch_len, c->stride);
   const uint64_t d = (uint64_t)c->d_model, f = (uint64_t)c->d_ff, P = (uint64_t)c->patch_len;
   const uint64_t hd = d / (uint64_t)c->n_heads;
-  const uint64_t r = (uint64_t)c->head_rank, h = (uint64_t)c->horizon;
-  const uint64_t t = (uint64_t)tile_series;
+  const uint64_t r = (uint64_t)c->head_rank, h = (uint64_t)ofa_head_outputs(c);
+  const uint64_t t = (uint64_t)ofa_tile_series(c, tile_series);
   if ((int64_t)(t * n) > kMaxTileRows) return OFA_ERR_BAD_BATCH;
   const uint64_t rows = t * n;
   const uint64_t wide = max2(3 * d, f);

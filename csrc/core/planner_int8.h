@@ -23,7 +23,7 @@ struct ofa_arena_plan_int8 {
   size_t v_t;        // int8 (head_dim, N) one head's V transposed, or (HOST) packed as P V's W panels
   size_t attn_scratch;  // the attention GEMMs' packing scratch
   size_t scores_stride, probs_stride, v_t_stride, attn_scratch_stride;
-  size_t head_acc;   // int32 (tile_series, max(H, r))
+  size_t head_acc;   // int32 (tile_series, max(H, r)); a classifier's (windows, K)
   size_t head_low;   // int8 (tile_series, r) factored head intermediate
   size_t stats;      // float (2, tile_series) instance mean / std
   size_t gemm_scratch;  // the largest ofa_gemm_s8_scratch_bytes of any GEMM
@@ -50,4 +50,9 @@ inline ofa_status forward_int8_validated(const ofa_model_int8* model, const ofa_
   return forward_int8_validated(model, kernels, tile_series, x, batch, 0, all_series(model, batch), y, arena,
                                 arena_bytes, rules);
 }
+// ofa_classify_int8_windows_validated under given arena rules.
+ofa_status classify_int8_validated(const ofa_model_int8* model, const ofa_kernels_int8* kernels,
+                                   int32_t tile_series, const float* x, int32_t batch, int32_t first_window,
+                                   int32_t n_windows, float* logits, void* arena, size_t arena_bytes,
+                                   ofa_arena_rules rules);
 }  // namespace ofa_detail

@@ -75,7 +75,9 @@ struct Scheme;
 template <class M, class L, class K, const K* (*Best)(), const K* (*ByName)(const char*),
           ofa_status (*Validate)(const M*), ofa_status (*Arena)(const ofa_config*, int32_t, size_t*),
           ofa_status (*Forward)(const M*, const K*, int32_t, const float*, int32_t, int32_t, int32_t, float*, void*,
-                                size_t)>
+                                size_t),
+          ofa_status (*Classify)(const M*, const K*, int32_t, const float*, int32_t, int32_t, int32_t, float*, void*,
+                                 size_t)>
 struct SchemeOf {
   using Model = M;
   using Layer = L;
@@ -89,11 +91,17 @@ struct SchemeOf {
                             int32_t count, float* y, void* arena, size_t bytes) {
     return Forward(m, k, tile, x, batch, first, count, y, arena, bytes);
   }
+  // A classifier's windows [first, first + count) of the batch, logits (batch, K).
+  static ofa_status classify(const M* m, const K* k, int32_t tile, const float* x, int32_t batch, int32_t first,
+                             int32_t count, float* logits, void* arena, size_t bytes) {
+    return Classify(m, k, tile, x, batch, first, count, logits, arena, bytes);
+  }
 };
 
 template <>
 struct Scheme<Fp32> : SchemeOf<ofa_model, ofa_layer_weights, ofa_kernels, ofa_kernels_best, ofa_kernels_by_name,
-                               ofa_validate_model, ofa_arena_bytes, ofa_forward_series_validated> {
+                               ofa_validate_model, ofa_arena_bytes, ofa_forward_series_validated,
+                               ofa_classify_windows_validated> {
   static constexpr const char* kName = "fp32";
   static constexpr const char* kIsas[] = {"scalar", "avx2", "avx512"};
   // The same table with its GEMM timed (into thread_counters()).
@@ -110,7 +118,7 @@ struct Scheme<Fp32> : SchemeOf<ofa_model, ofa_layer_weights, ofa_kernels, ofa_ke
 template <>
 struct Scheme<Int8> : SchemeOf<ofa_model_int8, ofa_layer_int8, ofa_kernels_int8, ofa_kernels_int8_best,
                                ofa_kernels_int8_by_name, ofa_validate_model_int8, ofa_arena_bytes_int8,
-                               ofa_forward_int8_series_validated> {
+                               ofa_forward_int8_series_validated, ofa_classify_int8_windows_validated> {
   static constexpr const char* kName = "int8";
   static constexpr const char* kIsas[] = {"scalar", "avx2", "avx512vnni"};
   // The same table with its three GEMM entry points timed.

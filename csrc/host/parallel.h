@@ -135,10 +135,10 @@ struct Split<Fp32> {
   }
   // One extra part's GEMM scratch: the largest any of the model's GEMMs asks (monotone in k and n).
   static size_t scratch_bytes(const ofa_config& c) {
-    const int32_t flat = ofa_n_patches(&c) * c.d_model;
+    const int32_t flat = (int32_t)ofa_head_depth(&c);
     int32_t k = c.d_ff > c.d_model ? c.d_ff : c.d_model, n = 3 * c.d_model > c.d_ff ? 3 * c.d_model : c.d_ff;
     for (int32_t v : {flat, c.seq_len, c.patch_len}) k = v > k ? v : k;
-    for (int32_t v : {c.horizon, c.head_rank}) n = v > n ? v : n;
+    for (int32_t v : {ofa_head_outputs(&c), c.head_rank}) n = v > n ? v : n;
     return ofa_gemm_scratch_floats(k, n) * sizeof(float);
   }
   static K table(const K& inner) {
@@ -199,7 +199,7 @@ struct Split<Int8> {
     });
   }
   static size_t scratch_bytes(const ofa_config& c) {
-    const int32_t flat = ofa_n_patches(&c) * c.d_model;
+    const int32_t flat = (int32_t)ofa_head_depth(&c);
     int32_t k = c.d_ff > c.d_model ? c.d_ff : c.d_model;
     for (int32_t v : {flat, c.seq_len, c.patch_len}) k = v > k ? v : k;
     return ofa_gemm_s8_scratch_bytes(k);

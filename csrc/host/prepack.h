@@ -24,7 +24,7 @@ class Prepacked<Fp32> {
     m->prepacked = nullptr;
     if (!k->pack_w || !k->packed_floats) return;
     const ofa_config& c = m->config;
-    const int32_t d = c.d_model, f = c.d_ff, flat = ofa_n_patches(&c) * d;
+    const int32_t d = c.d_model, f = c.d_ff, flat = (int32_t)ofa_head_depth(&c);
     packed_.pack_w = k->pack_w;
     layers_.assign(c.n_layers, ofa_prepacked_layer{});
     for (int32_t i = 0; i < c.n_layers; ++i) {
@@ -37,7 +37,7 @@ class Prepacked<Fp32> {
     packed_.layers = layers_.data();
     packed_.in_w = one(k, m->in_w, d, c.patch_len);
     if (c.head_rank == 0) {
-      packed_.head_w = one(k, m->head_w, c.horizon, flat);
+      packed_.head_w = one(k, m->head_w, ofa_head_outputs(&c), flat);
     } else {
       packed_.head_a = one(k, m->head_a, c.head_rank, flat);
       packed_.head_b_lr = one(k, m->head_b_lr, c.horizon, c.head_rank);
@@ -73,7 +73,7 @@ class Prepacked<Int8> {
     m->packed_by = nullptr;
     if (!k->pack_w || !k->packed_bytes) return;
     const ofa_config& c = m->config;
-    const int32_t d = c.d_model, f = c.d_ff, flat = ofa_n_patches(&c) * d;
+    const int32_t d = c.d_model, f = c.d_ff, flat = (int32_t)ofa_head_depth(&c);
     for (ofa_layer_int8& l : layers) {
       one(k, l.qkv, 3 * d, d);
       one(k, l.attn_out, d, d);
@@ -82,7 +82,7 @@ class Prepacked<Int8> {
     }
     one(k, m->in_layer, d, c.patch_len);
     if (c.head_rank == 0) {
-      one(k, m->head, c.horizon, flat);
+      one(k, m->head, ofa_head_outputs(&c), flat);
     } else {
       one(k, m->head_a, c.head_rank, flat);
       one(k, m->head_b, c.horizon, c.head_rank);

@@ -22,6 +22,11 @@ void ofa_series_to_patches(const ofa_series_dims* d, const float* x,
                            float scaler_mean, float scaler_std, float* patches,
                            float* mu, float* sd);
 
+// The scaler alone, then the same (N, P) patches: a classifier's global norm
+// (OFA_NORM_GLOBAL), which has no instance statistics.
+void ofa_series_to_scaled_patches(const ofa_series_dims* d, const float* x, float scaler_mean,
+                                  float scaler_std, float* patches);
+
 // Where step t of the normalised window sits in its (N, P) patches: the
 // first patch that holds it. Needs stride <= patch_len (the config checks).
 inline size_t ofa_patch_offset(const ofa_series_dims* d, int32_t t) {

@@ -45,6 +45,23 @@ typedef enum ofa_layout {
   OFA_LAYOUT_GPT2 = 1  /* pre-LN, causal, final LN */
 } ofa_layout;
 
+/* What the head computes. A forecaster: per series, H values, de-normalised
+ * (ofa_forward). A classifier: per window, K logits from all its channels'
+ * states (ofa_classify). */
+typedef enum ofa_task {
+  OFA_TASK_FORECAST = 0,
+  OFA_TASK_CLASSIFY = 1
+} ofa_task;
+
+/* How a series is normalised before patching. INSTANCE: the scaler, then the
+ * series' own mean / std (RevIN; a forecaster's only choice, its output is
+ * de-normalised with them; a classifier with instance norm carries the
+ * identity scaler). GLOBAL: the scaler only (classify only). */
+typedef enum ofa_norm {
+  OFA_NORM_INSTANCE = 0,
+  OFA_NORM_GLOBAL = 1
+} ofa_norm;
+
 typedef struct ofa_config {
   int32_t layout;     /* ofa_layout */
   int32_t d_model;    /* d */
@@ -54,13 +71,16 @@ typedef struct ofa_config {
   int32_t seq_len;    /* L */
   int32_t patch_len;  /* P <= L */
   int32_t stride;     /* S */
-  int32_t horizon;    /* H */
+  int32_t horizon;    /* H; 0 for a classifier */
   int32_t n_channels; /* C */
   int32_t head_rank;  /* r; 0 = dense head */
   int32_t gelu;       /* ofa_gelu */
   float ln_eps;
   float revin_eps;
   int32_t linear_path; /* 1: add the linear path (needs stride <= patch_len) */
+  int32_t task;       /* ofa_task */
+  int32_t n_classes;  /* K >= 2, classify only (0 for a forecaster) */
+  int32_t norm;       /* ofa_norm */
 } ofa_config;
 
 typedef struct ofa_layer_weights {
@@ -111,10 +131,10 @@ typedef struct ofa_model {
   const ofa_layer_weights* layers; /* n_layers entries */
   const float* final_ln_w; /* (d), GPT-2 only */
   const float* final_ln_b;
-  const float* head_w;    /* (H, N*d), head_rank == 0 */
+  const float* head_w;    /* (H, N*d), head_rank == 0; classify: (K, C*N*d) */
   const float* head_a;    /* (r, N*d), head_rank > 0 */
   const float* head_b_lr; /* (H, r),   head_rank > 0 */
-  const float* head_bias; /* (H) */
+  const float* head_bias; /* (H); classify: (K) */
   const float* scaler_mean; /* (C) */
   const float* scaler_std;  /* (C) */
   /* Linear path, linear_path == 1: forecast = (head + W u) * sd + mu + b, with
@@ -134,12 +154,34 @@ static inline int32_t ofa_patch_count(int32_t seq_len, int32_t patch_len, int32_
   return (seq_len - patch_len) / stride + 2;
 }
 
+/* The dense head's outputs and depth, the one place its shape is written: a
+ * forecaster's reads one series' flattened (N, d) states (H, N*d); a
+ * classifier's reads one window's, channel after channel, (K, C*N*d): feature
+ * c*N*d + n*d + j is channel c, patch n, width j. Unchecked. */
+static inline int32_t ofa_head_outputs(const ofa_config* c) {
+  return c->task == OFA_TASK_CLASSIFY ? c->n_classes : c->horizon;
+}
+static inline int64_t ofa_head_depth(const ofa_config* c) {
+  const int64_t flat = (int64_t)ofa_patch_count(c->seq_len, c->patch_len, c->stride) * c->d_model;
+  return c->task == OFA_TASK_CLASSIFY ? flat * c->n_channels : flat;
+}
+
+/* The series one tile of tile_series holds. A classifier's tiles hold whole
+ * windows (its head reads all of a window's channels): tile_series / C of
+ * them, at least one. Unchecked. */
+static inline int32_t ofa_tile_series(const ofa_config* c, int32_t tile_series) {
+  if (c->task != OFA_TASK_CLASSIFY) return tile_series;
+  const int32_t windows = tile_series / c->n_channels;
+  return (windows > 1 ? windows : 1) * c->n_channels;
+}
+
 ofa_status ofa_validate_config(const ofa_config* cfg);
 
 /* Checks config and that every tensor the config needs is present. */
 ofa_status ofa_validate_model(const ofa_model* model);
 
-/* Exact arena size for ofa_forward with this tile_series (series per tile). */
+/* Exact arena size for ofa_forward / ofa_classify with this tile_series
+ * (series per tile; ofa_tile_series for a classifier). */
 ofa_status ofa_arena_bytes(const ofa_config* cfg, int32_t tile_series,
                            size_t* out_bytes);
 
@@ -166,6 +208,23 @@ ofa_status ofa_forward_series_validated(const ofa_model* model, const ofa_kernel
                                         int32_t tile_series, const float* x, int32_t batch,
                                         int32_t first_series, int32_t n_series, float* y,
                                         void* arena, size_t arena_bytes);
+
+/* Classification (config.task == OFA_TASK_CLASSIFY): x (batch, C, L), each
+ * window channel after channel, in the data's units -> logits (batch, K).
+ * Normalisation (config.norm), patches and the layers run per series as for
+ * a forecaster; the head is one GEMM per tile over each window's C*N*d
+ * states. A forecaster's model gives OFA_ERR_BAD_CONFIG here, a classifier's
+ * gives it in ofa_forward*. On any error nothing is written to logits. */
+ofa_status ofa_classify(const ofa_model* model, const ofa_kernels* kernels, int32_t tile_series,
+                        const float* x, int32_t batch, float* logits, void* arena, size_t arena_bytes);
+
+/* ofa_classify for a model that passed ofa_validate_model, on windows
+ * [first_window, first_window + n_windows) of the batch only (a host splits a
+ * batch over threads this way); only their logits are written. */
+ofa_status ofa_classify_windows_validated(const ofa_model* model, const ofa_kernels* kernels,
+                                          int32_t tile_series, const float* x, int32_t batch,
+                                          int32_t first_window, int32_t n_windows, float* logits,
+                                          void* arena, size_t arena_bytes);
 
 const char* ofa_status_name(ofa_status status);
 

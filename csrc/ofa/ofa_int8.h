@@ -72,10 +72,10 @@ typedef struct ofa_model_int8 {
   ofa_layer_norm_int8 emb_ln;   /* BERT only */
   const ofa_layer_int8* layers;
   ofa_layer_norm_int8 final_ln; /* GPT-2 only */
-  ofa_linear_int8 head;         /* dense head, head_rank == 0 (out unused) */
+  ofa_linear_int8 head;         /* dense head, head_rank == 0 (out unused); classify: (K, C*N*d) */
   ofa_linear_int8 head_a;       /* head_rank > 0: out -> int8 */
   ofa_linear_int8 head_b;       /* head_rank > 0 (out unused) */
-  const float* head_out_scale;  /* (H) final accumulator -> normalised forecast */
+  const float* head_out_scale;  /* (H) final accumulator -> normalised forecast; classify: (K) -> logit */
   const float* scaler_mean;     /* (C) */
   const float* scaler_std;      /* (C) */
   /* Linear path (config.linear_path == 1): int8 W (H, L) over the window's
@@ -136,6 +136,21 @@ ofa_status ofa_forward_int8_series_validated(const ofa_model_int8* model,
                                              int32_t tile_series, const float* x, int32_t batch,
                                              int32_t first_series, int32_t n_series, float* y,
                                              void* arena, size_t arena_bytes);
+
+/* Classification in int8 (ofa_classify's contract: x (batch, C, L) ->
+ * logits (batch, K)). The head (model.head, (K, C*N*d)) sums each window's
+ * int32 products over all its channels; logit k = acc * head_out_scale[k]. */
+ofa_status ofa_classify_int8(const ofa_model_int8* model, const ofa_kernels_int8* kernels,
+                             int32_t tile_series, const float* x, int32_t batch, float* logits,
+                             void* arena, size_t arena_bytes);
+
+/* ofa_classify_int8 for a validated model, on windows [first_window,
+ * first_window + n_windows) of the batch only. */
+ofa_status ofa_classify_int8_windows_validated(const ofa_model_int8* model,
+                                               const ofa_kernels_int8* kernels,
+                                               int32_t tile_series, const float* x, int32_t batch,
+                                               int32_t first_window, int32_t n_windows, float* logits,
+                                               void* arena, size_t arena_bytes);
 
 #ifdef __cplusplus
 }

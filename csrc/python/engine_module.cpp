@@ -91,7 +91,12 @@ ofa_config parse_config(const nb::dict& d) {
   c.seq_len = config_int(d, "seq_len");
   c.patch_len = config_int(d, "patch_len");
   c.stride = config_int(d, "stride");
-  c.horizon = config_int(d, "horizon");
+  c.task = config_enum(d, "task", "forecast", OFA_TASK_FORECAST, "classify", OFA_TASK_CLASSIFY, false,
+                       OFA_TASK_FORECAST);
+  const bool classify = c.task == OFA_TASK_CLASSIFY;
+  c.horizon = config_int(d, "horizon", !classify, 0);
+  c.n_classes = config_int(d, "n_classes", classify, 0);
+  c.norm = config_enum(d, "norm", "instance", OFA_NORM_INSTANCE, "global", OFA_NORM_GLOBAL, false, OFA_NORM_INSTANCE);
   c.n_channels = config_int(d, "n_channels");
   c.head_rank = config_int(d, "head_rank", false, 0);
   c.gelu = config_enum(d, "gelu", "erf", OFA_GELU_ERF, "tanh", OFA_GELU_TANH, false,
@@ -119,7 +124,13 @@ nb::dict config_to_dict(const ofa_config& c) {
   d["seq_len"] = c.seq_len;
   d["patch_len"] = c.patch_len;
   d["stride"] = c.stride;
-  d["horizon"] = c.horizon;
+  if (c.task == OFA_TASK_CLASSIFY) {
+    d["task"] = "classify";
+    d["n_classes"] = c.n_classes;
+    d["norm"] = c.norm == OFA_NORM_GLOBAL ? "global" : "instance";
+  } else {
+    d["horizon"] = c.horizon;
+  }
   d["n_channels"] = c.n_channels;
   d["head_rank"] = c.head_rank;
   d["gelu"] = c.gelu == OFA_GELU_TANH ? "tanh" : "erf";
@@ -216,6 +227,7 @@ void bind_scaler(TensorDict& t, Model& m, size_t channels) {
 void bind_model(TensorDict& t, const ofa_config& cfg, ofa_model& m, std::vector<ofa_layer_weights>& layers) {
   const size_t d = cfg.d_model, f = cfg.d_ff, P = cfg.patch_len, H = cfg.horizon;
   const size_t N = ofa_n_patches(&cfg), r = cfg.head_rank;
+  const size_t head_out = ofa_head_outputs(&cfg), head_depth = ofa_head_depth(&cfg);
   m.config = cfg;
   m.in_w = t.f32("in_layer.weight", {d, P});
   m.in_b = t.f32("in_layer.bias", {d});
@@ -246,12 +258,12 @@ void bind_model(TensorDict& t, const ofa_config& cfg, ofa_model& m, std::vector<
   }
   m.layers = layers.data();
   if (r == 0) {
-    m.head_w = t.f32("head.weight", {H, N * d});
+    m.head_w = t.f32("head.weight", {head_out, head_depth});
   } else {
     m.head_a = t.f32("head.a", {r, N * d});
     m.head_b_lr = t.f32("head.b", {H, r});
   }
-  m.head_bias = t.f32("head.bias", {H});
+  m.head_bias = t.f32("head.bias", {head_out});
   if (cfg.linear_path) {
     m.linear_w = t.f32("linear.weight", {H, (size_t)cfg.seq_len});
     m.linear_b = t.f32("linear.bias", {H});
@@ -290,6 +302,7 @@ ofa_layer_norm_int8 bind_layer_norm(TensorDict& t, const std::string& p, size_t 
 void bind_model(TensorDict& t, const ofa_config& cfg, ofa_model_int8& m, std::vector<ofa_layer_int8>& layers) {
   const size_t d = cfg.d_model, f = cfg.d_ff, P = cfg.patch_len, H = cfg.horizon;
   const size_t N = ofa_n_patches(&cfg), r = cfg.head_rank;
+  const size_t head_out = ofa_head_outputs(&cfg), head_depth = ofa_head_depth(&cfg);
   m.config = cfg;
   m.patch_inv_scale = t.typed<float>("patch.inv_scale", {1}, "float32");
   m.in_layer = bind_linear(t, "in_layer", d, P, d);
@@ -312,12 +325,12 @@ void bind_model(TensorDict& t, const ofa_config& cfg, ofa_model_int8& m, std::ve
   }
   m.layers = layers.data();
   if (r == 0) {
-    m.head = bind_linear(t, "head", H, N * d, 0);
+    m.head = bind_linear(t, "head", head_out, head_depth, 0);
   } else {
     m.head_a = bind_linear(t, "head.a", r, N * d, r);
     m.head_b = bind_linear(t, "head.b", H, r, 0);
   }
-  m.head_out_scale = t.typed<float>("head.out_scale", {H}, "float32");
+  m.head_out_scale = t.typed<float>("head.out_scale", {head_out}, "float32");
   if (cfg.linear_path) {
     m.linear.w = t.typed<int8_t>("linear.weight", {H, (size_t)cfg.seq_len}, "int8");
     m.linear_out_scale = t.typed<float>("linear.out_scale", {H}, "float32");
@@ -346,21 +359,26 @@ class Engine {
     if (ps != OFA_OK) value_error(std::string("cannot plan the arena: ") + ofa_status_name(ps));
   }
 
+  // A forecaster: x (B, seq_len, C) -> (B, horizon, C). A classifier: x (B, C, seq_len) -> logits (B, K).
   OutArray run(const AnyArray& x) {
-    const int64_t L = cfg_.seq_len, C = cfg_.n_channels, H = cfg_.horizon;
-    if (x.ndim() != 3) value_error("x: expected 3 dims (batch, seq_len, n_channels), got " + std::to_string(x.ndim()));
+    const size_t L = cfg_.seq_len, C = cfg_.n_channels;
+    const bool classify = cfg_.task == OFA_TASK_CLASSIFY;
+    const char* dims = classify ? "(batch, n_channels, seq_len)" : "(batch, seq_len, n_channels)";
+    if (x.ndim() != 3) value_error(std::string("x: expected 3 dims ") + dims + ", got " + std::to_string(x.ndim()));
     const size_t batch = x.shape(0);
-    if (batch == 0 || batch > (size_t)INT32_MAX / (size_t)C) value_error("x: batch must be >= 1");
-    const float* xp = check_array("x", x, {batch, (size_t)L, (size_t)C});
-    float* yp = new float[batch * H * C];
+    if (batch == 0 || batch > (size_t)INT32_MAX / C) value_error("x: batch must be >= 1");
+    const float* xp = check_array("x", x, classify ? std::vector<size_t>{batch, C, L} : std::vector<size_t>{batch, L, C});
+    const std::vector<size_t> out_shape = classify ? std::vector<size_t>{batch, (size_t)cfg_.n_classes}
+                                                   : std::vector<size_t>{batch, (size_t)cfg_.horizon, C};
+    float* yp = new float[classify ? batch * cfg_.n_classes : batch * cfg_.horizon * C];
     nb::capsule owner(yp, [](void* p) noexcept { delete[] static_cast<float*>(p); });
     ofa_status st;
     {
       nb::gil_scoped_release release;
-      st = runner_.forward(&model_, xp, (int32_t)batch, yp);
+      st = classify ? runner_.classify(&model_, xp, (int32_t)batch, yp) : runner_.forward(&model_, xp, (int32_t)batch, yp);
     }
-    if (st != OFA_OK) value_error(std::string("forward failed: ") + ofa_status_name(st));
-    return OutArray(yp, {batch, (size_t)H, (size_t)C}, owner);
+    if (st != OFA_OK) value_error(std::string(classify ? "classify" : "forward") + " failed: " + ofa_status_name(st));
+    return OutArray(yp, out_shape.size(), out_shape.data(), owner);
   }
 
   nb::dict gemm_stats() {
@@ -377,6 +395,7 @@ class Engine {
 
   // Anomaly scores of a one-channel stream, this model forecasting (ofa_anomaly.h's ofa_stream).
   ofa_py::Scores stream_scores(const AnyArray& values, nb::dict config) {
+    if (cfg_.task == OFA_TASK_CLASSIFY) value_error("stream_scores: a classifier does not forecast");
     if (cfg_.n_channels != 1)
       value_error("stream_scores: the model must have one channel, it has " + std::to_string(cfg_.n_channels));
     const ofa_stream_config c = ofa_py::stream_config(config, cfg_.seq_len, cfg_.horizon);
@@ -502,7 +521,9 @@ void bind_engine(nb::module_& m, const char* name, const char* doc) {
   nb::class_<E>(m, name)
       .def(nb::init<nb::dict, nb::dict, int, int, nb::object>(), nb::arg("config"), nb::arg("tensors"),
            nb::arg("tile_series") = 16, nb::arg("threads") = 1, nb::arg("isa") = nb::none(), doc)
-      .def("run", &E::run, nb::arg("x"), "x: float32 (B, seq_len, n_channels) -> float32 (B, horizon, n_channels)")
+      .def("run", &E::run, nb::arg("x"),
+           "a forecaster: x float32 (B, seq_len, n_channels) -> float32 (B, horizon, n_channels); a classifier: "
+           "x float32 (B, n_channels, seq_len) -> logits float32 (B, n_classes)")
       .def("stream_scores", &E::stream_scores, nb::arg("values"), nb::arg("config"),
            "float32 (n,) samples of a one-channel stream -> float64 (n,) anomaly scores, this model forecasting "
            "(config: stride, train_rows, scorer; python/ofa/anomaly/device.py)")

@@ -181,17 +181,25 @@ def cmd_train_classifier(args) -> int:
 def cmd_eval(args) -> int:
     from .evaluation import evaluate
 
+    r = None
     if args.checkpoint and os.path.isfile(os.path.join(args.checkpoint, "ofa.json")):
         from .training import classifier
 
         if classifier.is_checkpoint(args.checkpoint):
             r = classifier.evaluate(args.checkpoint, args.data, json_path=args.json, backbone=args.backbone,
                                     device=args.device)
-            longer = (f"; {r['longer_than_window']} cases longer than the {r['window']}-step window were "
-                      + ("resampled onto it" if r["lengths"] == "resample" else "cut to it")) \
-                if r["longer_than_window"] else ""
-            print(f"{r['dataset']}: test accuracy {r['accuracy']:.4f} ({r['correct']} of {r['cases']} cases){longer}")
-            return 0
+    elif args.model and not args.checkpoint and is_classifier_file(args.model):
+        from .runtime.classifying import evaluate as evaluate_classifier
+
+        r = evaluate_classifier(args.model, args.data, json_path=args.json)
+    if r is not None:
+        longer = (f"; {r['longer_than_window']} cases longer than the {r['window']}-step window were "
+                  + ("resampled onto it" if r["lengths"] == "resample" else "cut to it")) \
+            if r["longer_than_window"] else ""
+        by = "PyTorch" if r["engine"] == "torch" else f"the {r['engine'][4:]} engine"
+        print(f"{r['dataset']}: test accuracy {r['accuracy']:.4f} ({r['correct']} of {r['cases']} cases, "
+              f"{by}){longer}")
+        return 0
     if args.data.endswith(".ts"):
         raise OfaError(f"{args.data} is a .ts classification file: score it with a classifier checkpoint "
                        f"(ofa train --task classify)")
@@ -216,6 +224,16 @@ def cmd_eval(args) -> int:
     print(f"{result['dataset']} horizon {result['horizon']}: test mse {result['mse']:.4f}  mae {result['mae']:.4f}  "
           f"({result['test_windows']} windows x {result['channels']} channels)")
     return 0
+
+
+def is_classifier_file(path: str) -> bool:
+    """Whether `path` is a model file whose config says task "classify" (read and checked like any load)."""
+    from .modelfile import metadata_json, read_model_file
+
+    if not os.path.isfile(path):
+        return False
+    _, metadata = read_model_file(path, schemes=("fp32", "int8"))
+    return metadata_json(metadata, "config", path, dict).get("task") == "classify"
 
 
 def cmd_forecast(args) -> int:
@@ -354,7 +372,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="checkpoint directory from `ofa train`")
     p.add_argument("--model", help="exported model file from `ofa export`")
     p.add_argument("--data", required=True, help="CSV with the model's channels (matched by name); for a "
-                   "classifier checkpoint (ofa train --task classify) a .ts file, scored on accuracy")
+                   "classifier (its checkpoint, or its exported model file) a .ts file, scored on accuracy")
     p.add_argument("--target", help="score this one column (default: the model's target, if it has one)")
     p.add_argument("--json", help="write the scores here")
     p.add_argument("--plot", help="write a PNG of forecasts vs truth here")

@@ -57,7 +57,7 @@ struct Int8TestModel {
   }
 
   explicit Int8TestModel(const ofa_config& c, uint32_t seed = 1) : rng(seed) {
-    const int32_t d = c.d_model, f = c.d_ff, n = ofa_n_patches(&c), H = c.horizon;
+    const int32_t d = c.d_model, f = c.d_ff, n = ofa_n_patches(&c), H = c.horizon;  // H: 0 for a classifier
     i8.reserve(64);
     i32.reserve(256);
     i64.reserve(64);
@@ -84,12 +84,12 @@ struct Int8TestModel {
     }
     model.layers = layers.data();
     if (c.head_rank == 0) {
-      model.head = linear(H, n * d, ofa_requant{});
+      model.head = linear(ofa_head_outputs(&c), (int32_t)ofa_head_depth(&c), ofa_requant{});  // classify: (K, C*N*d)
     } else {
       model.head_a = linear(c.head_rank, n * d, table(c.head_rank, -16, -14, -5, 5));
       model.head_b = linear(H, c.head_rank, ofa_requant{});
     }
-    model.head_out_scale = floats(H, 1e-4f);
+    model.head_out_scale = floats(ofa_head_outputs(&c), 1e-4f);
     model.scaler_mean = floats(c.n_channels, 0.5f);
     model.scaler_std = floats(c.n_channels, 2.f);
   }

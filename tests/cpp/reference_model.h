@@ -51,13 +51,14 @@ struct TestModel {
     }
     model.layers = layers.data();
     const float wh = 1.f / std::sqrt((float)(N * d));
+    const size_t head_out = ofa_head_outputs(&c), head_depth = ofa_head_depth(&c);
     if (r == 0) {
-      model.head_w = make(H * N * d, -wh, wh);
+      model.head_w = make(head_out * head_depth, -wh, wh);  // a classifier's (K, C*N*d)
     } else {
       model.head_a = make(r * N * d, -wh, wh);
       model.head_b_lr = make(H * r, -0.5f, 0.5f);
     }
-    model.head_bias = make(H, -0.1f, 0.1f);
+    model.head_bias = make(head_out, -0.1f, 0.1f);
     model.scaler_mean = make(c.n_channels, -2.f, 2.f);
     model.scaler_std = make(c.n_channels, 0.5f, 3.f);
     if (c.linear_path) {
@@ -134,43 +135,83 @@ inline void add(Mat& a, const Mat& b) {
   for (size_t i = 0; i < a.size(); ++i) a[i] += b[i];
 }
 
+// One series (every step t at series[t * stride]) scaled, and with `instance`
+// normalised by its own mean / std (returned in *mu / *sd), replication padded by S.
+inline std::vector<double> normalise(const ofa_model& m, const float* series, int stride, int ch, bool instance,
+                                     double* mu_out, double* sd_out) {
+  const ofa_config& c = m.config;
+  const int L = c.seq_len, S = c.stride;
+  std::vector<double> z(L + S);
+  double mu = 0, var = 0;
+  for (int t = 0; t < L; ++t) mu += (z[t] = (series[(size_t)t * stride] - (double)m.scaler_mean[ch]) / m.scaler_std[ch]);
+  mu /= L;
+  for (int t = 0; t < L; ++t) var += (z[t] - mu) * (z[t] - mu);
+  var /= L;
+  const double sd = std::sqrt(var + c.revin_eps);
+  if (instance)
+    for (int t = 0; t < L; ++t) z[t] = (z[t] - mu) / sd;
+  for (int t = L; t < L + S; ++t) z[t] = z[L - 1];
+  if (mu_out) *mu_out = mu;
+  if (sd_out) *sd_out = sd;
+  return z;
+}
+
+// The normalised, padded series -> its final states (N, d).
+inline Mat encode(const ofa_model& m, const std::vector<double>& z) {
+  const ofa_config& c = m.config;
+  const int P = c.patch_len, S = c.stride, N = ofa_n_patches(&c), d = c.d_model;
+  Mat p((size_t)N * P);
+  for (int n = 0; n < N; ++n)
+    for (int i = 0; i < P; ++i) p[(size_t)n * P + i] = z[n * S + i];
+  Mat h = linear(p, N, P, m.in_w, m.in_b, d);
+  for (size_t i = 0; i < h.size(); ++i) h[i] += m.pos[i];
+  if (c.layout == OFA_LAYOUT_BERT) h = layer_norm(h, N, d, m.emb_ln_w, m.emb_ln_b, c.ln_eps);
+  for (int li = 0; li < c.n_layers; ++li) {
+    const ofa_layer_weights& l = m.layers[li];
+    if (c.layout == OFA_LAYOUT_BERT) {
+      add(h, attention(c, l, h, N));
+      h = layer_norm(h, N, d, l.ln1_w, l.ln1_b, c.ln_eps);
+      add(h, ff(c, l, h, N));
+      h = layer_norm(h, N, d, l.ln2_w, l.ln2_b, c.ln_eps);
+    } else {
+      add(h, attention(c, l, layer_norm(h, N, d, l.ln1_w, l.ln1_b, c.ln_eps), N));
+      add(h, ff(c, l, layer_norm(h, N, d, l.ln2_w, l.ln2_b, c.ln_eps), N));
+    }
+  }
+  if (c.layout == OFA_LAYOUT_GPT2) h = layer_norm(h, N, d, m.final_ln_w, m.final_ln_b, c.ln_eps);
+  return h;
+}
+
+// A classifier, written as the spec says and nothing more: x (B, C, L) -> logits (B, K), logit k =
+// bias[k] + sum over channel c, patch n, width j of W[k, c*N*d + n*d + j] * h_c[n, j].
+inline std::vector<double> classify(const ofa_model& m, const float* x, int batch) {
+  const ofa_config& c = m.config;
+  const int L = c.seq_len, C = c.n_channels, K = c.n_classes, F = ofa_n_patches(&c) * c.d_model;
+  std::vector<double> logits((size_t)batch * K);
+  for (int b = 0; b < batch; ++b) {
+    for (int k = 0; k < K; ++k) logits[(size_t)b * K + k] = m.head_bias[k];
+    for (int ch = 0; ch < C; ++ch) {
+      const float* series = x + ((size_t)b * C + ch) * L;
+      const Mat h = encode(m, normalise(m, series, 1, ch, c.norm == OFA_NORM_INSTANCE, nullptr, nullptr));
+      for (int k = 0; k < K; ++k)
+        for (int i = 0; i < F; ++i)
+          logits[(size_t)b * K + k] += (double)m.head_w[(size_t)k * C * F + (size_t)ch * F + i] * h[i];
+    }
+  }
+  return logits;
+}
+
 // x: (B, L, C) -> (B, H, C)
 inline std::vector<double> forward(const ofa_model& m, const float* x, int batch) {
   const ofa_config& c = m.config;
-  const int L = c.seq_len, C = c.n_channels, P = c.patch_len, S = c.stride;
+  const int L = c.seq_len, C = c.n_channels;
   const int N = ofa_n_patches(&c), d = c.d_model, H = c.horizon;
   std::vector<double> y((size_t)batch * H * C);
   for (int b = 0; b < batch; ++b)
     for (int ch = 0; ch < C; ++ch) {
-      std::vector<double> z(L + S);
-      double mu = 0, var = 0;
-      for (int t = 0; t < L; ++t)
-        mu += (z[t] = (x[((size_t)b * L + t) * C + ch] - (double)m.scaler_mean[ch]) / m.scaler_std[ch]);
-      mu /= L;
-      for (int t = 0; t < L; ++t) var += (z[t] - mu) * (z[t] - mu);
-      var /= L;
-      const double sd = std::sqrt(var + c.revin_eps);
-      for (int t = 0; t < L; ++t) z[t] = (z[t] - mu) / sd;
-      for (int t = L; t < L + S; ++t) z[t] = z[L - 1];
-      Mat p((size_t)N * P);
-      for (int n = 0; n < N; ++n)
-        for (int i = 0; i < P; ++i) p[(size_t)n * P + i] = z[n * S + i];
-      Mat h = linear(p, N, P, m.in_w, m.in_b, d);
-      for (size_t i = 0; i < h.size(); ++i) h[i] += m.pos[i];
-      if (c.layout == OFA_LAYOUT_BERT) h = layer_norm(h, N, d, m.emb_ln_w, m.emb_ln_b, c.ln_eps);
-      for (int li = 0; li < c.n_layers; ++li) {
-        const ofa_layer_weights& l = m.layers[li];
-        if (c.layout == OFA_LAYOUT_BERT) {
-          add(h, attention(c, l, h, N));
-          h = layer_norm(h, N, d, l.ln1_w, l.ln1_b, c.ln_eps);
-          add(h, ff(c, l, h, N));
-          h = layer_norm(h, N, d, l.ln2_w, l.ln2_b, c.ln_eps);
-        } else {
-          add(h, attention(c, l, layer_norm(h, N, d, l.ln1_w, l.ln1_b, c.ln_eps), N));
-          add(h, ff(c, l, layer_norm(h, N, d, l.ln2_w, l.ln2_b, c.ln_eps), N));
-        }
-      }
-      if (c.layout == OFA_LAYOUT_GPT2) h = layer_norm(h, N, d, m.final_ln_w, m.final_ln_b, c.ln_eps);
+      double mu = 0, sd = 1;
+      const std::vector<double> z = normalise(m, x + (size_t)b * L * C + ch, C, ch, true, &mu, &sd);
+      const Mat h = encode(m, z);
       Mat out;
       if (c.head_rank == 0) {
         out = linear(h, 1, N * d, m.head_w, m.head_bias, H);

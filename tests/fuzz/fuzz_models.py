@@ -4,15 +4,17 @@
     bash tests/fuzz/run_asan.sh --cases 300                          # the same against an ASan/UBSan engine
     python tests/fuzz/fuzz_models.py --cases 10000 --asan build/fuzz-asan --json bench/results/fuzz.json
 
-Seed files are exported from two tiny trained models (GPT-2 layout with the linear path and a factored
-head; BERT layout with a random dense head), in both schemes. Each case mutates one seed:
+Seed files are exported from two tiny trained forecasters (GPT-2 layout with the linear path and a factored
+head; BERT layout with a random dense head) and a tiny classifier (BERT layout, its head over every
+channel), in both schemes. Each case mutates one seed:
 
     truncate, header-length lie, bit flips in the header or the data (the checksum catches these),
     duplicate tensor name, shape / dtype / offset lies in the header, and, most important, files whose
     checksum is valid again after the change: metadata numbers (every config field, the format
     version), tensor values (NaN, inf, float and integer extremes), a tensor dropped, added or resized.
 
-A case passes when loading and running one window either forecasts finite numbers or raises OfaError /
+A case passes when loading and running one window either forecasts (a classifier: gives logits) finite numbers
+of the right shape or raises OfaError /
 ValueError. Anything else fails: another exception type, a non-finite forecast, a crash (the worker
 process dies; the harness records the case and restarts after it), or a sanitizer report on stderr.
 Cases are numbered and seeded, so `--first N --cases 1` replays case N.
@@ -46,7 +48,7 @@ FLOAT_EXTREMES = (np.nan, np.inf, -np.inf, 3.4e38, -3.4e38, 1e30, -1e30, 1e-45, 
 
 def make_seeds(workdir: str) -> list[str]:
     """Export the seed model files into workdir (once); returns their paths."""
-    names = ["gpt2-fp32.ofa", "gpt2-int8.ofa", "bert-fp32.ofa", "bert-int8.ofa"]
+    names = ["gpt2-fp32.ofa", "gpt2-int8.ofa", "bert-fp32.ofa", "bert-int8.ofa", "cls-fp32.ofa", "cls-int8.ofa"]
     paths = [os.path.join(workdir, n) for n in names]
     if all(os.path.exists(p) for p in paths):
         return paths
@@ -83,7 +85,28 @@ def make_seeds(workdir: str) -> list[str]:
         fp32 = os.path.join(workdir, f"{tag}-fp32.ofa")
         export(run, fp32, backbone=backbone)
         quantize_model_file(fp32, os.path.join(workdir, f"{tag}-int8.ofa"), data, 16)
+    make_classifier_seeds(workdir, bert)
     return paths
+
+
+def make_classifier_seeds(workdir: str, backbone: str) -> None:
+    """cls-fp32.ofa and cls-int8.ofa: a classifier of two classes of 3-channel cases, trained one epoch."""
+    from ofa.export.merge import export
+    from ofa.training import classifier
+
+    rng = np.random.default_rng(1)
+    data = os.path.join(workdir, "seed_TRAIN.ts")
+    with open(data, "w") as f:
+        f.write("@problemName Seed\n@dimensions 3\n@classLabel true a b\n@data\n")
+        for i in range(16):
+            n = int(rng.integers(12, 21))
+            dims = [np.sin(np.arange(n) / (2.0 + i % 2) + c) + (i % 2) + 0.1 * rng.standard_normal(n) for c in range(3)]
+            f.write(":".join(",".join(f"{v:.4f}" for v in d) for d in dims) + f":{'ab'[i % 2]}\n")
+    run = os.path.join(workdir, "run-cls")
+    classifier.train(data, run, classifier.ClassifierConfig(backbone=backbone, layers=2),
+                     classifier.ClassifyTrainConfig(epochs=1, val_fraction=0.25), log=lambda s: None)
+    export(run, os.path.join(workdir, "cls-fp32.ofa"), backbone=backbone)
+    export(run, os.path.join(workdir, "cls-int8.ofa"), int8=True, data=data, calibration_windows=16, backbone=backbone)
 
 
 # ---- mutations -------------------------------------------------------------------------------
@@ -259,11 +282,14 @@ def run_case(seed_paths: list[str], seed: int, case: int, tmpdir: str) -> dict:
     result = {"case": case, "seed_file": os.path.basename(path), "kind": kind}
     try:
         model = load(target, threads=int(rng.integers(1, 3)))
-        x = (rng.standard_normal((int(rng.integers(1, 3)), model.config["seq_len"], model.config["n_channels"]))
+        classify = model.task == "classify"
+        batch, length, channels = int(rng.integers(1, 3)), model.config["seq_len"], model.config["n_channels"]
+        x = (rng.standard_normal((batch, channels, length) if classify else (batch, length, channels))
              * float(rng.choice([1.0, 1.0, 100.0, 1e6]))).astype(np.float32)
         y = model.run(x)
-        ok = y.shape == (x.shape[0], model.config["horizon"], model.config["n_channels"]) and np.isfinite(y).all()
-        result["outcome"] = "forecast" if ok else "nonfinite-or-bad-shape"
+        shape = (batch, model.config["n_classes"]) if classify else (batch, model.config["horizon"], channels)
+        ok = y.shape == shape and np.isfinite(y).all()
+        result["outcome"] = ("classify" if classify else "forecast") if ok else "nonfinite-or-bad-shape"
     except OfaError as exc:
         result["outcome"], result["message"] = "OfaError", str(exc).split(": ", 1)[-1][:120]
     except ValueError as exc:
@@ -344,7 +370,7 @@ def drive(args) -> dict:
     for r in results:
         by_kind[r["kind"].split("-unapplied")[0]][r["outcome"]] += 1
     messages = collections.Counter(r.get("message", "")[:60] for r in results if r["outcome"] == "OfaError")
-    bad = [r for r in results if r["outcome"] not in ("forecast", "OfaError", "ValueError")]
+    bad = [r for r in results if r["outcome"] not in ("forecast", "classify", "OfaError", "ValueError")]
     summary = {
         "cases": args.cases, "first": args.first, "seed": args.seed, "scheme": args.scheme,
         "sanitized": bool(args.asan), "seconds": round(seconds, 1), "completed": len(results),

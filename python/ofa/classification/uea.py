@@ -231,3 +231,17 @@ def pad(values: np.ndarray, lengths: np.ndarray, length: int) -> np.ndarray:
         out[i, :, :n] = values[i, :, :n]
         out[i, :, n:] = values[i, :, n - 1:n]
     return out
+
+
+LENGTHS = ("resample", "pad")  # how a case becomes a fixed window: resample / pad above
+
+
+def windows(data: UEAData, channels: int, seq_len: int, lengths: str) -> np.ndarray:
+    """Every case of `data` as the (C, seq_len) window a classifier reads, float32 (cases, C, seq_len): the one
+    rule for PyTorch (ofa.training.classifier) and the engine (ofa.runtime.classifying) alike."""
+    if data.dims != channels:
+        raise OfaError(f"{data.path}: cases have {data.dims} dimensions, the classifier was trained on {channels}")
+    if lengths not in LENGTHS:
+        raise OfaError(f"lengths must be one of {LENGTHS}, got {lengths!r}")
+    unify = resample if lengths == "resample" else pad
+    return unify(data.values, data.lengths, seq_len)

@@ -1,4 +1,5 @@
-"""Export a checkpoint as one model file for the C++ engine: low-rank updates merged, layouts unified.
+"""Export a checkpoint (forecaster or classifier) as one model file for the C++ engine: low-rank updates
+merged, layouts unified.
 
 The file is safetensors: float32 tensors named as the engine expects (see csrc/ofa/ofa.h) plus string
 metadata (format version, block layout, lengths, scaler, checksum). Merging uses PEFT's own
@@ -14,12 +15,13 @@ from __future__ import annotations
 import copy
 import json
 import os
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
 from ..training import checkpoint
-from ..training.backbone import BERT
+from ..training.backbone import BERT, GPT2
 from ..errors import OfaError
 from ..fileio import atomic_write_bytes
 from ..training.model import REVIN_EPS, base_of
@@ -56,6 +58,43 @@ def block_tensors(layout: str, block, prefix: str) -> dict[str, torch.Tensor]:
     }
 
 
+def encoder_tensors(merged, layout: str, n: int) -> tuple[dict[str, torch.Tensor], dict]:
+    """The merged model's input layer, first n positions, blocks and embedding / final LN in the engine's names,
+    and their config fields; the same for a forecaster and a classifier (both have .backbone and .in_layer)."""
+    bb = merged.backbone
+    bcfg = bb.config
+    act = getattr(bcfg, "hidden_act", None) or getattr(bcfg, "activation_function", None)
+    if act not in GELU_KINDS:
+        raise OfaError(f"backbone activation {act!r} is not supported by the engine (gelu, gelu_new)")
+    tensors: dict[str, torch.Tensor] = {}
+    if layout == BERT:
+        emb = bb.embeddings
+        tensors["pos"] = emb.position_embeddings.weight[:n]
+        tensors["in_layer.weight"] = merged.in_layer.weight
+        tensors["in_layer.bias"] = merged.in_layer.bias + emb.token_type_embeddings.weight[0]
+        tensors["emb_ln.weight"], tensors["emb_ln.bias"] = emb.LayerNorm.weight, emb.LayerNorm.bias
+        blocks, ln_eps, n_heads = bb.encoder.layer, bcfg.layer_norm_eps, bcfg.num_attention_heads
+        d_ff = bcfg.intermediate_size
+    else:
+        tensors["pos"] = bb.wpe.weight[:n]
+        tensors["in_layer.weight"], tensors["in_layer.bias"] = merged.in_layer.weight, merged.in_layer.bias
+        tensors["final_ln.weight"], tensors["final_ln.bias"] = bb.ln_f.weight, bb.ln_f.bias
+        blocks, ln_eps, n_heads = bb.h, bcfg.layer_norm_epsilon, bcfg.n_head
+        d_ff = bcfg.n_inner or 4 * bcfg.hidden_size
+    for i, block in enumerate(blocks):
+        tensors.update(block_tensors(layout, block, f"blocks.{i}"))
+    return tensors, {"layout": layout, "n_heads": n_heads, "d_ff": d_ff, "n_layers": len(blocks),
+                     "gelu": GELU_KINDS[act], "ln_eps": float(ln_eps)}
+
+
+def finite_arrays(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    arrays = {k: as_np(v) for k, v in tensors.items()}
+    for name, arr in arrays.items():
+        if not np.isfinite(arr).all():
+            raise OfaError(f"checkpoint has non-finite values in {name}; refusing to export")
+    return arrays
+
+
 def model_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """(tensors, metadata) of the exported model, from a loaded PEFT model and its checkpoint meta."""
     peft_model = model
@@ -74,42 +113,21 @@ def model_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[str, st
         tensors["head.b"] = head.lora_B["default"].weight * head.scaling["default"]
         tensors["head.bias"] = head.base_layer.bias
     merged = copy.deepcopy(peft_model).merge_and_unload()
-    bb = merged.backbone
-    bcfg = bb.config
-    act = getattr(bcfg, "hidden_act", None) or getattr(bcfg, "activation_function", None)
-    if act not in GELU_KINDS:
-        raise OfaError(f"backbone activation {act!r} is not supported by the engine (gelu, gelu_new)")
-    if base.layout == BERT:
-        emb = bb.embeddings
-        tensors["pos"] = emb.position_embeddings.weight[:n]
-        tensors["in_layer.weight"] = merged.in_layer.weight
-        tensors["in_layer.bias"] = merged.in_layer.bias + emb.token_type_embeddings.weight[0]
-        tensors["emb_ln.weight"], tensors["emb_ln.bias"] = emb.LayerNorm.weight, emb.LayerNorm.bias
-        blocks, ln_eps, n_heads = bb.encoder.layer, bcfg.layer_norm_eps, bcfg.num_attention_heads
-        d_ff = bcfg.intermediate_size
-    else:
-        tensors["pos"] = bb.wpe.weight[:n]
-        tensors["in_layer.weight"], tensors["in_layer.bias"] = merged.in_layer.weight, merged.in_layer.bias
-        tensors["final_ln.weight"], tensors["final_ln.bias"] = bb.ln_f.weight, bb.ln_f.bias
-        blocks, ln_eps, n_heads = bb.h, bcfg.layer_norm_epsilon, bcfg.n_head
-        d_ff = bcfg.n_inner or 4 * d
-    for i, block in enumerate(blocks):
-        tensors.update(block_tensors(base.layout, block, f"blocks.{i}"))
+    encoder, enc = encoder_tensors(merged, base.layout, n)
+    tensors.update(encoder)
     if not factored:
         tensors["head.weight"], tensors["head.bias"] = merged.out_layer.weight, merged.out_layer.bias
     if cfg.linear_path != "none":
         tensors["linear.weight"], tensors["linear.bias"] = merged.linear_path.weight, merged.linear_path.bias
     scaler = checkpoint.scaler_from(meta)
-    arrays = {k: as_np(v) for k, v in tensors.items()}
-    arrays["scaler.mean"], arrays["scaler.std"] = scaler.mean.astype(np.float32), scaler.std.astype(np.float32)
-    for name, arr in arrays.items():
-        if not np.isfinite(arr).all():
-            raise OfaError(f"checkpoint has non-finite values in {name}; refusing to export")
+    tensors["scaler.mean"], tensors["scaler.std"] = torch.from_numpy(scaler.mean), torch.from_numpy(scaler.std)
+    arrays = finite_arrays(tensors)
     config = {
-        "layout": base.layout, "d_model": d, "n_heads": n_heads, "d_ff": d_ff, "n_layers": len(blocks),
-        "seq_len": cfg.seq_len, "patch_len": cfg.patch, "stride": cfg.stride, "n_patches": n, "horizon": cfg.horizon,
-        "n_channels": len(scaler.mean), "head_rank": rank if factored else 0, "gelu": GELU_KINDS[act],
-        "ln_eps": float(ln_eps), "revin_eps": REVIN_EPS, "linear_path": int(cfg.linear_path != "none"),
+        "layout": enc["layout"], "d_model": d, "n_heads": enc["n_heads"], "d_ff": enc["d_ff"],
+        "n_layers": enc["n_layers"], "seq_len": cfg.seq_len, "patch_len": cfg.patch, "stride": cfg.stride,
+        "n_patches": n, "horizon": cfg.horizon, "n_channels": len(scaler.mean), "head_rank": rank if factored else 0,
+        "gelu": enc["gelu"], "ln_eps": enc["ln_eps"], "revin_eps": REVIN_EPS,
+        "linear_path": int(cfg.linear_path != "none"),
     }
     metadata = {
         "format": FORMAT, "format_version": str(FORMAT_VERSION), "dtype": "fp32",
@@ -118,6 +136,56 @@ def model_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[str, st
         "dataset": meta["data"].get("name", ""), "model": json.dumps(cfg.to_dict()),
         "training": json.dumps(training_record(meta)),
         "split": meta["data"].get("split", "auto"),
+    }
+    metadata["checksum"] = checksum(arrays, metadata)
+    return arrays, metadata
+
+
+def classifier_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(tensors, metadata) of an exported classifier (ofa.training.classifier) from its loaded PEFT model.
+
+    The head is one dense (K, C*N*d) layer over each window's states, feature c*N*d + n*d + j (channel c,
+    patch n, width j): pool "flatten" as trained; pool "mean" as the same map with W[k, c*d + j] / N repeated
+    over n. Norm "global" keeps the training scaler; "instance" gets the identity scaler, so the engine's
+    instance norm sees the raw case. Norm "instance+stats" (2C more head inputs) has no engine path: refused.
+    """
+    base = model.get_base_model()
+    cfg = base.cfg
+    if cfg.norm not in ("global", "instance"):
+        raise OfaError(f"a classifier with norm {cfg.norm!r} cannot be exported: the engine has no path for the "
+                       f"{2 * cfg.channels} instance statistics its head reads; train with --norm global or instance")
+    layout = meta.get("backbone_layout")
+    if layout not in (BERT, GPT2):
+        raise OfaError(f"checkpoint records backbone layout {layout!r}; expected {BERT!r} or {GPT2!r}")
+    n, d, C = cfg.n_patches, base.backbone.config.hidden_size, cfg.channels
+    merged = copy.deepcopy(model).merge_and_unload()
+    tensors, enc = encoder_tensors(merged, layout, n)
+    w, K = merged.head.weight.detach(), len(cfg.classes)
+    if cfg.pool == "mean":  # the mean over patches as a flatten weight
+        w = (w.reshape(K, C, 1, d) / n).expand(K, C, n, d).reshape(K, C * n * d)
+    tensors["head.weight"], tensors["head.bias"] = w, merged.head.bias
+    if cfg.norm == "global":
+        tensors["scaler.mean"] = torch.tensor(meta["scaler"]["mean"], dtype=torch.float32)
+        tensors["scaler.std"] = torch.tensor(meta["scaler"]["std"], dtype=torch.float32)
+    else:
+        tensors["scaler.mean"], tensors["scaler.std"] = torch.zeros(C), torch.ones(C)
+    arrays = finite_arrays(tensors)
+    config = {"layout": layout, "d_model": d, "n_heads": enc["n_heads"], "d_ff": enc["d_ff"],
+              "n_layers": enc["n_layers"], "seq_len": cfg.seq_len, "patch_len": cfg.patch, "stride": cfg.stride,
+              "n_patches": n, "task": "classify", "n_classes": K, "norm": cfg.norm, "n_channels": C, "head_rank": 0,
+              "gelu": enc["gelu"], "ln_eps": enc["ln_eps"], "revin_eps": REVIN_EPS, "linear_path": 0}
+    history = meta.get("history") or []
+    training = {"dataset": meta["data"].get("name", ""), "train_cases": meta["data"].get("train_cases"),
+                "best_val_accuracy": meta.get("best_val_accuracy"), "best_epoch": meta.get("best_epoch"),
+                "epochs_run": len(history), "train_seconds": meta.get("train_seconds"),
+                "lr": (meta.get("train") or {}).get("lr"),
+                "trainable_params": (meta.get("sizes") or {}).get("trainable_params"),
+                "refit": meta.get("refit")}
+    metadata = {
+        "format": FORMAT, "format_version": str(FORMAT_VERSION), "dtype": "fp32", "config": json.dumps(config),
+        "backbone": cfg.backbone, "channels": "null", "target": "null", "dataset": meta["data"].get("name", ""),
+        "model": json.dumps(asdict(cfg)), "training": json.dumps(training),
+        "classes": json.dumps(list(cfg.classes)), "lengths": cfg.lengths,
     }
     metadata["checksum"] = checksum(arrays, metadata)
     return arrays, metadata
@@ -155,9 +223,25 @@ def calibration_windows(data: str, meta_model: dict, target, n_windows: int, sca
     return Scaler(scaler_mean, scaler_std).inverse(x[evenly_spaced(len(x), n_windows)])  # the model file's scaler
 
 
-def model_calibration_windows(arrays: dict, metadata: dict, data: str, n_windows: int) -> np.ndarray:
-    """A model file's calibration windows (W, L, C) from `data`, in data units, its channels checked."""
+def classifier_calibration_windows(metadata: dict, data: str, n_windows: int) -> np.ndarray:
+    """n_windows evenly spaced cases of a .ts file (the training file) as a classifier's windows (W, C, L)."""
+    from ..classification import uea
+    from ..data import evenly_spaced
+
+    if not isinstance(n_windows, int) or n_windows <= 0:
+        raise OfaError(f"--calibration-windows must be a positive integer, got {n_windows!r}")
     config = json.loads(metadata["config"])
+    cases = uea.read_ts(data)
+    x = uea.windows(cases, config["n_channels"], config["seq_len"], metadata["lengths"])
+    return x[evenly_spaced(len(x), n_windows)]
+
+
+def model_calibration_windows(arrays: dict, metadata: dict, data: str, n_windows: int) -> np.ndarray:
+    """A model file's calibration windows (W, L, C) from `data`, in data units, its channels checked; a
+    classifier's (W, C, L) from a .ts file."""
+    config = json.loads(metadata["config"])
+    if config.get("task") == "classify":
+        return classifier_calibration_windows(metadata, data, n_windows)
     target = json.loads(metadata.get("target", "null"))
     x = calibration_windows(data, config, target, n_windows, arrays["scaler.mean"], arrays["scaler.std"],
                             metadata.get("split", "auto"))
@@ -203,19 +287,27 @@ def export(checkpoint_dir: str, out: str, int8: bool = False, data: str | None =
     """Write `out` atomically from a checkpoint; returns {"bytes", "head", "tensors", "scheme"}.
 
     int8: quantise after merging, calibrated on `calibration_windows` training windows of `data`
-    (required: a checkpoint never chooses which file is read).
+    (required: a checkpoint never chooses which file is read); a classifier's: cases of its training .ts file.
     backbone: the checkpoint's backbone, when ofa.json names one outside its directory (checkpoint.load).
     """
     if not out or out.endswith("/"):
         raise OfaError(f"--out must name a file, got {out!r}")
-    model, meta = checkpoint.load(checkpoint_dir, backbone=backbone)
-    arrays, metadata = model_arrays(model, meta)
+    from ..training import classifier
+
+    if classifier.is_checkpoint(checkpoint_dir):
+        model, meta = classifier.load(checkpoint_dir, backbone=backbone)
+        arrays, metadata = classifier_arrays(model, meta)
+    else:
+        model, meta = checkpoint.load(checkpoint_dir, backbone=backbone)
+        arrays, metadata = model_arrays(model, meta)
     if int8:
         if not data:  # never the path recorded in ofa.json: a checkpoint from elsewhere must not choose files
             raise OfaError("int8 export needs calibration data: pass --data (training windows of it calibrate the "
                            "activation ranges)")
         arrays, metadata = int8_arrays(arrays, metadata, data, calibration_windows)
     write_model_file(out, arrays, metadata)
-    head_rank = json.loads(metadata["config"])["head_rank"]
-    head = f"factored rank {head_rank}" if head_rank else "dense"
+    config = json.loads(metadata["config"])
+    head_rank = config["head_rank"]
+    head = f"linear, {config['n_classes']} classes" if config.get("task") == "classify" else \
+        f"factored rank {head_rank}" if head_rank else "dense"
     return {"bytes": os.path.getsize(out), "head": head, "tensors": len(arrays), "scheme": metadata["dtype"]}

@@ -20,10 +20,12 @@ import numpy as np
 from ..reference import int8_ops as q
 from ..errors import OfaError
 from ..reference.float_forward import FloatForward, gelu
+from ..reference.int8_reference import is_classifier
 
 RESIDUAL_LEVELS = 2 ** 14
 LN_K_SCALE = 2 ** q.LN_K_BITS
 MAX_BIAS = 2 ** 30
+MAX_GEMM_DEPTH = 2 ** 16  # OFA_GEMM_S8_MAX_K: with |bias| < 2^30 every int32 sum fits
 DEFAULT_CALIBRATION_WINDOWS = 256
 
 
@@ -43,13 +45,15 @@ class RangeStats:
         return max(abs(self.lo[name]), abs(self.hi[name]))
 
 
-def check_calibration_windows(x: np.ndarray, channels: list[str] | None = None) -> None:
-    """NaN / inf, or a channel that never varies, would give meaningless ranges: refuse them by name."""
+def check_calibration_windows(x: np.ndarray, channels: list[str] | None = None, classifier: bool = False) -> None:
+    """NaN / inf, or a channel that never varies, would give meaningless ranges: refuse them by name.
+    x: (W, seq_len, C), or a classifier's (W, C, seq_len)."""
     if x.ndim != 3 or len(x) == 0:
-        raise OfaError(f"calibration windows must be (W, seq_len, C) with W >= 1, got shape {x.shape}")
+        layout = "(W, C, seq_len)" if classifier else "(W, seq_len, C)"
+        raise OfaError(f"calibration windows must be {layout} with W >= 1, got shape {x.shape}")
     if not np.isfinite(x).all():
         raise OfaError("calibration windows contain NaN or inf")
-    flat = x.reshape(-1, x.shape[2])
+    flat = (x.transpose(0, 2, 1) if classifier else x).reshape(-1, x.shape[1 if classifier else 2])
     for c in np.flatnonzero(flat.max(0) == flat.min(0)):
         label = channels[c] if channels and c < len(channels) else f"#{c}"
         raise OfaError(f"channel {label} is constant over the calibration windows: its activation ranges "
@@ -159,7 +163,11 @@ class Builder:
         return self.layer_norm(f"{b}.ln2", g_ff)
 
     def head(self, s_x: float, zp_x: int) -> None:
-        f, H = self.f, self.c["horizon"]
+        f, H = self.f, self.c["n_classes"] if is_classifier(self.c) else self.c["horizon"]
+        depth = f["head.weight"].shape[1] if "head.weight" in f else 0
+        if depth > MAX_GEMM_DEPTH:  # a classifier's head reads every channel: C*N*d
+            raise OfaError(f"the head reads {depth:,} int8 values, more than the {MAX_GEMM_DEPTH:,} whose int32 sums "
+                           f"the int8 engine can hold; export it in fp32, or train with a longer --patch / --stride")
         if self.c.get("head_rank", 0) == 0:
             acc = self.linear("head", f["head.weight"], f["head.bias"], s_x, zp_x)
         else:
@@ -205,12 +213,12 @@ class Builder:
 
 
 def quantize_arrays(arrays: dict, metadata: dict, x: np.ndarray) -> tuple[dict, dict]:
-    """fp32 model-file arrays + metadata and calibration windows x (W, L, C) in data units ->
-    the int8 model file's arrays and metadata (checksum left to the caller)."""
+    """fp32 model-file arrays + metadata and calibration windows x (W, L, C) (a classifier's (W, C, L)) in data
+    units -> the int8 model file's arrays and metadata (checksum left to the caller)."""
     from ..modelfile import FORMAT_VERSION
 
     config = json.loads(metadata["config"])
-    check_calibration_windows(x, json.loads(metadata.get("channels", "null")))
+    check_calibration_windows(x, json.loads(metadata.get("channels", "null")), is_classifier(config))
     stats = calibrate(config, arrays, x.astype(np.float32))
     builder = Builder(config, arrays, stats)
     try:

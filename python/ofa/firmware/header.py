@@ -241,10 +241,13 @@ def emit(model_path: str, target_name: str, out_dir: str, data: str | None = Non
 
     target = target_profile(target_name, flash, ram)
     tensors, metadata = read_model_file(model_path, schemes=("fp32", "int8"))
+    config = metadata_json(metadata, "config", model_path, dict)
+    if config.get("task") == "classify":
+        raise OfaError(f"{model_path}: is a classifier; the firmware demo runs forecasters (a classifier runs in "
+                       f"the host engine: ofa.load)")
     if metadata["dtype"] != "int8":
         raise OfaError(f"{model_path}: is an {metadata['dtype']} model; {target.name} firmware runs int8 models "
                        f"only (export one with: ofa export --int8)")
-    config = metadata_json(metadata, "config", model_path, dict)
     fp = footprint(tensors, config)
     # The firmware uses the portable scalar kernels; the host's SIMD kernels give the same bits (tested).
     engine = _engine.EngineInt8(config, tensors, tile_series=TILE_SERIES, threads=1, isa="scalar")

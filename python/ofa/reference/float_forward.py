@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .int8_reference import normalised_patches, window_from_patches
+from .int8_reference import is_classifier, normalised_patches, window_from_patches
 
 
 def gelu(x: np.ndarray, kind: str) -> np.ndarray:
@@ -99,8 +99,21 @@ class FloatForward:
             h = self.ln(h, "final_ln", observe)
         return h, mu, sd, patches
 
+    def classify(self, x, observe=_nothing, chunk: int = 256) -> np.ndarray:
+        """A classifier's x (B, C, L) data units -> logits (B, K) float32: the head over each window's C*N*d
+        states, channel-major (ofa_classify)."""
+        out = []
+        per = max(1, chunk // x.shape[1])
+        for start in range(0, len(x), per):
+            xb = x[start:start + per]
+            h, _, _, _ = self.hidden(xb, observe)
+            out.append(self.lin(h.reshape(len(xb), -1), "head"))
+        return np.concatenate(out).astype(np.float32)
+
     def run(self, x, observe=_nothing, blocks: list | None = None, chunk: int = 256) -> np.ndarray:
-        """x (B, L, C) data units -> (B, H, C) float32."""
+        """x (B, L, C) data units -> (B, H, C) float32; a classifier's x (B, C, L) -> logits (B, K) (classify)."""
+        if is_classifier(self.c):
+            return self.classify(x, observe, chunk)
         b, _, c = x.shape
         H, t = self.c["horizon"], self.t
         out = []

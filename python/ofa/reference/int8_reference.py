@@ -18,15 +18,30 @@ def series_of(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 2, 1).reshape(b * c, l))
 
 
+def is_classifier(config: dict) -> bool:
+    return config.get("task", "forecast") == "classify"
+
+
 def normalised_patches(config: dict, tensors: dict, x: np.ndarray):
-    """float32 (S, N, P) patches, mean, std of ofa_series_to_patches, same operation order (float32)."""
+    """float32 (S, N, P) patches, mean, std of ofa_series_to_patches, same operation order (float32).
+    x: a forecaster's (B, L, C), or a classifier's (B, C, L), whose norm "global" is the scaler alone
+    (ofa_series_to_scaled_patches; mean and std are then None)."""
     f32 = np.float32
-    b, length, c = x.shape
-    s = series_of(x.astype(f32))
+    if is_classifier(config):
+        b, c, length = x.shape
+        s = np.ascontiguousarray(x.astype(f32).reshape(b * c, length))  # series g = b*C + c, as for a forecaster
+    else:
+        b, length, c = x.shape
+        s = series_of(x.astype(f32))
     mean_c = np.tile(tensors["scaler.mean"].astype(f32), b)
     inv_std = (f32(1) / tensors["scaler.std"].astype(f32))
     inv_std = np.tile(inv_std, b)
     z = (s - mean_c[:, None]) * inv_std[:, None]
+    P, S = config["patch_len"], config["stride"]
+    n = n_patches(length, P, S)
+    idx = np.minimum(np.arange(n)[:, None] * S + np.arange(P)[None, :], length - 1)
+    if config.get("norm", "instance") == "global":
+        return z[:, idx].astype(f32), None, None
     acc = np.zeros(len(s), f32)
     for t in range(length):   # sequential sum, as the C loop (numpy's own sum is pairwise)
         acc = acc + z[:, t]
@@ -38,9 +53,6 @@ def normalised_patches(config: dict, tensors: dict, x: np.ndarray):
     var = acc / f32(length)
     sd = np.sqrt(var + f32(config["revin_eps"]))
     inv_s = f32(1) / sd
-    P, S = config["patch_len"], config["stride"]
-    n = n_patches(length, P, S)
-    idx = np.minimum(np.arange(n)[:, None] * S + np.arange(P)[None, :], length - 1)
     patches = (z[:, idx] - mu[:, None, None]) * inv_s[:, None, None]
     return patches.astype(f32), mu, sd
 
@@ -119,8 +131,23 @@ class Int8Forward:
         """Real value of one unit of block i's int32 output (from the exporter's metadata)."""
         return self.c["int8"]["block_grids"][i]
 
+    def classify(self, x: np.ndarray, chunk: int = 64) -> np.ndarray:
+        """x (B, C, L) float32 data units -> logits (B, K) float32, as ofa_classify_int8: the head's int32 sums
+        over every channel's states, then one scale per class."""
+        out = []
+        per = max(1, chunk // x.shape[1])
+        for start in range(0, len(x), per):
+            xb = x[start:start + per]
+            x8, _, _, _ = self.hidden(xb)
+            acc = self.linear(x8.reshape(len(xb), -1), "head")
+            out.append(acc.astype(np.float32) * self.t["head.out_scale"].astype(np.float32))
+        return np.concatenate(out)
+
     def run(self, x: np.ndarray, blocks: list | None = None, chunk: int = 64) -> np.ndarray:
-        """x (B, L, C) float32 data units -> (B, H, C) float32, as ofa_forward_int8."""
+        """x (B, L, C) float32 data units -> (B, H, C) float32, as ofa_forward_int8; a classifier's x (B, C, L)
+        -> logits (B, K) (classify)."""
+        if is_classifier(self.c):
+            return self.classify(x, chunk)
         f32 = np.float32
         b, _, c = x.shape
         t, H = self.t, self.c["horizon"]

@@ -64,8 +64,17 @@ class Model:
         except ValueError as exc:
             raise OfaError(f"{path}: {exc}") from None
         self.scaler = Scaler(tensors["scaler.mean"], tensors["scaler.std"])  # for callers in scaled units
-        self.meta = {"model": {"seq_len": self.config["seq_len"], "horizon": self.config["horizon"]},
-                     "target": self.target}
+        self.task = self.config.get("task", "forecast")
+        if self.task == "classify":
+            self.classes = metadata_json(metadata, "classes", path, list)
+            self.lengths = metadata.get("lengths")  # how a case becomes a window (ofa.runtime.classifying.windows)
+            if len(self.classes) != self.config["n_classes"]:
+                raise OfaError(f"{path}: {len(self.classes)} class names for a head of {self.config['n_classes']} "
+                               f"classes")
+            self.meta = {"model": {"seq_len": self.config["seq_len"], "classes": self.classes}}
+        else:
+            self.meta = {"model": {"seq_len": self.config["seq_len"], "horizon": self.config["horizon"]},
+                         "target": self.target}
 
     @property
     def seq_len(self) -> int:
@@ -73,6 +82,8 @@ class Model:
 
     @property
     def horizon(self) -> int:
+        if self.task == "classify":
+            raise OfaError(f"{self.path} is a classifier: it has classes ({len(self.classes)}), not a horizon")
         return self.config["horizon"]
 
     @property
@@ -80,7 +91,8 @@ class Model:
         return self.config["n_channels"]
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """(B, seq_len, C) float32 -> (B, horizon, C) float32, data units. A window whose arithmetic
+        """A forecaster: (B, seq_len, C) float32 -> (B, horizon, C) float32, data units. A classifier:
+        (B, C, seq_len) float32, data units -> logits (B, K) float32. A window whose arithmetic
         overflows float32 (a finite input so large that its variance does not fit, or weights that
         overflow on it) is refused by name, never returned as NaN/inf; fp32 and int8 refuse alike."""
         y = self.engine.run(x)
@@ -88,15 +100,17 @@ class Model:
         if bad.any():
             window = int(np.argwhere(bad)[0][0])
             peak = float(np.abs(x[window]).max())
+            what = "logits" if self.task == "classify" else "forecasts"
             raise OfaError(f"window {window} overflows float32 in the engine (its largest |value| is {peak:.3g}); "
-                           f"forecasts would be NaN/inf: rescale the input (the model expects data like its "
+                           f"{what} would be NaN/inf: rescale the input (the model expects data like its "
                            f"training data)")
         return y
 
     def __repr__(self) -> str:
         c = self.config
+        head = f"{c['n_classes']} classes" if self.task == "classify" else f"horizon {c['horizon']}"
         return (f"ofa.Model({self.path!r}: {self.scheme} {c['layout']} x{c['n_layers']}, d={c['d_model']}, seq_len {c['seq_len']}, "
-                f"horizon {c['horizon']}, {c['n_channels']} channel(s))")
+                f"{head}, {c['n_channels']} channel(s))")
 
 
 def load(path: str, threads: int = 1, max_arena_bytes: int | None = None) -> Model:
@@ -106,14 +120,19 @@ def load(path: str, threads: int = 1, max_arena_bytes: int | None = None) -> Mod
 
 
 def infer(model: str | Model, x) -> np.ndarray:
-    """Forecast with an exported model. x: (seq_len,), (seq_len, C) or (B, seq_len, C) float32 in data units;
-    returns (horizon,), (horizon, C) or (B, horizon, C) in the same units."""
+    """Run an exported model. A forecaster: x (seq_len,), (seq_len, C) or (B, seq_len, C) float32 in data units;
+    returns (horizon,), (horizon, C) or (B, horizon, C) in the same units. A classifier: x (C, seq_len) or
+    (B, C, seq_len) float32, the fixed windows in data units (ofa.runtime.classifying.windows makes them from
+    .ts cases); returns class logits (K,) or (B, K), class k named model.classes[k]
+    (ofa.runtime.classifying.probabilities: their softmax)."""
     if not isinstance(model, Model):
         model = load(model)
     if not isinstance(x, np.ndarray):
         raise OfaError(f"x must be a numpy float32 array, got {type(x).__name__}")
     if x.dtype != np.float32:
         raise OfaError(f"x must be float32, got {x.dtype} (convert with x.astype(np.float32))")
+    if model.task == "classify":
+        return _classify(model, x)
     ndim = x.ndim
     if ndim == 1:
         if model.n_channels != 1:
@@ -135,3 +154,16 @@ def infer(model: str | Model, x) -> np.ndarray:
     if ndim == 1:
         return y[0, :, 0]
     return y[0] if ndim == 2 else y
+
+
+def _classify(model: Model, x: np.ndarray) -> np.ndarray:
+    if x.ndim not in (2, 3):
+        raise OfaError(f"x must be one window (C, seq_len) or a batch (B, C, seq_len), got shape {x.shape}")
+    batch = x[None] if x.ndim == 2 else x
+    if batch.shape[1:] != (model.n_channels, model.seq_len) or len(batch) == 0:
+        raise OfaError(f"x has shape {x.shape}; this classifier needs (..., {model.n_channels}, {model.seq_len}) "
+                       f"(channels, seq_len)")
+    if not np.isfinite(batch).all():
+        raise OfaError("x contains NaN or inf")
+    logits = model.run(np.ascontiguousarray(batch))
+    return logits[0] if x.ndim == 2 else logits

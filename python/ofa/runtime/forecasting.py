@@ -102,6 +102,8 @@ class Forecaster:
             from .engine import load
 
             self.engine = load(model, threads=threads)
+            if self.engine.task == "classify":
+                raise OfaError(f"{model} is a classifier: it scores .ts cases (ofa eval --model), it does not forecast")
             if self.engine.channels is None:
                 raise OfaError(f"{model}: the model file records no channel names, so columns cannot be matched")
             self.channels = [str(c) for c in self.engine.channels]

@@ -20,6 +20,9 @@ def firmware_fit(tensors: dict, config: dict, scheme: str) -> dict:
     """{target: {"fits", "flash_bytes", "ram_bytes", "flash_budget", "ram_budget", "problem"}} per profile."""
     from ..firmware import TARGETS, fit_problems, footprint
 
+    if config.get("task") == "classify":
+        return {name: {"fits": False, "problem": "the firmware runs forecasters; a classifier runs in the host engine"}
+                for name in TARGETS}
     if scheme != "int8":
         return {name: {"fits": False, "problem": "the firmware runs int8 model files: ofa export --int8"}
                 for name in TARGETS}
@@ -48,13 +51,18 @@ def describe(path: str) -> dict:
         raise OfaError(f"{path}: {exc}") from None
     model_tensors = {k: t for k, t in tensors.items() if not k.startswith("scaler.")}
     mean, std = tensors["scaler.mean"], tensors["scaler.std"]
+    classify = config.get("task") == "classify"
     head = f"factored, rank {config['head_rank']}" if config.get("head_rank") else "dense"
+    if classify:
+        head = f"linear over all channels' states, {config['n_classes']} classes, norm {config.get('norm')}"
     return {
+        "task": config.get("task", "forecast"),
+        "classes": metadata_json(metadata, "classes", path, list) if classify else None,
         "file": os.path.basename(path), "bytes": os.path.getsize(path), "scheme": scheme,
         "format_version": int(metadata["format_version"]),
         "backbone": metadata.get("backbone", ""), "layout": config["layout"], "blocks": config["n_layers"],
         "d_model": config["d_model"], "heads": config["n_heads"], "d_ff": config["d_ff"],
-        "seq_len": config["seq_len"], "horizon": config["horizon"], "patch": config["patch_len"],
+        "seq_len": config["seq_len"], "horizon": config.get("horizon"), "patch": config["patch_len"],
         "stride": config["stride"], "patches": config["n_patches"], "head": head,
         "linear_path": bool(config.get("linear_path")), "gelu": config.get("gelu"),
         "parameters": int(sum(t.size for t in model_tensors.values())),
@@ -82,14 +90,16 @@ def format_info(d: dict) -> str:
         f"{d['file']}: ofa model file, format {d['format_version']}, {d['scheme']}, {d['bytes']:,} bytes",
         f"  graph     {d['layout']} layout ({d['backbone'] or 'backbone not named'}), {d['blocks']} block(s), "
         f"d_model {d['d_model']}, {d['heads']} heads, feed-forward {d['d_ff']}, GELU {d['gelu']}",
-        f"  window    seq_len {d['seq_len']} -> horizon {d['horizon']}; patch {d['patch']}, stride {d['stride']}, "
-        f"{d['patches']} patches; head {d['head']}; linear path {'yes' if d['linear_path'] else 'no'}",
+        f"  window    seq_len {d['seq_len']} -> "
+        + (f"classes {', '.join(map(str, d['classes']))}" if d["task"] == "classify" else f"horizon {d['horizon']}")
+        + f"; patch {d['patch']}, stride {d['stride']}, {d['patches']} patches; head {d['head']}; "
+        f"linear path {'yes' if d['linear_path'] else 'no'}",
         f"  size      {d['parameters']:,} parameters, {_kib(d['weight_bytes'])} of weights; host engine arena "
         f"{_kib(d['host_arena_bytes_per_thread'])} per thread",
     ]
     if d["int8"]:
         lines.append(f"  int8      {d['int8'].get('scheme')}; calibrated on {d['int8'].get('calibration_windows')} windows")
-    names = d["channels"] or []
+    names = d["channels"] or [f"#{i}" for i in range(len(d["scaler"]["mean"]))]
     lines.append(f"  channels  {len(names)}: " + ", ".join(
         f"{c} (mean {m:.4g}, std {s:.4g})" for c, m, s in zip(names, d["scaler"]["mean"], d["scaler"]["std"])))
     if d["target"]:
@@ -98,6 +108,11 @@ def format_info(d: dict) -> str:
     if t is None:
         lines.append(f"  trained   on {d['dataset'] or 'unknown data'}; details not recorded (exported before ofa "
                      f"recorded them)")
+    elif d["task"] == "classify":
+        lines.append(f"  trained   on {t.get('dataset') or d['dataset']}: {t.get('train_cases') or 0:,} cases, "
+                     f"{t.get('trainable_params') or 0:,} trained parameters, {_num(t.get('train_seconds'), '.0f')} s; "
+                     f"best validation accuracy {_num(t.get('best_val_accuracy'))} (epoch {t.get('best_epoch')} of "
+                     f"{t.get('epochs_run')})" + (", then refit on every case" if t.get("refit") else ""))
     else:
         epoch = "epoch 0, the linear path alone" if t.get("best_epoch") == 0 and t.get("epochs_run") else \
             f"epoch {t.get('best_epoch')} of {t.get('epochs_run')}"
@@ -107,7 +122,8 @@ def format_info(d: dict) -> str:
         if t.get("distilled_from"):
             s = t["distilled_from"]
             lines.append(f"  student   of {s.get('teacher')} (loss target {s.get('truth_weight')} truth)")
-    lines.append("  test      not recorded in the file: ofa eval --model FILE --data CSV")
+    lines.append("  test      not recorded in the file: ofa eval --model FILE --data "
+                 + ("TEST.ts" if d["task"] == "classify" else "CSV"))
     for name, f in d["firmware"].items():
         if f["fits"]:
             lines.append(f"  {name:11}fits: flash {_kib(f['flash_bytes'])} of {_kib(f['flash_budget'])}, "

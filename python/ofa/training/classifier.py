@@ -27,13 +27,14 @@ from torch import nn
 
 from . import backbone as backbones
 from . import checkpoint
-from ..classification.uea import UEAData, channel_stats, pad, read_ts, relabel, resample
+from ..classification import uea
+from ..classification.uea import LENGTHS, UEAData, channel_stats, read_ts, relabel
 from ..data import n_patches
 from ..errors import OfaError
+from ..runtime.classifying import accuracy_record
 from .model import REVIN_EPS, with_adapters
 
 TASK = "classify"
-LENGTHS = ("resample", "pad")                 # how a case becomes seq_len steps (uea.resample / uea.pad)
 NORMS = ("instance", "instance+stats", "global")
 POOLS = ("flatten", "mean")                   # all patch states to the head / their mean per channel
 
@@ -148,12 +149,8 @@ def build(cfg: ClassifierConfig, backbone: backbones.Backbone, mean, std, seed: 
 
 
 def windows(data: UEAData, cfg: ClassifierConfig) -> np.ndarray:
-    """Every case as a (C, seq_len) window, float32 (cases, C, seq_len)."""
-    if data.dims != cfg.channels:
-        raise OfaError(f"{data.path}: cases have {data.dims} dimensions, the classifier was trained on "
-                       f"{cfg.channels}")
-    unify = resample if cfg.lengths == "resample" else pad
-    return unify(data.values, data.lengths, cfg.seq_len)
+    """Every case as a (C, seq_len) window, float32 (cases, C, seq_len) (uea.windows: the engine's rule too)."""
+    return uea.windows(data, cfg.channels, cfg.seq_len, cfg.lengths)
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -347,13 +344,8 @@ def evaluate(checkpoint_dir: str, data: str, json_path: str | None = None, backb
     dev = resolve_device(device)
     model.to(dev)
     pred = logits_of(model, windows(test, cfg), dev).argmax(1)
-    per_class = {name: float(np.mean(pred[truth == k] == k)) for k, name in enumerate(cfg.classes)
-                 if np.any(truth == k)}
-    result = {"task": TASK, "dataset": test.name, "data": data, "checkpoint": checkpoint_dir,
-              "accuracy": float(np.mean(pred == truth)), "correct": int(np.sum(pred == truth)), "cases": test.cases,
-              "per_class_accuracy": per_class,
-              "longer_than_window": int(np.sum(test.lengths > cfg.seq_len)), "window": cfg.seq_len,
-              "lengths": cfg.lengths}
+    result = {"task": TASK, "data": data, "checkpoint": checkpoint_dir, "engine": "torch"} | \
+        accuracy_record(test, truth, pred, cfg.classes, cfg.seq_len, cfg.lengths)
     if json_path:
         from ..fileio import atomic_write_json
 
