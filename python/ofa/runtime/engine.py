@@ -66,6 +66,9 @@ class Model:
         self.scaler = Scaler(tensors["scaler.mean"], tensors["scaler.std"])  # for callers in scaled units
         self.meta = {"model": {"seq_len": self.config["seq_len"], "horizon": self.config["horizon"]},
                      "target": self.target}
+        # A panel model's validated combination with a benchmark (ofa.shortterm), as training recorded it.
+        training = metadata_json(metadata, "training", path, dict, default={}) if "training" in metadata else {}
+        self.combination = training.get("combination")
 
     @property
     def seq_len(self) -> int:
