@@ -89,3 +89,24 @@ def test_panel_reader_refuses_bad_files(tmp_path):
         read_m4_pair(ok, write("t2.csv", "V1,V2,V3\nA,1,2\nB,3,\nC,4,5\n"))
     with pytest.raises(OfaError, match="not found"):
         read_m4(str(tmp_path / "missing.csv"))
+
+
+def test_theta_by_hand():
+    # On a straight line SES (any weight) ends on the last value and Theta adds half the slope per step,
+    # plus the SES lag term b/2 * (1/a - (1-a)^n/a) - with the line exact, the SSE-best weight is the largest.
+    x = np.arange(1.0, 21.0)
+    a = metrics.THETA_ALPHAS[-1]
+    level = metrics.ses_levels(x, np.array([a]))[0][0]
+    want = level + 0.5 * (np.arange(4) + 1 / a - (1 - a) ** 20 / a)
+    assert np.allclose(metrics.theta(x, 4, 1), want)
+    assert np.all(np.diff(metrics.theta(x, 4, 1)) == pytest.approx(0.5))
+    # SES levels by hand for one weight.
+    lv, sse = metrics.ses_levels(np.array([1.0, 3.0, 2.0]), np.array([0.5]))
+    assert lv[0] == pytest.approx(2.0) and sse[0] == pytest.approx(4.0 + 0.0)
+    # A seasonal series is adjusted as for Naive2 and reseasonalised with the last season's indices.
+    t = np.arange(48)
+    s = 100 * (1 + 0.3 * np.sin(2 * np.pi * t / 12))
+    f = metrics.theta(s, 12, 12)
+    idx = metrics.seasonal_indices(s, 12)[-12:]
+    assert metrics.seasonal(s, 12) and np.allclose(f / idx, (f / idx)[0], rtol=0.02)
+    assert set(metrics.BENCHMARKS) == {"naive2", "seasonal-naive", "theta"}

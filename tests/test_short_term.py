@@ -60,7 +60,59 @@ def test_train_and_score_a_panel(panel, capsys):
                        "--format", "m4", "--train-data", str(panel / "Hourly-train.csv"), "--json",
                        str(panel / "e.json"))
     assert code == 0, err
-    assert json.loads((panel / "e.json").read_text())["smape"] == pytest.approx(scores["smape"], rel=1e-3)
+    engine_scores = json.loads((panel / "e.json").read_text())
+    assert engine_scores["smape"] == pytest.approx(scores["smape"], rel=1e-3)
+    # The validated combination: chosen on validation at training, recorded, applied by both scorers.
+    combo = meta["combination"]
+    assert combo["model_weight"] in (1.0, 0.75, 0.5, 0.25) and combo["seasonality"] == 24
+    assert combo["val_owa"] == min(min(row) for row in combo["table"].values())
+    assert scores["combination"]["model_weight"] == combo["model_weight"]
+    assert engine_scores["combination"] == scores["combination"]
+    assert combo["val_owa"] <= combo["model_val_owa"] + 1e-12
+
+
+def test_train_without_combination(panel, capsys):
+    out = panel / "plain"
+    code, _, err = run(capsys, "train", "--data", str(panel / "Hourly-train.csv"), "--format", "m4", "--horizon", "6",
+                       "--out", str(out), "--epochs", "1", "--layers", "1", "--max-train-windows", "100",
+                       "--combine", "none")
+    assert code == 0, err
+    assert "combination" not in json.loads((out / "ofa.json").read_text())
+    code, _, err = run(capsys, "eval", "--checkpoint", str(out), "--data", str(panel / "Hourly-test.csv"),
+                       "--format", "m4", "--json", str(panel / "p.json"))
+    scores = json.loads((panel / "p.json").read_text())
+    assert scores["combination"] is None and scores["owa"] == scores["model_alone"]["owa"]
+
+
+def test_choose_combination_picks_the_best_validated_pair():
+    from ofa import metrics
+    from ofa.shortterm import choose_combination, combine
+
+    rng = np.random.default_rng(1)
+    t = np.arange(30, dtype=float)
+    # Series on linear trends: Theta extrapolates half the trend, naive none; a model that over-shoots the
+    # truth by as much as naive under-shoots it is best combined half and half with naive.
+    insample = [10 + (1 + i % 3) * t[:24] + rng.normal(0, 0.3, 24) for i in range(20)]
+    truth = [10 + (1 + i % 3) * t[24:] for i in range(20)]
+    naive = np.array([metrics.naive2(x, 6, 1) for x in insample])
+    model = 2 * np.array(truth) - naive
+    c = choose_combination(insample, truth, model, 1, benchmarks=("naive2",))
+    assert c["benchmark"] == "naive2" and c["model_weight"] == 0.5 and c["val_owa"] < 0.05
+    assert c["val_owa"] == min(c["table"]["naive2"]) and c["model_val_owa"] > 0.5
+    assert c["benchmark_val_owa"]["naive2"] == pytest.approx(1.0)
+    # A perfect model is left alone (weight 1 wins), and combine() then returns its forecasts unchanged.
+    c = choose_combination(insample, truth, np.array(truth), 1)
+    assert c["benchmark"] is None and c["model_weight"] == 1.0 and c["val_owa"] == 0.0
+    assert np.array_equal(combine(np.array(truth), insample, c), truth)
+    # combine() applies a recorded pair: w * model + (1 - w) * benchmark.
+    rec = {"benchmark": "theta", "model_weight": 0.25, "seasonality": 1}
+    want = 0.25 * model + 0.75 * np.array([metrics.theta(x, 6, 1) for x in insample])
+    assert np.allclose(combine(model, insample, rec), want)
+    # Series MASE cannot score (constant) are left out of the choice, not an error; none scorable is one.
+    c = choose_combination(insample + [np.ones(24)], truth + [np.ones(6)], np.vstack([model, np.ones(6)]), 1)
+    assert c["series"] == 20
+    with pytest.raises(Exception, match="no validation series can be scored"):
+        choose_combination([np.ones(24)], [np.ones(6)], np.ones((1, 6)), 1)
 
 
 def test_panel_refusals(panel, capsys):

@@ -83,6 +83,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", choices=["auto", "mse", "mae"], default="auto",
                    help="training loss, and the validation error early stopping follows (auto: mae for --format m4, "
                         "whose sMAPE and MASE are absolute errors; mse otherwise)")
+    p.add_argument("--combine", choices=["auto", "none"], default="auto",
+                   help="--format m4: auto combines the forecast with the benchmark (Naive2, seasonal naive or "
+                        "Theta) and weight (1, 0.75, 0.5 or 0.25 on the model) of the best validation OWA, recorded in "
+                        "the checkpoint and applied by ofa eval; none: the model alone")
+    p.add_argument("--seasonality", type=positive_int, default=0,
+                   help="--format m4: the seasonal period of MASE and the benchmarks (default: the M4 frequency's, "
+                        "from ids or file name)")
 
 
 def add_loop_args(p: argparse.ArgumentParser, batch_size, lr, lr_type, lr_help: str, epochs=10, patience=3) -> None:
@@ -133,7 +140,8 @@ def cmd_train(args) -> int:
                      patience=args.patience or 3, seed=args.seed, precision=args.precision,
                      max_train_windows=args.max_train_windows, max_val_series=args.max_val_series,
                      train_fraction=args.train_fraction, device=args.device, split=args.split,
-                     data_format=args.format, loss=args.loss, threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
+                     data_format=args.format, loss=args.loss, combine=args.combine,
+                     seasonality=args.seasonality, threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
     meta = train(args.data, args.out, mc, tc, target=args.target, resume=args.resume)
     sizes = meta["sizes"]
     if os.environ.get("RANK", "0") != "0":

@@ -8,7 +8,12 @@ Definitions follow the M4 Competitor's Guide and its benchmark code (Makridakis 
 - OWA = (sMAPE / sMAPE_Naive2 + MASE / MASE_Naive2) / 2, from the means over a frequency's series;
 - Naive2: the last value of the seasonally adjusted series, reseasonalised, where the 90%
   autocorrelation test finds seasonality at lag m (classical multiplicative decomposition, as R's
-  `decompose`); plain naive otherwise. numpy only.
+  `decompose`); plain naive otherwise.
+- Theta (Assimakopoulos & Nikolopoulos, 2000; M3's best method, an M4 benchmark), in Hyndman & Billah's
+  (2003) form: simple exponential smoothing plus half the slope of the series' linear trend, on the
+  series seasonally adjusted as for Naive2. Here the smoothing weight is the one of a grid (0.02 to
+  0.98) with the least one-step in-sample squared error, and the level starts at the first value (R's
+  `thetaf` also optimises the start), so the figures are close to, not equal to, M4's Theta. numpy only.
 """
 from __future__ import annotations
 
@@ -89,6 +94,40 @@ def naive2(insample: np.ndarray, h: int, m: int) -> np.ndarray:
     return np.full(h, x[-1])
 
 
+THETA_ALPHAS = np.linspace(0.02, 0.98, 49)  # the smoothing weights Theta chooses among
+
+
+def ses_levels(x: np.ndarray, alphas: np.ndarray = THETA_ALPHAS) -> tuple[np.ndarray, np.ndarray]:
+    """Simple exponential smoothing of x for each weight in `alphas` at once, the level starting at x[0]:
+    (final levels, one-step in-sample squared errors), one of each per weight."""
+    level = np.full(len(alphas), float(x[0]))
+    sse = np.zeros(len(alphas))
+    for v in x[1:]:
+        e = v - level
+        sse += e * e
+        level = level + alphas * e
+    return level, sse
+
+
+def theta(insample: np.ndarray, h: int, m: int) -> np.ndarray:
+    """The Theta method's forecast of one series, h steps (Hyndman & Billah's SES with drift: the SES
+    level plus half the least-squares slope b times (k - 1 + 1/a - (1 - a)^n / a) at step k), on the
+    series seasonally adjusted where Naive2 finds seasonality, reseasonalised with the last season."""
+    x = np.asarray(insample, np.float64)
+    season = None
+    if m > 1 and seasonal(x, m):
+        s = seasonal_indices(x, m)
+        x, season = x / s, np.resize(s[-m:], h)
+    levels, sse = ses_levels(x)
+    best = int(np.argmin(sse))
+    a, level, n = float(THETA_ALPHAS[best]), float(levels[best]), len(x)
+    t = np.arange(n, dtype=np.float64)
+    slope = float(np.polyfit(t, x, 1)[0]) if n >= 2 else 0.0
+    k = np.arange(1, h + 1, dtype=np.float64)
+    f = level + 0.5 * slope * (k - 1 + 1 / a - (1 - a) ** n / a)
+    return f * season if season is not None else f
+
+
 def seasonal_naive(insample: np.ndarray, h: int, m: int) -> np.ndarray:
     """The last season repeated (plain naive for m = 1)."""
     x = np.asarray(insample, np.float64)
@@ -118,3 +157,8 @@ def _same_length(y: np.ndarray, f: np.ndarray) -> None:
         raise OfaError(f"a forecast of shape {f.shape} for a truth of shape {y.shape}: expected two equal 1-D arrays")
     if not (np.isfinite(y).all() and np.isfinite(f).all()):
         raise OfaError("non-finite value in a truth or a forecast")
+
+
+# The competitions' statistical benchmarks by name (each f(insample, h, m) -> h forecasts): what a
+# panel model's forecasts may be combined with (ofa.shortterm.choose_combination).
+BENCHMARKS = {"naive2": naive2, "seasonal-naive": seasonal_naive, "theta": theta}

@@ -201,6 +201,8 @@ def training_record(meta: dict) -> dict:
               "train_seconds": meta.get("train_seconds"), "lr": (meta.get("train") or {}).get("lr"),
               "trainable_params": (meta.get("sizes") or {}).get("trainable_params"),
               "lookback_val_mse": (meta.get("lookback") or {}).get("val_mse")}
+    if meta.get("combination"):  # a panel model's validated combination (ofa.shortterm), applied when scoring
+        record["combination"] = meta["combination"]
     if record["best_val_mse"] is not None and history and record["best_val_mse"] < min(h["val_mse"] for h in history):
         record["best_epoch"] = 0  # the linear path alone (epoch 0) validated best
     distilled = meta.get("distilled_from")

@@ -75,6 +75,9 @@ class Model:
         else:
             self.meta = {"model": {"seq_len": self.config["seq_len"], "horizon": self.config["horizon"]},
                          "target": self.target}
+        # A panel model's validated combination with a benchmark (ofa.shortterm), as training recorded it.
+        training = metadata_json(metadata, "training", path, dict, default={}) if "training" in metadata else {}
+        self.combination = training.get("combination")
 
     @property
     def seq_len(self) -> int:

@@ -59,6 +59,10 @@ DATA_FORMATS = ("csv", "m4")  # csv: a date column and channels; m4: one series 
 # panels, whose scores (sMAPE, MASE) are absolute errors, the squared error otherwise (the long-term
 # tables' MSE).
 LOSSES = {"mse": torch.nn.functional.mse_loss, "mae": torch.nn.functional.l1_loss}
+# Panels: after training, "auto" chooses the combination of the best checkpoint's forecast with one of the
+# competitions' benchmarks (Naive2, seasonal naive, Theta) and its weight by validation OWA
+# (ofa.shortterm.choose_combination; the weight 1, the model alone, is among the choices); "none" does not.
+COMBINE = ("auto", "none")
 
 
 @dataclass
@@ -77,6 +81,8 @@ class TrainConfig:
     split: str = "auto"              # how the file is cut into train / val / test (data.split_borders)
     data_format: str = "csv"         # "m4": a panel of many series, one per row (ofa.panel)
     loss: str = "auto"               # "mse" | "mae" | "auto": mae for panels, mse otherwise (LOSSES)
+    combine: str = "auto"            # panels: "auto" validates a combination with a benchmark (ofa.shortterm); "none"
+    seasonality: int = 0             # panels: the period of MASE and the benchmarks (0: the M4 frequency's, by ids or name)
     threads: int = 0                 # 0: torch's default
     progress: bool = True
 
@@ -92,6 +98,11 @@ class TrainConfig:
             raise OfaError(f"loss must be auto, {' or '.join(LOSSES)}, got {self.loss!r}")
         if self.data_format not in DATA_FORMATS:
             raise OfaError(f"unknown data format {self.data_format!r}; known: {', '.join(DATA_FORMATS)}")
+        if self.combine not in COMBINE:
+            raise OfaError(f"combine must be {' or '.join(COMBINE)}, got {self.combine!r}")
+        if not isinstance(self.seasonality, int) or self.seasonality < 0:
+            raise OfaError(f"seasonality must be a whole number >= 0 (0: from the panel's ids or name), got "
+                           f"{self.seasonality!r}")
         if self.patience < 1:
             raise OfaError(f"patience must be at least 1, got {self.patience}")
         for label in ("max_train_windows", "max_val_series"):
@@ -273,6 +284,31 @@ def _panel_splits(data: str, mc: ModelConfig, tc: TrainConfig, log):
     return splits.series, splits, every, lookback, lookback_fit
 
 
+def _panel_combination(out: str, data: str, splits: Splits, mc: ModelConfig, tc: TrainConfig, log) -> dict | None:
+    """The best checkpoint's validated combination with a benchmark (ofa.shortterm.choose_combination): its
+    forecasts of the validation hold-out (each series' last horizon) against the benchmarks' from the values
+    before it. None, logged, where the seasonal period is unknown (neither ids, name nor --seasonality say)."""
+    from ..panel import read_m4
+    from ..shortterm import choose_combination, frequency_period
+
+    ids, panel = read_m4(data)
+    m = tc.seasonality or frequency_period(ids, data)[1]
+    if m is None:
+        log("no combination: the seasonal period is not known from the ids or the file name; give --seasonality")
+        return None
+    model, _ = checkpoint.load(out)
+    pred, _ = predict_windowset(model, splits.val, precision=tc.precision)
+    forecasts = pred.astype(np.float64) * splits.val.scale[:, None]
+    h = mc.horizon
+    combo = choose_combination([v[:-h] for v in panel], [v[-h:] for v in panel], forecasts, m)
+    log(f"combination: validation OWA of the model alone {combo['model_val_owa']:.4f}; best "
+        + (f"{combo['model_weight']:g} x model + {1 - combo['model_weight']:g} x {combo['benchmark']}"
+           if combo["benchmark"] else "the model alone") + f" ({combo['val_owa']:.4f}); "
+        + "; ".join(f"{b}: " + " ".join(f"{o:.4f}" for o in row) for b, row in combo["table"].items())
+        + f" (model weights {' '.join(f'{w:g}' for w in combo['weights'])})")
+    return combo
+
+
 def _splits(data: str, target, mc: ModelConfig, tc: TrainConfig, log):
     """The series, its splits and the window stride; under --seq-len auto the lookback is chosen first
     (mc.seq_len is set) and its ridge fit kept, so the linear path need not be fitted again."""
@@ -411,9 +447,12 @@ def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, re
                                      "rng": rng.bit_generator.state})
         if on_epoch is not None:
             on_epoch(state["history"][-1])
-    # The best epoch's checkpoint records the final history too.
+    # The best epoch's checkpoint records the final history too, and a panel's validated combination.
     if ctx.main:
-        checkpoint.update_meta(out, {"history": state["history"], "train_seconds": state["train_seconds"]})
+        changes = {"history": state["history"], "train_seconds": state["train_seconds"]}
+        if tc.data_format == "m4" and tc.combine == "auto":
+            changes["combination"] = _panel_combination(out, data, splits, mc, tc, log)
+        checkpoint.update_meta(out, changes)
     ctx.barrier()  # the other ranks return what rank 0 wrote
     final = checkpoint.read_meta(out)
     final.pop("format", None)
