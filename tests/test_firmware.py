@@ -248,16 +248,18 @@ def detectors(tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("source", ["synthetic", "nab"])
-def test_anomaly_mode_on_qemu_is_bit_exact(detectors, tmp_path, source):
-    """The firmware streams 600 samples through ofa_stream in its arena: every score equals the host's."""
+@pytest.mark.parametrize("target,source", [("cortex-m4", "synthetic"), ("cortex-m4", "nab"),
+                                           ("cortex-m55", "synthetic")])
+def test_anomaly_mode_on_qemu_is_bit_exact(detectors, tmp_path, target, source):
+    """The firmware streams 600 samples through ofa_stream in its arena: every score equals the host's
+    (the M4 in soft-float double, the M55 with its double FPU and its own compiler workaround)."""
     need_toolchain()
     model, csv = detectors(source)
     hdr = tmp_path / "hdr"
-    info = emit(model, "cortex-m4", str(hdr), anomaly=csv, rows=600)
+    info = emit(model, target, str(hdr), anomaly=csv, rows=600)
     assert info["files"] == ["ofa_model.h", "ofa_stream.h"] and not (hdr / "ofa_golden.h").exists()
-    elf = build(FIRMWARE, "cortex-m4", str(hdr), str(tmp_path / "build"), mode="anomaly")
-    status, report, fields = run_qemu("cortex-m4", elf, timeout=300)
+    elf = build(FIRMWARE, target, str(hdr), str(tmp_path / "build"), mode="anomaly")
+    status, report, fields = run_qemu(target, elf, timeout=300)
     assert status == 0, report
     assert "PASS: 600 scores bit-exact with the host" in report
     assert fields["mode"] == "anomaly" and fields["mismatches"] == "0" and fields["scored_rows"] == "200"
