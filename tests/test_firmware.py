@@ -267,6 +267,12 @@ def test_anomaly_mode_on_qemu_is_bit_exact(detectors, tmp_path, target, source):
     assert int(fields["forecasts"]) == 600 - seq_len  # stride 1: one per sample from seq_len on
     assert 0 < int(fields["per_forecast"]) < int(fields["per_sample"]) * 2
     assert abs(int(fields["counter_check"]) - 1_000_000) <= 64
+    budget = INSTRUCTION_BUDGET.get(f"{target}/anomaly")
+    if budget and source == "synthetic":  # a slower scorer or forecast on the MCU fails here
+        for key in ("scorer_per_sample", "per_forecast"):
+            assert int(fields[key]) <= budget[key] * (1 + budget["allowed_rise"]), (
+                f"{target} anomaly {key}: {fields[key]} instructions, budget {budget[key]} "
+                f"(+{budget['allowed_rise']:.0%}) in firmware/instruction_budget.json")
 
 
 def test_anomaly_mode_on_qemu_fails_on_one_flipped_score_bit(detectors, tmp_path):
