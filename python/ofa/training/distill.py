@@ -45,6 +45,7 @@ def write_student_backbone(directory: str, sc: StudentConfig, n_positions: int, 
     """A randomly initialised BERT of the student's shape, saved like a downloaded model (atomically)."""
     import torch
     from transformers import BertConfig, BertModel
+    from transformers.utils import logging as hf_logging
 
     config = BertConfig(hidden_size=sc.width, num_hidden_layers=sc.layers, num_attention_heads=sc.heads,
                         intermediate_size=sc.ff, max_position_embeddings=n_positions, vocab_size=2,
@@ -56,6 +57,8 @@ def write_student_backbone(directory: str, sc: StudentConfig, n_positions: int, 
     remove_stale(parent)
     staging = temp_path(directory, directory=True)
     old = None
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # "Writing model shards" on every detector training is noise
     try:
         model.save_pretrained(staging)
         if os.path.isdir(directory):
@@ -64,6 +67,8 @@ def write_student_backbone(directory: str, sc: StudentConfig, n_positions: int, 
         os.replace(staging, directory)
         fsync_directory(parent)
     finally:
+        if bars:
+            hf_logging.enable_progress_bar()
         shutil.rmtree(staging, ignore_errors=True)
         if old:
             shutil.rmtree(old, ignore_errors=True)
