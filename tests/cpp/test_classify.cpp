@@ -15,24 +15,13 @@
 #include "int8_model.h"
 #include "kernels/core_kernels.h"
 #include "reference_model.h"
+#include "test_util.h"
 
 namespace {
 
 // 3 channels, 6 patches of d 20: a window's head reads 360 states.
 ofa_config classify_config(int layout, int norm, int classes = 4) {
-  ofa_config c{};
-  c.layout = layout;
-  c.d_model = 20;
-  c.n_heads = 4;
-  c.d_ff = 36;
-  c.n_layers = 2;
-  c.seq_len = 23;
-  c.patch_len = 6;
-  c.stride = 4;  // N = 17/4 + 2 = 6
-  c.n_channels = 3;
-  c.gelu = layout == OFA_LAYOUT_BERT ? OFA_GELU_ERF : OFA_GELU_TANH;
-  c.ln_eps = layout == OFA_LAYOUT_BERT ? 1e-12f : 1e-5f;
-  c.revin_eps = 1e-5f;
+  ofa_config c = test_config(kSmallShape, layout, 0, layout == OFA_LAYOUT_BERT ? 1e-12f : 1e-5f);
   c.task = OFA_TASK_CLASSIFY;
   c.n_classes = classes;
   c.norm = norm;

@@ -9,26 +9,14 @@
 
 #include "ofa/ofa_int8.h"
 #include "reference_model.h"
+#include "test_util.h"
 
 namespace {
 
 ofa_config small_config(int layout, int head_rank, int linear_path = 0) {
-  ofa_config c{};
-  c.linear_path = linear_path;
-  c.layout = layout;
-  c.d_model = 20;
-  c.n_heads = 4;
-  c.d_ff = 36;
-  c.n_layers = 2;
-  c.seq_len = 23;
-  c.patch_len = 6;
-  c.stride = 4;  // N = 17/4 + 2 = 6
-  c.horizon = 7;
-  c.n_channels = 3;
+  ofa_config c = test_config(kSmallShape, layout, 7, layout == OFA_LAYOUT_BERT ? 1e-12f : 1e-5f);
   c.head_rank = head_rank;
-  c.gelu = layout == OFA_LAYOUT_BERT ? OFA_GELU_ERF : OFA_GELU_TANH;
-  c.ln_eps = layout == OFA_LAYOUT_BERT ? 1e-12f : 1e-5f;
-  c.revin_eps = 1e-5f;
+  c.linear_path = linear_path;
   return c;
 }
 

@@ -16,24 +16,10 @@
 
 namespace {
 
-// Wide enough for the SIMD blocks to have full and tail parts (d 40, 2 heads of 20, 10 patches).
 ofa_config host_config(int layout, int head_rank, int linear_path) {
-  ofa_config c{};
-  c.layout = layout;
-  c.d_model = 40;
-  c.n_heads = 2;
-  c.d_ff = 72;
-  c.n_layers = 2;
-  c.seq_len = 40;
-  c.patch_len = 8;
-  c.stride = 4;  // N = 32 / 4 + 2 = 10
-  c.horizon = 9;
-  c.n_channels = 3;
+  ofa_config c = test_config(kHostShape, layout, 9, 1e-5f);
   c.head_rank = head_rank;
   c.linear_path = linear_path;
-  c.gelu = layout == OFA_LAYOUT_BERT ? OFA_GELU_ERF : OFA_GELU_TANH;
-  c.ln_eps = 1e-5f;
-  c.revin_eps = 1e-5f;
   return c;
 }
 

@@ -463,21 +463,8 @@ TEST(Requant, ThirtyTwoBitFormMatchesNested) {
 }
 
 ofa_config int8_config(int layout, int head_rank) {
-  ofa_config c{};
-  c.layout = layout;
-  c.d_model = 20;
-  c.n_heads = 4;
-  c.d_ff = 36;
-  c.n_layers = 2;
-  c.seq_len = 23;
-  c.patch_len = 6;
-  c.stride = 4;
-  c.horizon = 7;
-  c.n_channels = 3;
+  ofa_config c = test_config(kSmallShape, layout, 7, 1e-5f);
   c.head_rank = head_rank;
-  c.gelu = layout == OFA_LAYOUT_BERT ? OFA_GELU_ERF : OFA_GELU_TANH;
-  c.ln_eps = 1e-5f;
-  c.revin_eps = 1e-5f;
   return c;
 }
 
