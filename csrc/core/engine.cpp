@@ -236,12 +236,10 @@ extern "C" ofa_status ofa_forward_series_validated(const ofa_model* model, const
                                                    int32_t tile_series, const float* x, int32_t batch,
                                                    int32_t first_series, int32_t n_series, float* y, void* arena,
                                                    size_t arena_bytes) {
-  ofa_status st = ofa_detail::check_pointers(model, x, y, arena);
+  ofa_status st =
+      ofa_detail::check_call(model, OFA_TASK_FORECAST, x, y, arena, batch, tile_series, first_series, n_series);
   if (st != OFA_OK) return st;
   const ofa_config& c = model->config;
-  if (c.task != OFA_TASK_FORECAST) return OFA_ERR_BAD_CONFIG;
-  if ((st = ofa_detail::check_batch(c, batch, tile_series)) != OFA_OK) return st;
-  if ((st = ofa_detail::check_series(c, batch, first_series, n_series)) != OFA_OK) return st;
   ofa_arena_plan plan;
   if ((st = ofa_plan_arena(&c, tile_series, &plan)) != OFA_OK) return st;
   if ((st = ofa_detail::check_arena(arena, arena_bytes, plan.total_floats * sizeof(float))) != OFA_OK) return st;
@@ -255,12 +253,10 @@ extern "C" ofa_status ofa_classify_windows_validated(const ofa_model* model, con
                                                      int32_t tile_series, const float* x, int32_t batch,
                                                      int32_t first_window, int32_t n_windows, float* logits,
                                                      void* arena, size_t arena_bytes) {
-  ofa_status st = ofa_detail::check_pointers(model, x, logits, arena);
+  ofa_status st =
+      ofa_detail::check_call(model, OFA_TASK_CLASSIFY, x, logits, arena, batch, tile_series, first_window, n_windows);
   if (st != OFA_OK) return st;
   const ofa_config& c = model->config;
-  if (c.task != OFA_TASK_CLASSIFY) return OFA_ERR_BAD_CONFIG;
-  if ((st = ofa_detail::check_batch(c, batch, tile_series)) != OFA_OK) return st;
-  if ((st = ofa_detail::check_windows(batch, first_window, n_windows)) != OFA_OK) return st;
   ofa_arena_plan plan;
   if ((st = ofa_plan_arena(&c, tile_series, &plan)) != OFA_OK) return st;
   if ((st = ofa_detail::check_arena(arena, arena_bytes, plan.total_floats * sizeof(float))) != OFA_OK) return st;

@@ -38,6 +38,20 @@ inline ofa_status check_windows(int32_t batch, int32_t first, int32_t count) {
   return (first < 0 || count <= 0 || (int64_t)first + count > batch) ? OFA_ERR_BAD_BATCH : OFA_OK;
 }
 
+// One call's entry checks, in order: the pointers, the model's task, the batch against the tile, and the
+// range the call runs (a forecaster's series, a classifier's windows). Each scheme's entry points then
+// plan their own arena.
+template <class Model>
+inline ofa_status check_call(const Model* model, int32_t task, const float* x, const float* out, const void* arena,
+                             int32_t batch, int32_t tile_series, int32_t first, int32_t count) {
+  ofa_status st = check_pointers(model, x, out, arena);
+  if (st != OFA_OK) return st;
+  const ofa_config& c = model->config;
+  if (c.task != task) return OFA_ERR_BAD_CONFIG;
+  if ((st = check_batch(c, batch, tile_series)) != OFA_OK) return st;
+  return task == OFA_TASK_CLASSIFY ? check_windows(batch, first, count) : check_series(c, batch, first, count);
+}
+
 // Every series of the batch, or 0 (which check_series refuses) when model or
 // batch is bad: the checks then report those in their usual order.
 inline int32_t all_series(const void* model_or_null, int32_t batch, int32_t n_channels) {
