@@ -16,6 +16,23 @@ int demo_refuse(const char* what, ofa_status s) {
   return 2;
 }
 
+int demo_check_model(const ofa_model_int8* model, int32_t tile_series, size_t header_arena_bytes) {
+  size_t planned = 0;
+  ofa_status st = ofa_arena_bytes_int8(&model->config, tile_series, &planned);
+  if (st != OFA_OK) return demo_refuse("arena plan", st);
+  if (planned != header_arena_bytes) {
+    sh_buf b = {{0}, 0};
+    sh_str(&b, "FAIL: the target's planner wants ");
+    sh_u64(&b, planned);
+    sh_str(&b, " arena bytes, the header says ");
+    sh_u64(&b, header_arena_bytes);
+    sh_line(&b);
+    return 2;
+  }
+  st = ofa_validate_model_int8(model);
+  return st == OFA_OK ? 0 : demo_refuse("model", st);
+}
+
 size_t demo_high_water(const unsigned char* p, size_t n, unsigned char fill) {
   while (n > 0 && p[n - 1] == fill) --n;
   return n;

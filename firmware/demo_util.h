@@ -6,10 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ofa/ofa.h"
+#include "ofa/ofa_int8.h"
 
 /* "FAIL: what: status" on the semihosting console; returns 2 (the engine refused). */
 int demo_refuse(const char* what, ofa_status s);
+/* The checks both demos start with: the target's planner must ask for the arena the header was emitted
+ * with (the host asked the MCU planner), and the model must validate. 0, or a FAIL line and 2. */
+int demo_check_model(const ofa_model_int8* model, int32_t tile_series, size_t header_arena_bytes);
 /* Paint the stack below the caller's frame; stack_high_water() is then the deepest word overwritten. */
 void demo_paint_stack(void);
 size_t demo_stack_high_water(void);

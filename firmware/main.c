@@ -29,19 +29,8 @@ int main(void) {
   sh_str(&b, "ofa firmware demo: " OFA_TARGET_NAME ", model " OFA_MODEL_NAME);
   sh_line(&b);
 
-  size_t planned = 0;
-  ofa_status st = ofa_arena_bytes_int8(&ofa_firmware_model.config, OFA_TILE_SERIES, &planned);
-  if (st != OFA_OK) return demo_refuse("arena plan", st);
-  if (planned != OFA_ARENA_BYTES) {
-    sh_str(&b, "FAIL: the target's planner wants ");
-    sh_u64(&b, planned);
-    sh_str(&b, " arena bytes, the header says ");
-    sh_u64(&b, OFA_ARENA_BYTES);
-    sh_line(&b);
-    return 2;
-  }
-  st = ofa_validate_model_int8(&ofa_firmware_model);
-  if (st != OFA_OK) return demo_refuse("model", st);
+  const int refused = demo_check_model(&ofa_firmware_model, OFA_TILE_SERIES, OFA_ARENA_BYTES);
+  if (refused) return refused;
 
   const uint64_t known = demo_counter_check();
   demo_paint_stack();
@@ -58,8 +47,8 @@ int main(void) {
 #endif
     const uint64_t t0 = counter_ticks();
     /* Validated once above: each window runs without walking the weights again. */
-    st = ofa_forward_int8_validated(&ofa_firmware_model, OFA_DEMO_KERNELS, OFA_TILE_SERIES, ofa_golden_x[w], 1, forecast,
-                                    arena, sizeof arena);
+    const ofa_status st = ofa_forward_int8_validated(&ofa_firmware_model, OFA_DEMO_KERNELS, OFA_TILE_SERIES,
+                                                     ofa_golden_x[w], 1, forecast, arena, sizeof arena);
     const uint64_t t1 = counter_ticks();
     if (st != OFA_OK) return demo_refuse("forward", st);
     const uint64_t instructions = ticks_to_instructions(t1 - t0);

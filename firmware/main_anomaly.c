@@ -36,23 +36,17 @@ int main(void) {
   sh_str(&b, "ofa firmware anomaly demo: " OFA_TARGET_NAME ", model " OFA_MODEL_NAME);
   sh_line(&b);
 
-  size_t planned = 0;
-  ofa_status st = ofa_arena_bytes_int8(&ofa_firmware_model.config, OFA_TILE_SERIES, &planned);
-  if (st != OFA_OK) return demo_refuse("arena plan", st);
-  if (planned != OFA_ARENA_BYTES || ofa_stream_bytes(&ofa_stream_settings) != OFA_STREAM_STATE_BYTES) {
-    sh_str_u64(&b, "FAIL: the target wants ", planned);
-    sh_str_u64(&b, " arena and ", ofa_stream_bytes(&ofa_stream_settings));
-    sh_str(&b, " stream bytes; the headers say ");
-    sh_u64(&b, OFA_ARENA_BYTES);
-    sh_str_u64(&b, " and ", OFA_STREAM_STATE_BYTES);
+  const int refused = demo_check_model(&ofa_firmware_model, OFA_TILE_SERIES, OFA_ARENA_BYTES);
+  if (refused) return refused;
+  if (ofa_stream_bytes(&ofa_stream_settings) != OFA_STREAM_STATE_BYTES) {
+    sh_str_u64(&b, "FAIL: the target's stream wants ", ofa_stream_bytes(&ofa_stream_settings));
+    sh_str_u64(&b, " state bytes, the header says ", OFA_STREAM_STATE_BYTES);
     sh_line(&b);
     return 2;
   }
-  st = ofa_validate_model_int8(&ofa_firmware_model);
-  if (st != OFA_OK) return demo_refuse("model", st);
   memset(arena, 0xA5, sizeof arena);
   ofa_stream stream;
-  st = ofa_stream_init(&stream, &ofa_stream_settings, arena + STATE_OFFSET, OFA_STREAM_STATE_BYTES);
+  ofa_status st = ofa_stream_init(&stream, &ofa_stream_settings, arena + STATE_OFFSET, OFA_STREAM_STATE_BYTES);
   if (st != OFA_OK) return demo_refuse("stream", st);
 
   const uint64_t known = demo_counter_check();

@@ -249,8 +249,11 @@ def emit(model_path: str, target_name: str, out_dir: str, data: str | None = Non
         raise OfaError(f"{model_path}: is an {metadata['dtype']} model; {target.name} firmware runs int8 models "
                        f"only (export one with: ofa export --int8)")
     fp = footprint(tensors, config)
-    # The firmware uses the portable scalar kernels; the host's SIMD kernels give the same bits (tested).
-    engine = _engine.EngineInt8(config, tensors, tile_series=TILE_SERIES, threads=1, isa="scalar")
+
+    def host_engine():  # made once the model is known to fit: the fit check refuses first
+        # The firmware uses the portable scalar kernels; the host's SIMD kernels give the same bits (tested).
+        return _engine.EngineInt8(config, tensors, tile_series=TILE_SERIES, threads=1, isa="scalar")
+
     if anomaly is None:
         if not data:
             raise OfaError("--data is required (golden windows come from its test split), or --anomaly for a "
@@ -258,13 +261,14 @@ def emit(model_path: str, target_name: str, out_dir: str, data: str | None = Non
         check_fit(fp, target, config)
         x, source = golden_windows(data, config, metadata_json(metadata, "target", model_path, str), golden,
                                    metadata.get("split", "auto"))
-        y = engine.run(x)
+        y = host_engine().run(x)
         if not np.isfinite(y).all():
             raise OfaError(f"{model_path}: the host engine's golden outputs are not finite")
         extra = {"ofa_golden.h": golden_header(model_path, x, y, source)}
         golden_count = len(x)
     else:
-        fp, extra, source, golden_count = _stream_part(model_path, metadata, config, engine, fp, target, anomaly, rows)
+        fp, extra, source, golden_count = _stream_part(model_path, metadata, config, host_engine, fp, target, anomaly,
+                                                       rows)
     try:
         os.makedirs(out_dir, exist_ok=True)
         texts = {os.path.join(out_dir, "ofa_model.h"): model_header(model_path, metadata, config, tensors, target, fp)}
@@ -278,7 +282,7 @@ def emit(model_path: str, target_name: str, out_dir: str, data: str | None = Non
             "files": sorted(["ofa_model.h", *extra])}
 
 
-def _stream_part(model_path, metadata, config, engine, fp, target, series: str, rows):
+def _stream_part(model_path, metadata, config, host_engine, fp, target, series: str, rows):
     """The anomaly mode's ofa_stream.h, the footprint with the stream's state and samples added."""
     from dataclasses import replace
 
@@ -298,7 +302,7 @@ def _stream_part(model_path, metadata, config, engine, fp, target, series: str, 
     fp = replace(fp, ram_bytes=fp.ram_bytes + state, flash_bytes=fp.flash_bytes + 12 * rows)
     check_fit(fp, target, config)
     try:
-        scores = engine.stream_scores(x, settings)
+        scores = host_engine().stream_scores(x, settings)
     except ValueError as exc:
         raise OfaError(f"{model_path}: {exc}") from None
     source = f"{os.path.basename(series)} (rows 0-{rows - 1})"
