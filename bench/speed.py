@@ -255,8 +255,14 @@ def gemm_peaks(threads: int, skip: set) -> list[dict]:
         add(f"ofa gemm ({_engine.best_isa()}, W packed)", "fp32",
             best_seconds(lambda: _engine.gemm(af, wf, prepack=True)))
         as8, ws8 = a8.numpy(), b8.numpy()
-        add(f"ofa gemm_s8 ({_engine.available_int8_isas()[-1]}, W packed)", "int8",
-            best_seconds(lambda: _engine.gemm_s8(as8, ws8, prepack=True)))
+        isa = _engine.available_int8_isas()[-1]
+        try:  # a table without a packed form (pack_w) packs its panels inside each call
+            _engine.gemm_s8(as8[:8], ws8[:8], prepack=True)
+            packed = True
+        except ValueError:
+            packed = False
+        add(f"ofa gemm_s8 ({isa}, W {'packed' if packed else 'unpacked'})", "int8",
+            best_seconds(lambda: _engine.gemm_s8(as8, ws8, prepack=packed)))
     if "onnxruntime" not in skip:
         add("onnxruntime MatMulInteger u8s8 (MLAS)", "int8", onnx_matmul_integer_seconds(n, threads))
     return peaks

@@ -87,8 +87,11 @@ TEST(Prepack, Fp32PackedGemmGivesTheUnpackedBits) {
 }
 
 TEST(Prepack, Int8PackedGemmsGiveTheUnpackedBits) {
-  const ofa_kernels_int8* k = ofa_kernels_int8_by_name("avx512vnni");
-  if (!k || !k->pack_w) GTEST_SKIP() << "no int8 table with pack_w on this CPU";
+  int tested = 0;
+  for (const char* name : {"avx2", "avx512vnni"}) {
+  const ofa_kernels_int8* k = ofa_kernels_int8_by_name(name);
+  if (!k || !k->pack_w) continue;
+  ++tested;
   uint32_t seed = 5;
   for (const Shape& s : kShapes) {
     const int ldw = s.k + 5;
@@ -109,8 +112,9 @@ TEST(Prepack, Int8PackedGemmsGiveTheUnpackedBits) {
     std::vector<int8_t> wt((size_t)s.k * (s.n + 2));
     for (int j = 0; j < s.n; ++j)
       for (int kk = 0; kk < s.k; ++kk) wt[(size_t)kk * (s.n + 2) + j] = w[(size_t)j * ldw + kk];
-    int8_t* packed_t = aligned<int8_t>(tbuf, bytes);
-    k->pack_wt(wt.data(), s.n + 2, s.n, s.k, packed_t);
+    // pack_wt (optional) from W's transpose: the same panels.
+    int8_t* packed_t = k->pack_wt ? aligned<int8_t>(tbuf, bytes) : packed;
+    if (k->pack_wt) k->pack_wt(wt.data(), s.n + 2, s.n, s.k, packed_t);
     // Padding bytes (past n, past k) may differ; the GEMMs below prove they are never read into a result.
     ofa_gemm_s8_dims d = {s.m, s.n, s.k, s.k, ldw, s.n, 0};
     ofa_gemm_s8_dims dp = d;
@@ -127,9 +131,40 @@ TEST(Prepack, Int8PackedGemmsGiveTheUnpackedBits) {
       std::vector<int32_t> want32((size_t)s.m * s.n, 77), got32(want32.size(), 77);
       k->gemm_s8_requant_add_s32(&d, a.data(), w.data(), bias.data(), table.data(), s.n, want32.data(), scratch);
       k->gemm_s8_requant_add_s32(&dp, a.data(), form, bias.data(), table.data(), s.n, got32.data(), scratch);
-      ASSERT_EQ(want32, got32) << "requant_add " << s.m << "x" << s.n << "x" << s.k;
+      ASSERT_EQ(want32, got32) << name << " requant_add " << s.m << "x" << s.n << "x" << s.k;
     }
   }
+  }
+  if (!tested) GTEST_SKIP() << "no int8 table with pack_w on this CPU";
+}
+
+// The engine runs the head's packed GEMM over its whole depth (tokens x d) with the scratch planned
+// for depth d: a packed GEMM must not need a scratch sized for its own depth.
+TEST(Prepack, Int8PackedGemmNeedsNoDepthSizedScratch) {
+  int tested = 0;
+  for (const char* name : {"avx2", "avx512vnni"}) {
+    const ofa_kernels_int8* k = ofa_kernels_int8_by_name(name);
+    if (!k || !k->pack_w) continue;
+    ++tested;
+    const int m = 7, n = 24, depth = 16 * 42, small = 16;  // 42 tokens of d = 16
+    auto a = random_s8((size_t)m * depth, 91);
+    auto w = random_s8((size_t)n * depth, 92);
+    std::vector<int32_t> bias(n, 3), want((size_t)m * n), got(want.size());
+    std::vector<unsigned char> big, pbuf;
+    std::vector<unsigned char> tight(ofa_gemm_s8_scratch_bytes(small) + 64, 0xA5);
+    void* wide = aligned<unsigned char>(big, ofa_gemm_s8_scratch_bytes(depth));
+    int8_t* packed = aligned<int8_t>(pbuf, k->packed_bytes(n, depth));
+    k->pack_w(w.data(), depth, n, depth, packed);
+    const ofa_gemm_s8_dims d = {m, n, depth, depth, depth, n, 0};
+    ofa_gemm_s8_dims dp = d;
+    dp.w_packed = 1;
+    k->gemm_s8(&d, a.data(), w.data(), bias.data(), want.data(), wide);
+    const size_t used = ofa_gemm_s8_scratch_bytes(small);
+    k->gemm_s8(&dp, a.data(), packed, bias.data(), got.data(), tight.data());
+    ASSERT_EQ(want, got) << name;
+    for (size_t i = used; i < tight.size(); ++i) ASSERT_EQ(tight[i], 0xA5) << name << ": wrote past the scratch";
+  }
+  if (!tested) GTEST_SKIP() << "no int8 table with pack_w on this CPU";
 }
 
 // A model prepacked for the table and run by a Runner over 1-3 threads gives

@@ -1,9 +1,19 @@
 // int8 GEMM with AVX2: bytes sign-extended to int16 and multiplied pairwise
 // into int32 (vpmaddwd). Unlike vpmaddubsw this never saturates, so sums
-// are exact and equal the scalar kernel's. K tails go through scalar code.
+// are exact and equal the scalar kernel's.
+//
+// Two forms. W packed at load (pack_w, the host's case): panels of kPR
+// columns whose (column, 2 depths) byte pairs are interleaved, so one
+// sign-extending load gives 8 columns x 2 depths; A's rows are widened into
+// int16 pairs (a stack buffer, by depth chunks) and broadcast, and each
+// vpmaddwd adds 2 depths into 8 output columns: no horizontal sums. W as it is (the
+// q.k scores, P V and the Python gemm_s8 without prepack): dot products of 16
+// depths with the sums reduced at the end; K tails go through scalar code.
 #include <immintrin.h>
+#include <string.h>
 
 #include "ofa/ofa_kernels_int8.h"
+#include "int8_ops_avx2.h"
 
 namespace {
 
@@ -76,6 +86,139 @@ void gemm_s8_avx2(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
   }
 }
 
+// ---- packed W ----------------------------------------------------------------
+constexpr int kPR = 16;  // columns per packed panel: two ymm of int32 sums
+constexpr int kPM = 4;   // rows per micro-tile: 8 accumulators + 2 W + 1 A = 11 ymm
+// A is widened kWidenRows rows by kDepthChunk depths at a time into a 4 KB stack buffer, so the
+// packed form needs no scratch: the engine runs the head's packed GEMM over its whole depth
+// (tokens x d) with a scratch planned for depth d only.
+constexpr int32_t kWidenRows = 8, kDepthChunk = 256;  // even: chunks start on a depth pair
+
+inline int32_t depth_pairs(int32_t k) { return (k + 1) / 2; }
+// One panel: depth_pairs(k) groups of 32 bytes; a group holds columns 0..7 then 8..15, each as the
+// bytes of depths 2t and 2t + 1 (0 past k or past the panel's columns).
+inline size_t panel_bytes(int32_t k) { return (size_t)depth_pairs(k) * kPR * 2; }
+
+size_t packed_bytes(int32_t n, int32_t k) {
+  return n <= 0 || k <= 0 ? 0 : (size_t)(n + kPR - 1) / kPR * panel_bytes(k);
+}
+
+void pack_weights(const int8_t* w, int32_t ldw, int32_t n, int32_t k, int8_t* dst) {
+  const int32_t pairs = depth_pairs(k);
+  for (int32_t j0 = 0; j0 < n; j0 += kPR) {
+    int8_t* panel = dst + (size_t)j0 / kPR * panel_bytes(k);
+    memset(panel, 0, panel_bytes(k));
+    const int32_t nb = n - j0 < kPR ? n - j0 : kPR;
+    for (int32_t c = 0; c < nb; ++c) {
+      const int8_t* wr = w + (size_t)(j0 + c) * ldw;
+      for (int32_t t = 0; t < pairs; ++t) {
+        int8_t* g = panel + (size_t)t * kPR * 2 + c * 2;
+        g[0] = wr[2 * t];
+        if (2 * t + 1 < k) g[1] = wr[2 * t + 1];
+      }
+    }
+  }
+}
+
+// `rows` rows of k bytes of A sign-extended to int16, each padded to an even depth with 0
+// (row stride 2 * depth_pairs(k)).
+void widen_rows(const int8_t* a, int32_t lda, int32_t rows, int32_t k, int16_t* out) {
+  const int32_t ld16 = 2 * depth_pairs(k), full = k / 16 * 16;
+  for (int32_t i = 0; i < rows; ++i) {
+    const int8_t* ar = a + (size_t)i * lda;
+    int16_t* o = out + (size_t)i * ld16;
+    for (int32_t kk = 0; kk < full; kk += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + kk), load16(ar + kk));
+    for (int32_t kk = full; kk < ld16; ++kk) o[kk] = kk < k ? ar[kk] : 0;
+  }
+}
+
+// c (MR, nb <= kPR) = [c +] a16 (MR rows of int16 pairs) x one packed panel's `pairs` groups
+// [+ bias]: the first depth chunk stores (with the bias), later ones add to c.
+template <int MR>
+void packed_tile(const int16_t* a16, int32_t ld16, int32_t pairs, const int8_t* panel,
+                 const int32_t* bias, int nb, bool first, int32_t* c, int32_t ldc) {
+  alignas(32) int32_t lanes[kPR] = {};
+  __m256i acc[MR][2];
+  for (int i = 0; i < MR; ++i) {
+    if (first) {
+      acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+      continue;
+    }
+    memcpy(lanes, c + (size_t)i * ldc, (size_t)nb * sizeof(int32_t));
+    acc[i][0] = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+    acc[i][1] = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 8));
+  }
+  const int8_t* wp = panel;
+  for (int32_t t = 0; t < pairs; ++t, wp += kPR * 2) {
+    const __m256i w0 = load16(wp), w1 = load16(wp + 16);
+    for (int i = 0; i < MR; ++i) {
+      int32_t pair;
+      memcpy(&pair, a16 + (size_t)i * ld16 + 2 * t, sizeof pair);
+      const __m256i av = _mm256_set1_epi32(pair);
+      acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(av, w0));
+      acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(av, w1));
+    }
+  }
+  __m256i b0 = _mm256_setzero_si256(), b1 = b0;
+  if (bias) {
+    for (int j = 0; j < kPR; ++j) lanes[j] = j < nb ? bias[j] : 0;
+    b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+    b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 8));
+  }
+  for (int i = 0; i < MR; ++i) {
+    int32_t* ci = c + (size_t)i * ldc;
+    const __m256i r0 = _mm256_add_epi32(acc[i][0], b0), r1 = _mm256_add_epi32(acc[i][1], b1);
+    if (nb == kPR) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ci), r0);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ci + 8), r1);
+    } else {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), r0);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 8), r1);
+      memcpy(ci, lanes, (size_t)nb * sizeof(int32_t));
+    }
+  }
+}
+
+using packed_tile_fn = void (*)(const int16_t*, int32_t, int32_t, const int8_t*, const int32_t*, int, bool,
+                                int32_t*, int32_t);
+constexpr packed_tile_fn kPackedTiles[kPM + 1] = {nullptr, &packed_tile<1>, &packed_tile<2>, &packed_tile<3>,
+                                                  &packed_tile<4>};
+
+// C = A W^T (+ bias) with W in pack_weights' layout. Integer sums: chunking the depth does not
+// change a bit.
+void gemm_packed(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
+                 int32_t* c) {
+  alignas(32) int16_t a16[kWidenRows * kDepthChunk];
+  const size_t pb = panel_bytes(d->k);
+  for (int32_t i0 = 0; i0 < d->m; i0 += kWidenRows) {
+    const int32_t mb = d->m - i0 < kWidenRows ? d->m - i0 : kWidenRows;
+    for (int32_t k0 = 0; k0 < d->k; k0 += kDepthChunk) {
+      const int32_t kc = d->k - k0 < kDepthChunk ? d->k - k0 : kDepthChunk;
+      const int32_t pairs = depth_pairs(kc), ld16 = 2 * pairs;
+      const bool first = k0 == 0;
+      widen_rows(a + (size_t)i0 * d->lda + k0, d->lda, mb, kc, a16);
+      for (int32_t j0 = 0; j0 < d->n; j0 += kPR) {
+        const int nb = d->n - j0 < kPR ? d->n - j0 : kPR;
+        const int8_t* panel = w + (size_t)j0 / kPR * pb + (size_t)(k0 / 2) * kPR * 2;
+        for (int32_t i = 0; i < mb; i += kPM) {
+          const int mr = mb - i < kPM ? mb - i : kPM;
+          kPackedTiles[mr](a16 + (size_t)i * ld16, ld16, pairs, panel, first && bias ? bias + j0 : nullptr, nb,
+                           first, c + (size_t)(i0 + i) * d->ldc + j0, d->ldc);
+        }
+      }
+    }
+  }
+}
+
+void gemm_s8_avx2_any(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
+                      const int32_t* bias, int32_t* c, void* scratch) {
+  if (d->w_packed)
+    gemm_packed(d, a, w, bias, c);
+  else
+    gemm_s8_avx2(d, a, w, bias, c, scratch);
+}
+
 // Fused requantisation: the GEMM runs on tiles of kTileM x kTileN into a
 // stack buffer (L1) that the portable requantisation then reads, so the int32
 // result never goes through the arena. Same bits: the same two functions.
@@ -83,16 +226,16 @@ constexpr int32_t kTileM = kMR * 2, kTileN = 64;
 
 template <class Requant>
 void gemm_tiled(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
-                const int32_t* table, int32_t count, const Requant& requant) {
+                const int32_t* table, int32_t count, void* scratch, const Requant& requant) {
   alignas(32) int32_t tile[kTileM * kTileN];
   for (int32_t j0 = 0; j0 < d->n; j0 += kTileN) {
     const int32_t nb = d->n - j0 < kTileN ? d->n - j0 : kTileN;
     const int32_t* tj = count > 1 ? table + j0 : table;  // rows stay `count` apart
     for (int32_t i0 = 0; i0 < d->m; i0 += kTileM) {
       const int32_t mb = d->m - i0 < kTileM ? d->m - i0 : kTileM;
-      const ofa_gemm_s8_dims g = {mb, nb, d->k, d->lda, d->ldw, kTileN, 0};
-      gemm_s8_avx2(&g, a + (size_t)i0 * d->lda, w + (size_t)j0 * d->ldw, bias ? bias + j0 : nullptr,
-                   tile, nullptr);
+      const ofa_gemm_s8_dims g = {mb, nb, d->k, d->lda, d->ldw, kTileN, d->w_packed};
+      const int8_t* wj = d->w_packed ? w + (size_t)j0 / kPR * panel_bytes(d->k) : w + (size_t)j0 * d->ldw;
+      gemm_s8_avx2_any(&g, a + (size_t)i0 * d->lda, wj, bias ? bias + j0 : nullptr, tile, scratch);
       const ofa_requant_dims rd = {mb, nb, kTileN, d->ldc, count};
       requant(&rd, tile, tj, (size_t)i0 * d->ldc + j0);
     }
@@ -101,26 +244,27 @@ void gemm_tiled(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, con
 
 void gemm_s8_requant_s8_avx2(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
                              const int32_t* bias, const int32_t* table, int32_t count, int8_t* out,
-                             void* /*scratch*/) {
-  gemm_tiled(d, a, w, bias, table, count,
+                             void* scratch) {
+  gemm_tiled(d, a, w, bias, table, count, scratch,
              [out](const ofa_requant_dims* rd, const int32_t* tile, const int32_t* t, size_t at) {
-               ofa_requant_to_s8(rd, tile, t, out + at);
+               ofa_requant_to_s8_avx2(rd, tile, t, out + at);
              });
 }
 
 void gemm_s8_requant_add_s32_avx2(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
                                   const int32_t* bias, const int32_t* table, int32_t count,
-                                  int32_t* out, void* /*scratch*/) {
-  gemm_tiled(d, a, w, bias, table, count,
+                                  int32_t* out, void* scratch) {
+  gemm_tiled(d, a, w, bias, table, count, scratch,
              [out](const ofa_requant_dims* rd, const int32_t* tile, const int32_t* t, size_t at) {
-               ofa_requant_add_s32(rd, tile, t, out + at);
+               ofa_requant_add_s32_avx2(rd, tile, t, out + at);
              });
 }
 
 }  // namespace
 
-// The elementwise ops stay portable here (AVX2 lacks 64-bit multiplies).
+// Layer norm, softmax and the lookup table stay portable here. No pack_wt: P V's W^T is transposed
+// plainly and runs the unpacked form.
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_avx2 = {
-    "avx2", gemm_s8_avx2, ofa_requant_to_s8, ofa_requant_add_s32,
+    "avx2", gemm_s8_avx2_any, ofa_requant_to_s8_avx2, ofa_requant_add_s32_avx2,
     ofa_layer_norm_s32, ofa_softmax_s8, gemm_s8_requant_s8_avx2, gemm_s8_requant_add_s32_avx2,
-    ofa_layer_norm_s32_s8, ofa_lut_s8, nullptr, nullptr, nullptr, nullptr};
+    ofa_layer_norm_s32_s8, ofa_lut_s8, packed_bytes, pack_weights, nullptr, nullptr};

@@ -10,7 +10,8 @@ x (B, L, C) in data units and returns (B, H, C) in data units, as `ofa.infer` do
 
 What each int8 form is (none is the engine's bit-exact integer scheme):
 - ONNX dynamic (`onnxruntime.quantization.quantize_dynamic`): int8 weights, activations quantised per
-  call (MatMulInteger); layer norm, softmax and GELU stay float.
+  call (MatMulInteger); layer norm, softmax and GELU stay float. Weights use 7 bits (reduce_range), so
+  the file is accurate on x86 CPUs without VNNI too, where full-range weights saturate.
 - ONNX static (QDQ, `quantize_static`): activation ranges calibrated on training windows.
 - LiteRT dynamic range (ai-edge-quantizer's `dynamic_wi8_afp32`): int8 weights, float activations
   quantised on the fly inside XNNPACK.
@@ -169,13 +170,16 @@ def to_onnx(model_file: str, out: str, int8: str | None = None, calibration: np.
             quant = _require("onnxruntime.quantization", "onnxruntime")
             path = os.path.join(work, "model-int8.onnx")
             if int8 == "dynamic":
-                quant.quantize_dynamic(fp32, path, weight_type=quant.QuantType.QInt8)
+                # 7-bit weights (reduce_range): ONNX Runtime's u8 x s8 kernels on x86 CPUs without VNNI
+                # (vpmaddubsw) saturate 16-bit pair sums of full-range weights; measured on an AVX2 CPU,
+                # the output's relative RMS error against the engine went from 0.32 to within 0.10.
+                quant.quantize_dynamic(fp32, path, weight_type=quant.QuantType.QInt8, reduce_range=True)
             elif int8 == "static":
                 if calibration is None or len(calibration) == 0:
                     raise OfaError("static int8 ONNX needs calibration windows (--data)")
                 quant.quantize_static(fp32, path, _Calibration(calibration), quant_format=quant.QuantFormat.QDQ,
                                       activation_type=quant.QuantType.QInt8, weight_type=quant.QuantType.QInt8,
-                                      per_channel=True)
+                                      per_channel=True, reduce_range=True)  # as above
             else:
                 raise OfaError(f"ONNX int8 form must be 'dynamic' or 'static', got {int8!r}")
         with open(path, "rb") as f:
