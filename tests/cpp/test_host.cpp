@@ -86,66 +86,73 @@ TEST(Prepack, Fp32PackedGemmGivesTheUnpackedBits) {
   if (!tested) GTEST_SKIP() << "no fp32 table with pack_w on this CPU";
 }
 
-TEST(Prepack, Int8PackedGemmsGiveTheUnpackedBits) {
-  int tested = 0;
+// The int8 tables built here and supported by this CPU that have a packed form (pack_w).
+std::vector<const ofa_kernels_int8*> packed_int8_tables() {
+  std::vector<const ofa_kernels_int8*> tables;
   for (const char* name : {"avx2", "avx512vnni"}) {
-  const ofa_kernels_int8* k = ofa_kernels_int8_by_name(name);
-  if (!k || !k->pack_w) continue;
-  ++tested;
-  uint32_t seed = 5;
-  for (const Shape& s : kShapes) {
-    const int ldw = s.k + 5;
-    auto a = random_s8((size_t)s.m * s.k, seed++);
-    auto w = random_s8((size_t)s.n * ldw, seed++);
-    std::vector<int32_t> bias(s.n), table(3 * s.n);
-    for (int j = 0; j < s.n; ++j) {
-      bias[j] = (j * 7919) % 20001 - 10000;
-      table[j] = 1518500250 - j * 12345;  // multiplier
-      table[s.n + j] = -(8 + j % 5);      // right shift
-      table[2 * s.n + j] = j % 7 - 3;     // zero point
-    }
-    std::vector<unsigned char> sbuf, pbuf, tbuf;
-    void* scratch = aligned<unsigned char>(sbuf, ofa_gemm_s8_scratch_bytes(s.k));
-    const size_t bytes = k->packed_bytes(s.n, s.k);
-    int8_t* packed = aligned<int8_t>(pbuf, bytes);
-    k->pack_w(w.data(), ldw, s.n, s.k, packed);
-    std::vector<int8_t> wt((size_t)s.k * (s.n + 2));
-    for (int j = 0; j < s.n; ++j)
-      for (int kk = 0; kk < s.k; ++kk) wt[(size_t)kk * (s.n + 2) + j] = w[(size_t)j * ldw + kk];
-    // pack_wt (optional) from W's transpose: the same panels.
-    int8_t* packed_t = k->pack_wt ? aligned<int8_t>(tbuf, bytes) : packed;
-    if (k->pack_wt) k->pack_wt(wt.data(), s.n + 2, s.n, s.k, packed_t);
-    // Padding bytes (past n, past k) may differ; the GEMMs below prove they are never read into a result.
-    ofa_gemm_s8_dims d = {s.m, s.n, s.k, s.k, ldw, s.n, 0};
-    ofa_gemm_s8_dims dp = d;
-    dp.w_packed = 1;
-    for (const int8_t* form : {packed, packed_t}) {
-      std::vector<int32_t> want((size_t)s.m * s.n), got(want.size());
-      k->gemm_s8(&d, a.data(), w.data(), bias.data(), want.data(), scratch);
-      k->gemm_s8(&dp, a.data(), form, bias.data(), got.data(), scratch);
-      ASSERT_EQ(want, got) << "gemm_s8 " << s.m << "x" << s.n << "x" << s.k;
-      std::vector<int8_t> want8((size_t)s.m * s.n), got8(want8.size());
-      k->gemm_s8_requant_s8(&d, a.data(), w.data(), bias.data(), table.data(), s.n, want8.data(), scratch);
-      k->gemm_s8_requant_s8(&dp, a.data(), form, bias.data(), table.data(), s.n, got8.data(), scratch);
-      ASSERT_EQ(want8, got8) << "requant_s8 " << s.m << "x" << s.n << "x" << s.k;
-      std::vector<int32_t> want32((size_t)s.m * s.n, 77), got32(want32.size(), 77);
-      k->gemm_s8_requant_add_s32(&d, a.data(), w.data(), bias.data(), table.data(), s.n, want32.data(), scratch);
-      k->gemm_s8_requant_add_s32(&dp, a.data(), form, bias.data(), table.data(), s.n, got32.data(), scratch);
-      ASSERT_EQ(want32, got32) << name << " requant_add " << s.m << "x" << s.n << "x" << s.k;
+    const ofa_kernels_int8* k = ofa_kernels_int8_by_name(name);
+    if (k && k->pack_w) tables.push_back(k);
+  }
+  return tables;
+}
+
+TEST(Prepack, Int8PackedGemmsGiveTheUnpackedBits) {
+  const auto tables = packed_int8_tables();
+  if (tables.empty()) GTEST_SKIP() << "no int8 table with pack_w on this CPU";
+  for (const ofa_kernels_int8* k : tables) {
+    const char* name = k->name;
+    uint32_t seed = 5;
+    for (const Shape& s : kShapes) {
+      const int ldw = s.k + 5;
+      auto a = random_s8((size_t)s.m * s.k, seed++);
+      auto w = random_s8((size_t)s.n * ldw, seed++);
+      std::vector<int32_t> bias(s.n), table(3 * s.n);
+      for (int j = 0; j < s.n; ++j) {
+        bias[j] = (j * 7919) % 20001 - 10000;
+        table[j] = 1518500250 - j * 12345;  // multiplier
+        table[s.n + j] = -(8 + j % 5);      // right shift
+        table[2 * s.n + j] = j % 7 - 3;     // zero point
+      }
+      std::vector<unsigned char> sbuf, pbuf, tbuf;
+      void* scratch = aligned<unsigned char>(sbuf, ofa_gemm_s8_scratch_bytes(s.k));
+      const size_t bytes = k->packed_bytes(s.n, s.k);
+      int8_t* packed = aligned<int8_t>(pbuf, bytes);
+      k->pack_w(w.data(), ldw, s.n, s.k, packed);
+      std::vector<int8_t> wt((size_t)s.k * (s.n + 2));
+      for (int j = 0; j < s.n; ++j)
+        for (int kk = 0; kk < s.k; ++kk) wt[(size_t)kk * (s.n + 2) + j] = w[(size_t)j * ldw + kk];
+      // pack_wt (optional) from W's transpose: the same panels.
+      int8_t* packed_t = k->pack_wt ? aligned<int8_t>(tbuf, bytes) : packed;
+      if (k->pack_wt) k->pack_wt(wt.data(), s.n + 2, s.n, s.k, packed_t);
+      // Padding bytes (past n, past k) may differ; the GEMMs below prove they are never read into a result.
+      ofa_gemm_s8_dims d = {s.m, s.n, s.k, s.k, ldw, s.n, 0};
+      ofa_gemm_s8_dims dp = d;
+      dp.w_packed = 1;
+      for (const int8_t* form : {packed, packed_t}) {
+        std::vector<int32_t> want((size_t)s.m * s.n), got(want.size());
+        k->gemm_s8(&d, a.data(), w.data(), bias.data(), want.data(), scratch);
+        k->gemm_s8(&dp, a.data(), form, bias.data(), got.data(), scratch);
+        ASSERT_EQ(want, got) << name << " gemm_s8 " << s.m << "x" << s.n << "x" << s.k;
+        std::vector<int8_t> want8((size_t)s.m * s.n), got8(want8.size());
+        k->gemm_s8_requant_s8(&d, a.data(), w.data(), bias.data(), table.data(), s.n, want8.data(), scratch);
+        k->gemm_s8_requant_s8(&dp, a.data(), form, bias.data(), table.data(), s.n, got8.data(), scratch);
+        ASSERT_EQ(want8, got8) << name << " requant_s8 " << s.m << "x" << s.n << "x" << s.k;
+        std::vector<int32_t> want32((size_t)s.m * s.n, 77), got32(want32.size(), 77);
+        k->gemm_s8_requant_add_s32(&d, a.data(), w.data(), bias.data(), table.data(), s.n, want32.data(), scratch);
+        k->gemm_s8_requant_add_s32(&dp, a.data(), form, bias.data(), table.data(), s.n, got32.data(), scratch);
+        ASSERT_EQ(want32, got32) << name << " requant_add " << s.m << "x" << s.n << "x" << s.k;
+      }
     }
   }
-  }
-  if (!tested) GTEST_SKIP() << "no int8 table with pack_w on this CPU";
 }
 
 // The engine runs the head's packed GEMM over its whole depth (tokens x d) with the scratch planned
 // for depth d: a packed GEMM must not need a scratch sized for its own depth.
 TEST(Prepack, Int8PackedGemmNeedsNoDepthSizedScratch) {
-  int tested = 0;
-  for (const char* name : {"avx2", "avx512vnni"}) {
-    const ofa_kernels_int8* k = ofa_kernels_int8_by_name(name);
-    if (!k || !k->pack_w) continue;
-    ++tested;
+  const auto tables = packed_int8_tables();
+  if (tables.empty()) GTEST_SKIP() << "no int8 table with pack_w on this CPU";
+  for (const ofa_kernels_int8* k : tables) {
+    const char* name = k->name;
     const int m = 7, n = 24, depth = 16 * 42, small = 16;  // 42 tokens of d = 16
     auto a = random_s8((size_t)m * depth, 91);
     auto w = random_s8((size_t)n * depth, 92);
@@ -164,7 +171,6 @@ TEST(Prepack, Int8PackedGemmNeedsNoDepthSizedScratch) {
     ASSERT_EQ(want, got) << name;
     for (size_t i = used; i < tight.size(); ++i) ASSERT_EQ(tight[i], 0xA5) << name << ": wrote past the scratch";
   }
-  if (!tested) GTEST_SKIP() << "no int8 table with pack_w on this CPU";
 }
 
 // A model prepacked for the table and run by a Runner over 1-3 threads gives

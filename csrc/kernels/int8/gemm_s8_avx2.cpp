@@ -220,8 +220,9 @@ void gemm_s8_avx2_any(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* 
 }
 
 // Fused requantisation: the GEMM runs on tiles of kTileM x kTileN into a
-// stack buffer (L1) that the portable requantisation then reads, so the int32
+// stack buffer (L1) that the table's requantisation then reads, so the int32
 // result never goes through the arena. Same bits: the same two functions.
+// (A packed W widens each tile's rows of A again: a few per cent of the tile's work.)
 constexpr int32_t kTileM = kMR * 2, kTileN = 64;
 
 template <class Requant>

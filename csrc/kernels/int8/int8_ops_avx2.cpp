@@ -3,12 +3,11 @@
 // arithmetic shift, so the high multiply keeps only what it needs: the 32x32
 // -> 64-bit products go through vpmuldq on even and odd lanes and bits 31..62
 // of (a*b + 2^30) are moved into place with logical shifts, which give the
-// same low 32 bits as an arithmetic shift. Row tails use the scalar formulas.
+// same low 32 bits as an arithmetic shift. Column tails run the portable functions.
 #include <immintrin.h>
 
 #include "ofa/ofa_kernels_int8.h"
 #include "int8_ops_avx2.h"
-#include "requant_inline.h"
 
 namespace {
 
@@ -59,12 +58,13 @@ struct Params {
 
 inline __m256i load8(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
-// The rows of a requantisation, 8 lanes at a time; store(out + j, v, p) finishes lanes j..j+7 and
-// tail(out_row, in_row, j, c) one lane with the portable formula.
-template <class Out, class Store, class Tail>
+// The rows of a requantisation, 8 lanes at a time: store(out + j, v, p) finishes lanes j..j+7. The
+// columns past the last full 8 go, for all rows at once, through `portable`: the same function the
+// scalar table runs, on the tail's slice of the table.
+template <class Out, class Store, class Portable>
 void requant_rows(const ofa_requant_dims* d, const int32_t* in, const int32_t* table, Out* out,
-                  Store store, Tail tail) {
-  const int32_t count = d->count, full = d->cols / 8 * 8, step = count > 1 ? 1 : 0;
+                  Store store, Portable portable) {
+  const int32_t count = d->count, full = d->cols / 8 * 8;
   const Params one = {_mm256_set1_epi32(table[0]), _mm256_set1_epi32(table[count]),
                       _mm256_set1_epi32(table[2 * count])};
   for (int32_t r = 0; r < d->rows; ++r) {
@@ -75,15 +75,16 @@ void requant_rows(const ofa_requant_dims* d, const int32_t* in, const int32_t* t
                                   : Params{load8(table + j), load8(table + count + j), load8(table + 2 * count + j)};
       store(orow + j, requantize(load8(ir + j), p.mult, p.shift), p);
     }
-    for (int32_t j = full; j < d->cols; ++j) tail(orow, ir, j, j * step);
   }
+  if (full == d->cols) return;
+  const ofa_requant_dims tail = {d->rows, d->cols - full, d->ld_in, d->ld_out, count};
+  portable(&tail, in + full, count > 1 ? table + full : table, out + full);  // rows stay `count` apart
 }
 
 }  // namespace
 
 void ofa_requant_to_s8_avx2(const ofa_requant_dims* d, const int32_t* in, const int32_t* table,
                             int8_t* out) {
-  const int32_t count = d->count;
   requant_rows(
       d, in, table, out,
       [](int8_t* o, __m256i v, const Params& p) {
@@ -96,15 +97,11 @@ void ofa_requant_to_s8_avx2(const ofa_requant_dims* d, const int32_t* in, const 
         const __m128i joined = _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1));
         _mm_storel_epi64(reinterpret_cast<__m128i*>(o), joined);
       },
-      [table, count](int8_t* orow, const int32_t* ir, int32_t j, int32_t c) {
-        const int32_t v = ofa_rq::requantize_one_shift(ir[j], table[c], table[count + c]);
-        orow[j] = (int8_t)ofa_rq::clamp_s8(ofa_rq::add_sat32(v, table[2 * count + c]));
-      });
+      ofa_requant_to_s8);
 }
 
 void ofa_requant_add_s32_avx2(const ofa_requant_dims* d, const int32_t* in, const int32_t* table,
                               int32_t* out) {
-  const int32_t count = d->count;
   requant_rows(
       d, in, table, out,
       [](int32_t* o, __m256i v, const Params& p) {
@@ -113,8 +110,5 @@ void ofa_requant_add_s32_avx2(const ofa_requant_dims* d, const int32_t* in, cons
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(o),
                             add_saturating_epi32_avx2(add_saturating_epi32_avx2(old, v), p.zp));
       },
-      [table, count](int32_t* orow, const int32_t* ir, int32_t j, int32_t c) {
-        const int32_t v = ofa_rq::requantize_one_shift(ir[j], table[c], table[count + c]);
-        orow[j] = ofa_rq::add_sat32(ofa_rq::add_sat32(orow[j], v), table[2 * count + c]);
-      });
+      ofa_requant_add_s32);
 }
