@@ -10,8 +10,8 @@ x (B, L, C) in data units and returns (B, H, C) in data units, as `ofa.infer` do
 
 What each int8 form is (none is the engine's bit-exact integer scheme):
 - ONNX dynamic (`onnxruntime.quantization.quantize_dynamic`): int8 weights, activations quantised per
-  call (MatMulInteger); layer norm, softmax and GELU stay float. Weights use 7 bits (reduce_range), so
-  the file is accurate on x86 CPUs without VNNI too, where full-range weights saturate.
+  call (MatMulInteger); layer norm, softmax and GELU stay float. Weights use 7 bits (reduce_range), as
+  ONNX Runtime advises for x86 CPUs without VNNI.
 - ONNX static (QDQ, `quantize_static`): activation ranges calibrated on training windows.
 - LiteRT dynamic range (ai-edge-quantizer's `dynamic_wi8_afp32`): int8 weights, float activations
   quantised on the fly inside XNNPACK.
@@ -170,9 +170,10 @@ def to_onnx(model_file: str, out: str, int8: str | None = None, calibration: np.
             quant = _require("onnxruntime.quantization", "onnxruntime")
             path = os.path.join(work, "model-int8.onnx")
             if int8 == "dynamic":
-                # 7-bit weights (reduce_range): ONNX Runtime's u8 x s8 kernels on x86 CPUs without VNNI
-                # (vpmaddubsw) saturate 16-bit pair sums of full-range weights; measured on an AVX2 CPU,
-                # the output's relative RMS error against the engine went from 0.32 to within 0.10.
+                # 7-bit weights (reduce_range), which ONNX Runtime documents for x86 CPUs without VNNI (their
+                # u8 x s8 kernels can saturate with full-range weights). On an AVX2 CPU, tests/test_interop.py's
+                # model went from relative RMS 0.32 against the engine to within 0.10 (not every model
+                # gains: README, "On an AVX2-only CPU").
                 quant.quantize_dynamic(fp32, path, weight_type=quant.QuantType.QInt8, reduce_range=True)
             elif int8 == "static":
                 if calibration is None or len(calibration) == 0:
