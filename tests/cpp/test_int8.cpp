@@ -224,6 +224,54 @@ TEST_P(GemmS8, LayerNormAndSoftmaxMatchPortable) {
   }
 }
 
+// Many rows whose spreads run from 1 to 2^31 (log-uniform), offsets anywhere in int32: the SIMD
+// layer norms switch between their 32-bit steps and the portable row by row, and the softmax rows
+// run from one live score to all of them.
+TEST_P(GemmS8, LayerNormAndSoftmaxMatchPortableOverSpreads) {
+  OFA_REQUIRE_INT8(kern, GetParam());
+  std::mt19937 rng(23);
+  std::uniform_real_distribution<double> log_span(0.0, 31.0);
+  for (int d : {3, 8, 45, 384}) {
+    const int rows = 64;
+    std::vector<int32_t> table((size_t)3 * d), x((size_t)rows * d);
+    for (int j = 0; j < d; ++j) {
+      table[j] = (int32_t)((1u << 30) + rng() % (1u << 30)) * (j % 2 ? 1 : -1);
+      table[d + j] = -(int32_t)(rng() % 20);
+      table[2 * d + j] = (int32_t)(rng() % 2001) - 1000;
+    }
+    for (int r = 0; r < rows; ++r) {
+      const int64_t span = (int64_t)std::exp2(log_span(rng));
+      const int64_t centre = (int64_t)(int32_t)rng() / 2;
+      for (int j = 0; j < d; ++j) {
+        const int64_t v = centre + (int64_t)(rng() % (2 * span + 1)) - span;
+        x[(size_t)r * d + j] = (int32_t)std::min<int64_t>(INT32_MAX, std::max<int64_t>(INT32_MIN, v));
+      }
+    }
+    const ofa_layer_norm_s32_dims dims = {rows, d, d};
+    const int32_t nt[3] = {(int32_t)((1u << 30) + 12345), -9, 7};
+    std::vector<int32_t> ya(x.size()), yb = x;
+    std::vector<int8_t> na(x.size()), nb(x.size());
+    ofa_layer_norm_s32_s8(&dims, x.data(), 1 << 20, table.data(), ya.data(), nt, na.data());
+    kern->layer_norm_s32_s8(&dims, yb.data(), 1 << 20, table.data(), yb.data(), nt, nb.data());
+    ASSERT_EQ(ya, yb) << "fused layer norm d=" << d;
+    ASSERT_EQ(na, nb) << "fused layer norm int8 copy d=" << d;
+    std::vector<int32_t> yc(x.size());
+    kern->layer_norm_s32(&dims, x.data(), 1 << 20, table.data(), yc.data());
+    ASSERT_EQ(ya, yc) << "layer norm d=" << d;
+
+    // the same rows as attention scores: d columns, causal from row 0
+    for (int causal : {0, 1}) {
+      const int32_t st[3] = {(int32_t)((1u << 30) + 999), -(int32_t)(rng() % 12), (int32_t)(rng() % 64) - 32};
+      std::vector<int32_t> wa = x, wb = x;
+      std::vector<int8_t> pa(x.size(), 9), pb(x.size(), 9);
+      const ofa_softmax_s8_dims sd = {rows, d, d, d, causal, 0};
+      ofa_softmax_s8(&sd, wa.data(), st, pa.data());
+      kern->softmax_s8(&sd, wb.data(), st, pb.data());
+      ASSERT_EQ(pa, pb) << "softmax d=" << d << " causal=" << causal;
+    }
+  }
+}
+
 TEST_P(GemmS8, LutMatchesPortable) {
   OFA_REQUIRE_INT8(kern, GetParam());
   auto lut = random_s8(256, 77);

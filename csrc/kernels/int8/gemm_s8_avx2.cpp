@@ -263,9 +263,9 @@ void gemm_s8_requant_add_s32_avx2(const ofa_gemm_s8_dims* d, const int8_t* a, co
 
 }  // namespace
 
-// Layer norm, softmax and the lookup table stay portable here. No pack_wt: P V's W^T is transposed
+// The lookup table stays portable here. No pack_wt: P V's W^T is transposed
 // plainly and runs the unpacked form.
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_avx2 = {
     "avx2", gemm_s8_avx2_any, ofa_requant_to_s8_avx2, ofa_requant_add_s32_avx2,
-    ofa_layer_norm_s32, ofa_softmax_s8, gemm_s8_requant_s8_avx2, gemm_s8_requant_add_s32_avx2,
-    ofa_layer_norm_s32_s8, ofa_lut_s8, packed_bytes, pack_weights, nullptr, nullptr};
+    ofa_layer_norm_s32_avx2, ofa_softmax_s8_avx2, gemm_s8_requant_s8_avx2, gemm_s8_requant_add_s32_avx2,
+    ofa_layer_norm_s32_s8_avx2, ofa_lut_s8, packed_bytes, pack_weights, nullptr, nullptr};

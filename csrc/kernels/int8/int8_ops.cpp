@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "ofa/ofa_kernels_int8.h"
+#include "iexp_q10.h"
 #include "requant_inline.h"
 
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
@@ -19,16 +20,7 @@ namespace {
 // n >= 0, d > 0 at every call: round half up.
 int64_t div_round(int64_t n, int64_t d) { return (n + d / 2) / d; }
 
-// I-BERT constants on a Q10 logit grid: ln2 = 709 / 1024; exp(p) on
-// (-ln2, 0] ~ 0.3585 (p + 1.353)^2 + 0.344, scaled by 2^20 / 0.3585.
-constexpr int32_t kLn2Q10 = 709;
-constexpr int32_t kBQ10 = 1385;      // floor(1.353 * 1024)
-constexpr int32_t kCScaled = 1006164;  // floor(0.344 / 0.3585 * 2^20)
-constexpr int32_t kExpCutoff = kLn2Q10 * 31;  // beyond: exp below 2^-31, 0
-// floor(n / 709) == (n * 1479) >> 20 for every 0 <= n < 709 * 32 (checked
-// exhaustively by the unit tests); avoids a division per score.
-constexpr int64_t kInvLn2Mul = 1479;
-constexpr int kInvLn2Shift = 20;
+using namespace ofa_iexp;  // the exp constants every ISA shares
 }  // namespace
 
 extern "C" int32_t ofa_srdhm(int32_t a, int32_t b) { return ofa_rq::srdhm(a, b); }
@@ -273,7 +265,7 @@ int32_t iexp_q10(int32_t x) {
   if (x <= -kExpCutoff) return 0;
   const int32_t n = -x;
   // n < 709 * 31, so n * 1479 < 2^25: a 32-bit product.
-  const int32_t z = (n * (int32_t)kInvLn2Mul) >> kInvLn2Shift;
+  const int32_t z = (n * kInvLn2Mul) >> kInvLn2Shift;
   const int32_t p = x + z * kLn2Q10;  // in (-ln2, 0]
   const int32_t q = p + kBQ10;
   return (q * q + kCScaled) >> z;
@@ -301,7 +293,7 @@ void softmax_row_mve(int32_t* sr, int8_t* pr, int32_t used, int32_t mult, int32_
     const mve_pred16_t live = vctp32q((uint32_t)(used - j));
     const int32x4_t x = vqsubq_s32(vldrwq_z_s32(sr + j, live), vdupq_n_s32(mx));  // <= 0
     const mve_pred16_t inside = vcmpgtq_n_s32(x, -kExpCutoff);
-    const int32x4_t z = vshrq_n_s32(vmulq_n_s32(vnegq_s32(x), (int32_t)kInvLn2Mul), kInvLn2Shift);
+    const int32x4_t z = vshrq_n_s32(vmulq_n_s32(vnegq_s32(x), kInvLn2Mul), kInvLn2Shift);
     const int32x4_t q = vaddq_n_s32(vmlaq_n_s32(x, z, kLn2Q10), kBQ10);
     const int32x4_t e = vpselq_s32(vshlq_s32(vaddq_n_s32(vmulq_s32(q, q), kCScaled), vnegq_s32(z)),
                                    vdupq_n_s32(0), inside);

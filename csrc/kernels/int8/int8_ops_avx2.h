@@ -21,3 +21,8 @@ void ofa_requant_to_s8_avx2(const ofa_requant_dims* d, const int32_t* in, const 
                             int8_t* out);
 void ofa_requant_add_s32_avx2(const ofa_requant_dims* d, const int32_t* in, const int32_t* table,
                               int32_t* out);
+void ofa_layer_norm_s32_avx2(const ofa_layer_norm_s32_dims* d, const int32_t* x, int64_t eps,
+                             const int32_t* table, int32_t* y);
+void ofa_layer_norm_s32_s8_avx2(const ofa_layer_norm_s32_dims* d, const int32_t* x, int64_t eps,
+                                const int32_t* table, int32_t* y, const int32_t* narrow_table, int8_t* narrow);
+void ofa_softmax_s8_avx2(const ofa_softmax_s8_dims* d, int32_t* scores, const int32_t* table, int8_t* probs);

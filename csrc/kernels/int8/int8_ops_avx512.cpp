@@ -8,6 +8,8 @@
 #include <immintrin.h>
 
 #include "ofa/ofa_kernels_int8.h"
+#include "iexp_q10.h"
+#include "isqrt_x86.h"
 #include "requant_inline.h"
 #include "int8_ops_avx512.h"
 
@@ -111,8 +113,7 @@ void ofa_requant_add_s32_avx512(const ofa_requant_dims* d, const int32_t* in, co
 }
 
 namespace {
-constexpr int32_t kLn2Q10 = 709, kBQ10 = 1385, kCScaled = 1006164;
-constexpr int32_t kExpCutoff = kLn2Q10 * 31;
+using namespace ofa_iexp;
 
 inline int64_t centred(int32_t x, int64_t n, int64_t sum) { return n * x - sum; }
 }  // namespace
@@ -164,7 +165,7 @@ void ofa_layer_norm_s32_avx512(const ofa_layer_norm_s32_dims* d, const int32_t* 
       var += t * t;
     }
     var += eps >> (2 * sh);
-    int64_t root = ofa_isqrt64(var);
+    int64_t root = ofa_isqrt64_x86(var);
     if (root == 0) root = 1;
     const int64_t inv = (((int64_t)1 << 46) + root / 2) / root;
     const __m512i inv64 = _mm512_set1_epi64(inv), half = _mm512_set1_epi64((int64_t)1 << 29);
@@ -266,7 +267,7 @@ void ofa_softmax_s8_avx512(const ofa_softmax_s8_dims* d, int32_t* scores, const 
       const __m512i v = _mm512_maskz_loadu_epi32(m, sr + j);
       const __mmask16 live = m & _mm512_cmpgt_epi32_mask(v, lim);
       const __m512i nn = _mm512_sub_epi32(mx_v, v);  // in [0, cutoff) on live lanes
-      const __m512i z = _mm512_srli_epi32(_mm512_mullo_epi32(nn, _mm512_set1_epi32(1479)), 20);
+      const __m512i z = _mm512_srli_epi32(_mm512_mullo_epi32(nn, _mm512_set1_epi32(kInvLn2Mul)), kInvLn2Shift);
       const __m512i q = _mm512_add_epi32(
           _mm512_sub_epi32(_mm512_mullo_epi32(z, _mm512_set1_epi32(kLn2Q10)), nn), _mm512_set1_epi32(kBQ10));
       const __m512i e = _mm512_maskz_srav_epi32(
@@ -295,17 +296,6 @@ void ofa_softmax_s8_avx512(const ofa_softmax_s8_dims* d, int32_t* scores, const 
 // ---- layer norm with the int8 copy fused; table lookup ------------------
 
 namespace {
-
-// floor(sqrt(v)) for v >= 0: the double estimate, then corrected to the exact
-// integer floor (the same value as the portable bit-by-bit ofa_isqrt64).
-int64_t isqrt_fast(int64_t v) {
-  if (v <= 0) return 0;
-  const uint64_t u = (uint64_t)v;
-  uint64_t r = (uint64_t)_mm_cvtsd_f64(_mm_sqrt_sd(_mm_setzero_pd(), _mm_set_sd((double)u)));
-  while (r * r > u) --r;                 // r < 2^32: no overflow
-  while ((r + 1) * (r + 1) <= u) ++r;
-  return (int64_t)r;
-}
 
 // Requantisation by one (mult, shift) per 64-bit lane (x a sign-extended
 // int32), for mult != INT32_MIN; see ofa_rq::FastRequant.
@@ -431,7 +421,7 @@ void layer_norm_s8_rows(const ofa_layer_norm_s32_dims* d, const int32_t* x, int6
       var += t * t;
     }
     var += eps >> (2 * sh);
-    int64_t root = isqrt_fast(var);
+    int64_t root = ofa_isqrt64_x86(var);
     if (root == 0) root = 1;
     const int64_t inv = (((int64_t)1 << 46) + root / 2) / root;
     const __m512i inv64 = _mm512_set1_epi64(inv);
