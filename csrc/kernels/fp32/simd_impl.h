@@ -47,17 +47,24 @@ static inline void micro_kernel(int kc, const float* ap, int lda, const float* b
     bias0 = V::load_m(bias, m0);
     bias1 = V::load_m(bias + W, m1);
   }
+  // Whole panels (every tile but the last column's) store plainly: AMD microcodes masked stores.
+  const bool whole = ncols >= 2 * W;
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) {
     float* cr = c + (size_t)r * ldc;
     reg v0 = V::add(acc0[r], bias0);
     reg v1 = V::add(acc1[r], bias1);
     if (add_c) {
-      v0 = V::add(v0, V::load_m(cr, m0));
-      v1 = V::add(v1, V::load_m(cr + W, m1));
+      v0 = V::add(v0, whole ? V::load(cr) : V::load_m(cr, m0));
+      v1 = V::add(v1, whole ? V::load(cr + W) : V::load_m(cr + W, m1));
     }
-    V::store_m(cr, m0, v0);
-    V::store_m(cr + W, m1, v1);
+    if (whole) {
+      V::store(cr, v0);
+      V::store(cr + W, v1);
+    } else {
+      V::store_m(cr, m0, v0);
+      V::store_m(cr + W, m1, v1);
+    }
   }
 }
 
@@ -231,6 +238,14 @@ static inline reg gelu_tanh_v(reg x) {
   return V::div(x, V::add(V::set1(1.f), e));
 }
 
+// Lanes [0, live) of v into p: the masked store only for a row's tail (AMD microcodes masked stores).
+static inline void store_first(float* p, mask m, reg v, int live) {
+  if (live >= W)
+    V::store(p, v);
+  else
+    V::store_m(p, m, v);
+}
+
 static void gelu(float* x, size_t n, int32_t kind) {
   size_t i = 0;
   if (kind == OFA_GELU_TANH) {
@@ -268,7 +283,7 @@ static void layer_norm(const ofa_layer_norm_dims* d, const float* x,
     for (int j = 0; j < dim; j += W) {
       const mask m = V::tail(dim - j);
       const reg t = V::mul(V::sub(V::load_m(xr + j, m), vmean), inv);
-      V::store_m(yr + j, m, V::fmadd(t, V::load_m(w + j, m), V::load_m(b + j, m)));
+      store_first(yr + j, m, V::fmadd(t, V::load_m(w + j, m), V::load_m(b + j, m)), dim - j);
     }
   }
 }
@@ -290,13 +305,13 @@ static void softmax(const ofa_softmax_dims* d, float* x) {
       const mask m = V::tail(used - j);
       const reg e = V::select_m(
           m, vexp(V::sub(V::mul(V::load_m(xr + j, m), scale), mx)), V::zero());
-      V::store_m(xr + j, m, e);
+      store_first(xr + j, m, e, used - j);
       vs = V::add(vs, e);
     }
     const reg inv = V::set1(1.f / V::reduce_add(vs));
     for (int j = 0; j < used; j += W) {
       const mask m = V::tail(used - j);
-      V::store_m(xr + j, m, V::mul(V::load_m(xr + j, m), inv));
+      store_first(xr + j, m, V::mul(V::load_m(xr + j, m), inv), used - j);
     }
     for (int j = used; j < d->cols; ++j) xr[j] = 0.f;
   }

@@ -2,13 +2,15 @@
 // into int32 (vpmaddwd). Unlike vpmaddubsw this never saturates, so sums
 // are exact and equal the scalar kernel's.
 //
-// Two forms. W packed at load (pack_w, the host's case): panels of kPR
-// columns whose (column, 2 depths) byte pairs are interleaved, so one
-// sign-extending load gives 8 columns x 2 depths; A's rows are widened into
-// int16 pairs (a stack buffer, by depth chunks) and broadcast, and each
-// vpmaddwd adds 2 depths into 8 output columns: no horizontal sums. W as it is (the
-// q.k scores, P V and the Python gemm_s8 without prepack): dot products of 16
-// depths with the sums reduced at the end; K tails go through scalar code.
+// W is always streamed packed: panels of kPR columns whose (column, 2 depths)
+// byte pairs are interleaved, so one sign-extending load gives 8 columns x 2
+// depths; A's rows are widened into int16 pairs (a stack buffer, by depth
+// chunks) and broadcast, and each vpmaddwd adds 2 depths into 8 output
+// columns: no horizontal sums. A W packed at load (pack_w / pack_wt, the
+// host's case) is used as it is; any other W (the q.k scores, the Python
+// gemm_s8 without prepack) is packed OFA_GEMM_S8_NR columns at a time into
+// the call's scratch first, which is cheap against the GEMM even at the
+// attention's depth of one head.
 #include <immintrin.h>
 #include <string.h>
 
@@ -17,73 +19,8 @@
 
 namespace {
 
-constexpr int kMR = 4;  // 4 x 2 accumulators + 2 W rows + A: 11 ymm
-constexpr int kNR = 2;
-
-inline int32_t hsum(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-  return _mm_cvtsi128_si32(s);
-}
-
-inline __m256i load16(const int8_t* p) {
+inline __m256i load16(const int8_t* p) {  // 16 bytes sign-extended to int16
   return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-
-template <int MR, int NR>
-void block(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
-           const int32_t* bias, int32_t* c) {
-  __m256i acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_si256();
-  const int32_t k_vec = d->k / 16 * 16;
-  for (int32_t kk = 0; kk < k_vec; kk += 16) {
-    __m256i wv[NR];
-    for (int j = 0; j < NR; ++j) wv[j] = load16(w + (size_t)j * d->ldw + kk);
-    for (int i = 0; i < MR; ++i) {
-      const __m256i av = load16(a + (size_t)i * d->lda + kk);
-      for (int j = 0; j < NR; ++j)
-        acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(av, wv[j]));
-    }
-  }
-  for (int i = 0; i < MR; ++i) {
-    const int8_t* ar = a + (size_t)i * d->lda;
-    for (int j = 0; j < NR; ++j) {
-      const int8_t* wr = w + (size_t)j * d->ldw;
-      int32_t s = hsum(acc[i][j]);
-      for (int32_t kk = k_vec; kk < d->k; ++kk) s += (int32_t)ar[kk] * wr[kk];
-      c[(size_t)i * d->ldc + j] = s + (bias ? bias[j] : 0);
-    }
-  }
-}
-
-using block_fn = void (*)(const ofa_gemm_s8_dims*, const int8_t*, const int8_t*,
-                          const int32_t*, int32_t*);
-template <int MR>
-constexpr block_fn row_of(int nr) {
-  return nr == 1 ? &block<MR, 1> : &block<MR, 2>;
-}
-block_fn pick(int mr, int nr) {
-  switch (mr) {
-    case 1: return row_of<1>(nr);
-    case 2: return row_of<2>(nr);
-    case 3: return row_of<3>(nr);
-    default: return row_of<4>(nr);
-  }
-}
-
-void gemm_s8_avx2(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
-                  const int32_t* bias, int32_t* c, void* /*scratch*/) {
-  for (int32_t j0 = 0; j0 < d->n; j0 += kNR) {
-    const int nr = d->n - j0 < kNR ? d->n - j0 : kNR;
-    const int8_t* wj = w + (size_t)j0 * d->ldw;
-    const int32_t* bj = bias ? bias + j0 : nullptr;
-    for (int32_t i0 = 0; i0 < d->m; i0 += kMR) {
-      const int mr = d->m - i0 < kMR ? d->m - i0 : kMR;
-      pick(mr, nr)(d, a + (size_t)i0 * d->lda, wj, bj, c + (size_t)i0 * d->ldc + j0);
-    }
-  }
 }
 
 // ---- packed W ----------------------------------------------------------------
@@ -92,7 +29,7 @@ constexpr int kPM = 4;   // rows per micro-tile: 8 accumulators + 2 W + 1 A = 11
 // A is widened kWidenRows rows by kDepthChunk depths at a time into a 4 KB stack buffer, so the
 // packed form needs no scratch: the engine runs the head's packed GEMM over its whole depth
 // (tokens x d) with a scratch planned for depth d only.
-constexpr int32_t kWidenRows = 8, kDepthChunk = 256;  // even: chunks start on a depth pair
+constexpr int32_t kWidenRows = 2 * kPM, kDepthChunk = 256;  // even: chunks start on a depth pair
 
 inline int32_t depth_pairs(int32_t k) { return (k + 1) / 2; }
 // One panel: depth_pairs(k) groups of 32 bytes; a group holds columns 0..7 then 8..15, each as the
@@ -103,21 +40,31 @@ size_t packed_bytes(int32_t n, int32_t k) {
   return n <= 0 || k <= 0 ? 0 : (size_t)(n + kPR - 1) / kPR * panel_bytes(k);
 }
 
-void pack_weights(const int8_t* w, int32_t ldw, int32_t n, int32_t k, int8_t* dst) {
+// W's element (column j, depth t) is w[j * col_stride + t * depth_stride]: pack_w's W (n, k) and
+// pack_wt's transpose (k, n) are the same loop.
+void pack_panels(const int8_t* w, size_t col_stride, size_t depth_stride, int32_t n, int32_t k, int8_t* dst) {
   const int32_t pairs = depth_pairs(k);
   for (int32_t j0 = 0; j0 < n; j0 += kPR) {
     int8_t* panel = dst + (size_t)j0 / kPR * panel_bytes(k);
     memset(panel, 0, panel_bytes(k));
     const int32_t nb = n - j0 < kPR ? n - j0 : kPR;
     for (int32_t c = 0; c < nb; ++c) {
-      const int8_t* wr = w + (size_t)(j0 + c) * ldw;
+      const int8_t* wc = w + (size_t)(j0 + c) * col_stride;
       for (int32_t t = 0; t < pairs; ++t) {
         int8_t* g = panel + (size_t)t * kPR * 2 + c * 2;
-        g[0] = wr[2 * t];
-        if (2 * t + 1 < k) g[1] = wr[2 * t + 1];
+        g[0] = wc[(size_t)(2 * t) * depth_stride];
+        if (2 * t + 1 < k) g[1] = wc[(size_t)(2 * t + 1) * depth_stride];
       }
     }
   }
+}
+
+void pack_weights(const int8_t* w, int32_t ldw, int32_t n, int32_t k, int8_t* dst) {
+  pack_panels(w, (size_t)ldw, 1, n, k, dst);
+}
+
+void pack_weights_t(const int8_t* wt, int32_t ldwt, int32_t n, int32_t k, int8_t* dst) {
+  pack_panels(wt, 1, (size_t)ldwt, n, k, dst);
 }
 
 // `rows` rows of k bytes of A sign-extended to int16, each padded to an even depth with 0
@@ -182,8 +129,9 @@ void packed_tile(const int16_t* a16, int32_t ld16, int32_t pairs, const int8_t* 
 
 using packed_tile_fn = void (*)(const int16_t*, int32_t, int32_t, const int8_t*, const int32_t*, int, bool,
                                 int32_t*, int32_t);
-constexpr packed_tile_fn kPackedTiles[kPM + 1] = {nullptr, &packed_tile<1>, &packed_tile<2>, &packed_tile<3>,
-                                                  &packed_tile<4>};
+constexpr packed_tile_fn kPackedTiles[] = {nullptr,         &packed_tile<1>, &packed_tile<2>, &packed_tile<3>,
+                                           &packed_tile<4>, &packed_tile<5>, &packed_tile<6>};
+static_assert(kPM < (int)(sizeof kPackedTiles / sizeof kPackedTiles[0]), "a tile for every row count");
 
 // C = A W^T (+ bias) with W in pack_weights' layout. Integer sums: chunking the depth does not
 // change a bit.
@@ -211,32 +159,50 @@ void gemm_packed(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, co
   }
 }
 
+// kPR-column panels of OFA_GEMM_S8_NR columns fit the scratch every unpacked call gets:
+// panel_bytes(k) * (NR / kPR) <= ofa_gemm_s8_scratch_bytes(k).
+static_assert(OFA_GEMM_S8_NR % kPR == 0, "whole panels per scratch load");
+
 void gemm_s8_avx2_any(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
                       const int32_t* bias, int32_t* c, void* scratch) {
-  if (d->w_packed)
+  if (d->w_packed) {
     gemm_packed(d, a, w, bias, c);
-  else
-    gemm_s8_avx2(d, a, w, bias, c, scratch);
+    return;
+  }
+  int8_t* panels = static_cast<int8_t*>(scratch);
+  for (int32_t j0 = 0; j0 < d->n; j0 += OFA_GEMM_S8_NR) {
+    const int32_t nb = d->n - j0 < OFA_GEMM_S8_NR ? d->n - j0 : OFA_GEMM_S8_NR;
+    pack_weights(w + (size_t)j0 * d->ldw, d->ldw, nb, d->k, panels);
+    const ofa_gemm_s8_dims g = {d->m, nb, d->k, d->lda, 0, d->ldc, 1};
+    gemm_packed(&g, a, panels, bias ? bias + j0 : nullptr, c + j0);
+  }
 }
 
-// Fused requantisation: the GEMM runs on tiles of kTileM x kTileN into a
-// stack buffer (L1) that the table's requantisation then reads, so the int32
-// result never goes through the arena. Same bits: the same two functions.
-// (A packed W widens each tile's rows of A again: a few per cent of the tile's work.)
-constexpr int32_t kTileM = kMR * 2, kTileN = 64;
+// Fused requantisation: the GEMM runs on tiles of kTileM rows into a stack buffer (L1) that the
+// table's requantisation then reads, so the int32 result never goes through the arena. Same bits:
+// the same two functions. A W packed at load is read kTileN columns at a time; any other is packed
+// into the scratch OFA_GEMM_S8_NR columns at a time, once for all rows. (Each tile widens its rows of
+// A again: a few per cent of the tile's work.)
+constexpr int32_t kTileM = 2 * kPM, kTileN = 64;
+static_assert(OFA_GEMM_S8_NR <= kTileN, "a packed column group fits a tile");
 
 template <class Requant>
 void gemm_tiled(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
                 const int32_t* table, int32_t count, void* scratch, const Requant& requant) {
   alignas(32) int32_t tile[kTileM * kTileN];
-  for (int32_t j0 = 0; j0 < d->n; j0 += kTileN) {
-    const int32_t nb = d->n - j0 < kTileN ? d->n - j0 : kTileN;
+  const int32_t cols = d->w_packed ? kTileN : OFA_GEMM_S8_NR;
+  for (int32_t j0 = 0; j0 < d->n; j0 += cols) {
+    const int32_t nb = d->n - j0 < cols ? d->n - j0 : cols;
     const int32_t* tj = count > 1 ? table + j0 : table;  // rows stay `count` apart
+    const int8_t* panels = w + (size_t)j0 / kPR * panel_bytes(d->k);
+    if (!d->w_packed) {
+      pack_weights(w + (size_t)j0 * d->ldw, d->ldw, nb, d->k, static_cast<int8_t*>(scratch));
+      panels = static_cast<const int8_t*>(scratch);
+    }
     for (int32_t i0 = 0; i0 < d->m; i0 += kTileM) {
       const int32_t mb = d->m - i0 < kTileM ? d->m - i0 : kTileM;
-      const ofa_gemm_s8_dims g = {mb, nb, d->k, d->lda, d->ldw, kTileN, d->w_packed};
-      const int8_t* wj = d->w_packed ? w + (size_t)j0 / kPR * panel_bytes(d->k) : w + (size_t)j0 * d->ldw;
-      gemm_s8_avx2_any(&g, a + (size_t)i0 * d->lda, wj, bias ? bias + j0 : nullptr, tile, scratch);
+      const ofa_gemm_s8_dims g = {mb, nb, d->k, d->lda, 0, kTileN, 1};
+      gemm_packed(&g, a + (size_t)i0 * d->lda, panels, bias ? bias + j0 : nullptr, tile);
       const ofa_requant_dims rd = {mb, nb, kTileN, d->ldc, count};
       requant(&rd, tile, tj, (size_t)i0 * d->ldc + j0);
     }
@@ -263,9 +229,8 @@ void gemm_s8_requant_add_s32_avx2(const ofa_gemm_s8_dims* d, const int8_t* a, co
 
 }  // namespace
 
-// The lookup table stays portable here. No pack_wt: P V's W^T is transposed
-// plainly and runs the unpacked form.
+// The lookup table stays portable here.
 extern "C" const ofa_kernels_int8 ofa_kernels_int8_avx2 = {
     "avx2", gemm_s8_avx2_any, ofa_requant_to_s8_avx2, ofa_requant_add_s32_avx2,
     ofa_layer_norm_s32_avx2, ofa_softmax_s8_avx2, gemm_s8_requant_s8_avx2, gemm_s8_requant_add_s32_avx2,
-    ofa_layer_norm_s32_s8_avx2, ofa_lut_s8, packed_bytes, pack_weights, nullptr, nullptr};
+    ofa_layer_norm_s32_s8_avx2, ofa_lut_s8, packed_bytes, pack_weights, pack_weights_t, nullptr};

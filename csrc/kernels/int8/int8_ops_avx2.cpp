@@ -143,9 +143,15 @@ using namespace ofa_iexp;
 
 int64_t div_round(int64_t n, int64_t d) { return (n + d / 2) / d; }  // n >= 0, d > 0
 
-// The first `live` lanes (any int: <= 0 none, >= 8 all).
-inline __m256i first_lanes(int32_t live) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(live), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+// Lanes [0, live) of p; the masked forms only for a row's tail (AMD microcodes masked stores).
+inline __m256i load_first(const int32_t* p, int32_t live) {
+  return live >= 8 ? load8(p) : _mm256_maskload_epi32(p, first_lanes_avx2(live));
+}
+inline void store_first(int32_t* p, __m256i v, int32_t live) {
+  if (live >= 8)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+  else
+    _mm256_maskstore_epi32(p, first_lanes_avx2(live), v);
 }
 
 inline int64_t sum_epi64(__m256i v) {
@@ -192,8 +198,8 @@ void layer_norm_rows(const ofa_layer_norm_s32_dims* d, const int32_t* x, int64_t
     __m256i acc = _mm256_setzero_si256();
     __m256i lo = _mm256_set1_epi32(INT32_MAX), hi = _mm256_set1_epi32(INT32_MIN);
     for (int32_t j = 0; j < n; j += 8) {
-      const __m256i m = first_lanes(n - j);
-      const __m256i v = _mm256_maskload_epi32(xr + j, m);  // off lanes read 0
+      const __m256i m = first_lanes_avx2(n - j);
+      const __m256i v = load_first(xr + j, n - j);  // off lanes read 0
       acc = add_widened(acc, v);
       lo = _mm256_min_epi32(lo, _mm256_blendv_epi8(lo, v, m));
       hi = _mm256_max_epi32(hi, _mm256_blendv_epi8(hi, v, m));
@@ -210,8 +216,8 @@ void layer_norm_rows(const ofa_layer_norm_s32_dims* d, const int32_t* x, int64_t
       const __m256i sum_lo = _mm256_set1_epi32((int32_t)(uint32_t)sum);
       acc = _mm256_setzero_si256();
       for (int32_t j = 0; j < n; j += 8) {
-        const __m256i m = first_lanes(n - j);
-        const __m256i v = _mm256_maskload_epi32(xr + j, m);
+        const __m256i m = first_lanes_avx2(n - j);
+        const __m256i v = load_first(xr + j, n - j);
         const __m256i t = _mm256_and_si256(_mm256_sra_epi32(_mm256_sub_epi32(_mm256_mullo_epi32(v, vn), sum_lo), shc), m);
         const __m256i t_odd = _mm256_srli_epi64(t, 32);
         acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_mul_epi32(t, t), _mm256_mul_epi32(t_odd, t_odd)));
@@ -231,19 +237,18 @@ void layer_norm_rows(const ofa_layer_norm_s32_dims* d, const int32_t* x, int64_t
     const __m128i shc = _mm_cvtsi32_si128(sh);
     const __m256i sum_lo = _mm256_set1_epi32((int32_t)(uint32_t)sum), vinv = _mm256_set1_epi32((int32_t)inv);
     for (int32_t j = 0; j < n; j += 8) {
-      const __m256i m = first_lanes(n - j);
-      const __m256i t = _mm256_sra_epi32(_mm256_sub_epi32(_mm256_mullo_epi32(_mm256_maskload_epi32(xr + j, m), vn), sum_lo), shc);
+      const int32_t live = n - j;
+      const __m256i t = _mm256_sra_epi32(_mm256_sub_epi32(_mm256_mullo_epi32(load_first(xr + j, live), vn), sum_lo), shc);
       // k = (t * inv + 2^29) >> 30 = (4t * inv + 2^31) >> 32, with |4t| < 2^24
       const __m256i k = mul_round_high(_mm256_slli_epi32(t, 2), vinv);
       const __m256i v = add_saturating_epi32_avx2(
-          requantize(k, _mm256_maskload_epi32(mult + j, m), _mm256_maskload_epi32(shift + j, m)),
-          _mm256_maskload_epi32(beta + j, m));
-      _mm256_maskstore_epi32(yr + j, m, v);
+          requantize(k, load_first(mult + j, live), load_first(shift + j, live)), load_first(beta + j, live));
+      store_first(yr + j, v, live);
       if (kNarrow) {
         const __m256i q = add_saturating_epi32_avx2(
             requantize(v, _mm256_set1_epi32(narrow_table[0]), _mm256_set1_epi32(narrow_table[1])),
             _mm256_set1_epi32(narrow_table[2]));
-        store_s8(narrow + at + j, clamp_s8(q), n - j);
+        store_s8(narrow + at + j, clamp_s8(q), live);
       }
     }
   }
@@ -271,10 +276,9 @@ void ofa_softmax_s8_avx2(const ofa_softmax_s8_dims* d, int32_t* scores, const in
     const int32_t used = d->causal ? (last < d->cols ? last : d->cols) : d->cols;
     __m256i mxv = lowest;
     for (int32_t j = 0; j < used; j += 8) {
-      const __m256i m = first_lanes(used - j);
-      const __m256i v = add_saturating_epi32_avx2(requantize(_mm256_maskload_epi32(sr + j, m), mult, shift), zp);
-      _mm256_maskstore_epi32(sr + j, m, v);
-      mxv = _mm256_max_epi32(mxv, _mm256_blendv_epi8(lowest, v, m));
+      const __m256i v = add_saturating_epi32_avx2(requantize(load_first(sr + j, used - j), mult, shift), zp);
+      store_first(sr + j, v, used - j);
+      mxv = _mm256_max_epi32(mxv, _mm256_blendv_epi8(lowest, v, first_lanes_avx2(used - j)));
     }
     const int32_t mx = reduce_epi32(mxv, _mm_max_epi32);
     // A lane is inside the cutoff when v - mx > -cutoff. Near the bottom of int32 every lane is
@@ -283,8 +287,8 @@ void ofa_softmax_s8_avx2(const ofa_softmax_s8_dims* d, int32_t* scores, const in
     const __m256i lim = _mm256_set1_epi32(all_inside ? 0 : mx - kExpCutoff), mx_v = _mm256_set1_epi32(mx);
     __m256i total_v = _mm256_setzero_si256();
     for (int32_t j = 0; j < used; j += 8) {
-      const __m256i m = first_lanes(used - j);
-      const __m256i v = _mm256_maskload_epi32(sr + j, m);
+      const __m256i m = first_lanes_avx2(used - j);
+      const __m256i v = load_first(sr + j, used - j);
       const __m256i inside = all_inside ? m : _mm256_and_si256(m, _mm256_cmpgt_epi32(v, lim));
       const __m256i nn = _mm256_sub_epi32(mx_v, v);  // -delta, in [0, cutoff) on inside lanes
       const __m256i z = _mm256_srli_epi32(_mm256_mullo_epi32(nn, _mm256_set1_epi32(kInvLn2Mul)), kInvLn2Shift);
@@ -292,14 +296,13 @@ void ofa_softmax_s8_avx2(const ofa_softmax_s8_dims* d, int32_t* scores, const in
                                          _mm256_set1_epi32(kBQ10));
       const __m256i e = _mm256_and_si256(
           _mm256_srav_epi32(_mm256_add_epi32(_mm256_mullo_epi32(q, q), _mm256_set1_epi32(kCScaled)), z), inside);
-      _mm256_maskstore_epi32(sr + j, m, e);
+      store_first(sr + j, e, used - j);
       total_v = add_widened(total_v, e);
     }
     // total >= iexp(0) > 2^21, so inv < 2^29 and e * inv < 2^51.
     const __m256i inv = _mm256_set1_epi32((int32_t)div_round((int64_t)127 << 32, sum_epi64(total_v)));
     for (int32_t j = 0; j < used; j += 8) {
-      const __m256i m = first_lanes(used - j);
-      const __m256i p = mul_round_high(_mm256_maskload_epi32(sr + j, m), inv);
+      const __m256i p = mul_round_high(load_first(sr + j, used - j), inv);
       store_s8(pr + j, _mm256_min_epi32(p, _mm256_set1_epi32(127)), used - j);
     }
     for (int32_t j = used; j < d->cols; ++j) pr[j] = 0;

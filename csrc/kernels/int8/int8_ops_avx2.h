@@ -7,6 +7,11 @@
 
 #include "ofa/ofa_kernels_int8.h"
 
+// The first `live` int32 lanes set (any int: <= 0 none, >= 8 all): masks for row and column tails.
+inline __m256i first_lanes_avx2(int32_t live) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(live), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 // a + b saturated to int32, per lane (the residual adds of the int8 path).
 inline __m256i add_saturating_epi32_avx2(__m256i a, __m256i b) {
   const __m256i s = _mm256_add_epi32(a, b);
