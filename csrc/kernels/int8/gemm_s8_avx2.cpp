@@ -144,9 +144,8 @@ void packed_tile(const int16_t* a16, int32_t ld16, int32_t pairs, const int8_t* 
 
 using packed_tile_fn = void (*)(const int16_t*, int32_t, int32_t, const int8_t*, const int32_t*, int, bool,
                                 int32_t*, int32_t);
-constexpr packed_tile_fn kPackedTiles[] = {nullptr,         &packed_tile<1>, &packed_tile<2>, &packed_tile<3>,
-                                           &packed_tile<4>, &packed_tile<5>, &packed_tile<6>};
-static_assert(kPM < (int)(sizeof kPackedTiles / sizeof kPackedTiles[0]), "a tile for every row count");
+constexpr packed_tile_fn kPackedTiles[kPM + 1] = {nullptr, &packed_tile<1>, &packed_tile<2>, &packed_tile<3>};
+static_assert(kPM == 3, "kPackedTiles lists a tile for every row count 1..kPM");
 
 // C = A W^T (+ bias) with W in pack_weights' layout. Integer sums: chunking the depth does not
 // change a bit.
