@@ -177,26 +177,35 @@ void gemm_packed(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, co
 // panel_bytes(k) * (NR / kPR) <= ofa_gemm_s8_scratch_bytes(k).
 static_assert(OFA_GEMM_S8_NR % kPR == 0, "whole panels per scratch load");
 
+// body(j0, nb, panels) for each group of W's columns, as packed panels: a W packed at load in groups
+// of `packed_cols`, any other packed into the scratch OFA_GEMM_S8_NR columns at a time first.
+template <class Body>
+void for_packed_columns(const ofa_gemm_s8_dims* d, const int8_t* w, void* scratch, int32_t packed_cols,
+                        const Body& body) {
+  const int32_t cols = d->w_packed ? packed_cols : OFA_GEMM_S8_NR;
+  for (int32_t j0 = 0; j0 < d->n; j0 += cols) {
+    const int32_t nb = d->n - j0 < cols ? d->n - j0 : cols;
+    const int8_t* panels = w + (size_t)j0 / kPR * panel_bytes(d->k);
+    if (!d->w_packed) {
+      pack_weights(w + (size_t)j0 * d->ldw, d->ldw, nb, d->k, static_cast<int8_t*>(scratch));
+      panels = static_cast<const int8_t*>(scratch);
+    }
+    body(j0, nb, panels);
+  }
+}
+
 void gemm_s8_avx2_any(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,
                       const int32_t* bias, int32_t* c, void* scratch) {
-  if (d->w_packed) {
-    gemm_packed(d, a, w, bias, c);
-    return;
-  }
-  int8_t* panels = static_cast<int8_t*>(scratch);
-  for (int32_t j0 = 0; j0 < d->n; j0 += OFA_GEMM_S8_NR) {
-    const int32_t nb = d->n - j0 < OFA_GEMM_S8_NR ? d->n - j0 : OFA_GEMM_S8_NR;
-    pack_weights(w + (size_t)j0 * d->ldw, d->ldw, nb, d->k, panels);
+  for_packed_columns(d, w, scratch, d->n, [&](int32_t j0, int32_t nb, const int8_t* panels) {
     const ofa_gemm_s8_dims g = {d->m, nb, d->k, d->lda, 0, d->ldc, 1};
     gemm_packed(&g, a, panels, bias ? bias + j0 : nullptr, c + j0);
-  }
+  });
 }
 
 // Fused requantisation: the GEMM runs on tiles of kTileM rows into a stack buffer (L1) that the
 // table's requantisation then reads, so the int32 result never goes through the arena. Same bits:
-// the same two functions. A W packed at load is read kTileN columns at a time; any other is packed
-// into the scratch OFA_GEMM_S8_NR columns at a time, once for all rows. (Each tile widens its rows of
-// A again: a few per cent of the tile's work.)
+// the same two functions. Each column group (for_packed_columns) is packed at most once, for all
+// rows. (Each tile widens its rows of A again: a few per cent of the tile's work.)
 constexpr int32_t kTileM = 2 * kPM, kTileN = 64;
 static_assert(OFA_GEMM_S8_NR <= kTileN, "a packed column group fits a tile");
 
@@ -204,15 +213,8 @@ template <class Requant>
 void gemm_tiled(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, const int32_t* bias,
                 const int32_t* table, int32_t count, void* scratch, const Requant& requant) {
   alignas(32) int32_t tile[kTileM * kTileN];
-  const int32_t cols = d->w_packed ? kTileN : OFA_GEMM_S8_NR;
-  for (int32_t j0 = 0; j0 < d->n; j0 += cols) {
-    const int32_t nb = d->n - j0 < cols ? d->n - j0 : cols;
+  for_packed_columns(d, w, scratch, kTileN, [&](int32_t j0, int32_t nb, const int8_t* panels) {
     const int32_t* tj = count > 1 ? table + j0 : table;  // rows stay `count` apart
-    const int8_t* panels = w + (size_t)j0 / kPR * panel_bytes(d->k);
-    if (!d->w_packed) {
-      pack_weights(w + (size_t)j0 * d->ldw, d->ldw, nb, d->k, static_cast<int8_t*>(scratch));
-      panels = static_cast<const int8_t*>(scratch);
-    }
     for (int32_t i0 = 0; i0 < d->m; i0 += kTileM) {
       const int32_t mb = d->m - i0 < kTileM ? d->m - i0 : kTileM;
       const ofa_gemm_s8_dims g = {mb, nb, d->k, d->lda, 0, kTileN, 1};
@@ -220,7 +222,7 @@ void gemm_tiled(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w, con
       const ofa_requant_dims rd = {mb, nb, kTileN, d->ldc, count};
       requant(&rd, tile, tj, (size_t)i0 * d->ldc + j0);
     }
-  }
+  });
 }
 
 void gemm_s8_requant_s8_avx2(const ofa_gemm_s8_dims* d, const int8_t* a, const int8_t* w,

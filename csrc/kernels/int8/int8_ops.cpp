@@ -17,9 +17,6 @@
 
 namespace {
 
-// n >= 0, d > 0 at every call: round half up.
-int64_t div_round(int64_t n, int64_t d) { return (n + d / 2) / d; }
-
 using namespace ofa_iexp;  // the exp constants every ISA shares
 }  // namespace
 
@@ -150,7 +147,7 @@ LnRow ln_row(const int32_t* xr, int32_t n, int64_t eps) {
   if (root == 0) root = 1;  // a constant row: every t is 0, output = beta
   // One division per row: inv = 2^46 / root; |t| <= root + 1 keeps t * inv
   // below 2^48.
-  r.inv = div_round((int64_t)1 << 46, root);
+  r.inv = ofa_rq::div_round((int64_t)1 << 46, root);
   r.narrow_t = t32 && r.inv < ((int64_t)1 << 31);
   return r;
 }
@@ -300,7 +297,7 @@ void softmax_row_mve(int32_t* sr, int8_t* pr, int32_t used, int32_t mult, int32_
     vstrwq_p_s32(sr + j, e, live);
     total = vaddlvaq_p_s32(total, e, live);
   }
-  const int32x4_t inv = vdupq_n_s32((int32_t)div_round((int64_t)127 << 32, total));
+  const int32x4_t inv = vdupq_n_s32((int32_t)ofa_rq::div_round((int64_t)127 << 32, total));
   for (int32_t j = 0; j < used; j += 4) {
     const mve_pred16_t live = vctp32q((uint32_t)(used - j));
     const int32x4_t p = vminq_s32(vrmulhq_s32(vldrwq_z_s32(sr + j, live), inv), vdupq_n_s32(127));
@@ -339,7 +336,7 @@ extern "C" void ofa_softmax_s8(const ofa_softmax_s8_dims* d, int32_t* scores,
       total += e;
     }
     // total >= iexp(0) > 2^21, so inv < 2^29 and e * inv < 2^51.
-    const int32_t inv = (int32_t)div_round((int64_t)127 << 32, total);
+    const int32_t inv = (int32_t)ofa_rq::div_round((int64_t)127 << 32, total);
     for (int32_t j = 0; j < used; ++j) {
       const int64_t p = ((int64_t)sr[j] * inv + ((int64_t)1 << 31)) >> 32;  // one 32x32->64 multiply
       pr[j] = (int8_t)(p > 127 ? 127 : p);

@@ -12,6 +12,7 @@
 #include "iexp_q10.h"
 #include "int8_ops_avx2.h"
 #include "isqrt_x86.h"
+#include "requant_inline.h"
 
 namespace {
 
@@ -141,8 +142,6 @@ namespace {
 
 using namespace ofa_iexp;
 
-int64_t div_round(int64_t n, int64_t d) { return (n + d / 2) / d; }  // n >= 0, d > 0
-
 // Lanes [0, live) of p; the masked forms only for a row's tail (AMD microcodes masked stores).
 inline __m256i load_first(const int32_t* p, int32_t live) {
   return live >= 8 ? load8(p) : _mm256_maskload_epi32(p, first_lanes_avx2(live));
@@ -224,7 +223,7 @@ void layer_norm_rows(const ofa_layer_norm_s32_dims* d, const int32_t* x, int64_t
       }
       int64_t root = ofa_isqrt64_x86(sum_epi64(acc) + (eps >> (2 * sh)));
       if (root == 0) root = 1;  // a constant row: every t is 0, output = beta
-      inv = div_round((int64_t)1 << 46, root);
+      inv = ofa_rq::div_round((int64_t)1 << 46, root);
     }
     if (inv == 0 || inv >= ((int64_t)1 << 31)) {  // outside the 32-bit steps: the portable row
       const ofa_layer_norm_s32_dims one = {1, n, d->ld};
@@ -300,7 +299,7 @@ void ofa_softmax_s8_avx2(const ofa_softmax_s8_dims* d, int32_t* scores, const in
       total_v = add_widened(total_v, e);
     }
     // total >= iexp(0) > 2^21, so inv < 2^29 and e * inv < 2^51.
-    const __m256i inv = _mm256_set1_epi32((int32_t)div_round((int64_t)127 << 32, sum_epi64(total_v)));
+    const __m256i inv = _mm256_set1_epi32((int32_t)ofa_rq::div_round((int64_t)127 << 32, sum_epi64(total_v)));
     for (int32_t j = 0; j < used; j += 8) {
       const __m256i p = mul_round_high(load_first(sr + j, used - j), inv);
       store_s8(pr + j, _mm256_min_epi32(p, _mm256_set1_epi32(127)), used - j);

@@ -167,7 +167,7 @@ void ofa_layer_norm_s32_avx512(const ofa_layer_norm_s32_dims* d, const int32_t* 
     var += eps >> (2 * sh);
     int64_t root = ofa_isqrt64_x86(var);
     if (root == 0) root = 1;
-    const int64_t inv = (((int64_t)1 << 46) + root / 2) / root;
+    const int64_t inv = ofa_rq::div_round((int64_t)1 << 46, root);
     const __m512i inv64 = _mm512_set1_epi64(inv), half = _mm512_set1_epi64((int64_t)1 << 29);
     for (int32_t j = 0; j < full; j += 16) {
       __m256i k2[2];
@@ -252,7 +252,7 @@ void ofa_softmax_s8_avx512(const ofa_softmax_s8_dims* d, int32_t* scores, const 
         sr[j] = delta <= -kExpCutoff ? 0 : ofa_iexp_q10((int32_t)delta);
         total += sr[j];
       }
-      const int64_t inv = (((int64_t)127 << 32) + total / 2) / total;
+      const int64_t inv = ofa_rq::div_round((int64_t)127 << 32, total);
       for (int32_t j = 0; j < used; ++j) {
         const int64_t p = ((int64_t)sr[j] * inv + ((int64_t)1 << 31)) >> 32;
         pr[j] = (int8_t)(p > 127 ? 127 : p);
@@ -277,7 +277,7 @@ void ofa_softmax_s8_avx512(const ofa_softmax_s8_dims* d, int32_t* scores, const 
       total_v = _mm512_add_epi64(total_v, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(e, 1)));
     }
     const int64_t total = _mm512_reduce_add_epi64(total_v);
-    const int64_t inv = (((int64_t)127 << 32) + total / 2) / total;  // < 2^29
+    const int64_t inv = ofa_rq::div_round((int64_t)127 << 32, total);  // < 2^29
     const __m512i inv_v = _mm512_set1_epi64(inv), round = _mm512_set1_epi64((int64_t)1 << 31);
     for (int32_t j = 0; j < used; j += 16) {
       const __mmask16 m = tail_mask(used - j);
@@ -423,7 +423,7 @@ void layer_norm_s8_rows(const ofa_layer_norm_s32_dims* d, const int32_t* x, int6
     var += eps >> (2 * sh);
     int64_t root = ofa_isqrt64_x86(var);
     if (root == 0) root = 1;
-    const int64_t inv = (((int64_t)1 << 46) + root / 2) / root;
+    const int64_t inv = ofa_rq::div_round((int64_t)1 << 46, root);
     const __m512i inv64 = _mm512_set1_epi64(inv);
     for (int32_t j = 0; j < full8; j += 8) {
       const __m512i x64 = _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i*)(xr + j)));

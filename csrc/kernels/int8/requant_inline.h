@@ -7,6 +7,9 @@
 
 namespace ofa_rq {
 
+// n / d rounded half up, for n >= 0, d > 0: the layer norm's and softmax's one division per row.
+static inline int64_t div_round(int64_t n, int64_t d) { return (n + d / 2) / d; }
+
 static inline int32_t saturate32(int64_t v) {
   return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
 }
