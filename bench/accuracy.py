@@ -8,7 +8,9 @@ Reduced protocol: evenly spaced training window starts (all channels of each) up
 REDUCED_TRAIN_SERIES series, REDUCED_EPOCHS epochs, validation on at most REDUCED_VAL_SERIES evenly spaced series,
 peak lr SHORT_BUDGET_LR for the default preset unless a variant sets one (the preset's lr is for full-length
 training; the paper preset keeps the paper's).
-Both protocols train with bf16 autocast by default (--precision fp32 to change); scoring is always fp32
+Both protocols train with bf16 autocast where the CPU computes bf16 natively (AMX or AVX512-BF16), fp32
+elsewhere (--precision auto: on an AVX2-only EPYC a bf16 matmul of the model's shapes ran about 50x slower
+than fp32); scoring is always fp32
 on the standard test split (every window in the full protocol, every k-th window in the reduced one: see
 test_stride), by the exported model in the C++ engine (identical to the PyTorch model within 1e-4, see
 bench/parity.py).
@@ -97,10 +99,13 @@ VARIANTS = {
     "ofa-ridge-train": dict(preset="default", linear_path="ridge+train", seq_len=336),
     "ofa-ridge-lr5e-4": dict(preset="default", linear_path="ridge", lr=5e-4, seq_len=336),
     "ofa-no-linear": dict(preset="default", linear_path="none"),  # the default's lookback, no linear path
+    # The default before the mean of the lookbacks' ridge fits joined `--seq-len auto` (README, "Few-shot").
+    "ofa-single-lookback": dict(preset="default", lookback_mean=False),
     # few-shot screen (issue 15): the default preset (linear path, --seq-len auto) at a lower transformer rate
     "ofa-auto-lr5e-4": dict(preset="default", lr=5e-4),
 }
-TRAIN_KEYS = ("lr", "precision", "batch_size", "epochs", "weight_decay")  # variant keys that belong to TrainConfig
+# Variant keys that belong to TrainConfig.
+TRAIN_KEYS = ("lr", "precision", "batch_size", "epochs", "weight_decay", "lookback_mean")
 
 
 # ---- DLinear (Zeng et al. 2023): moving-average decomposition + two shared linear maps ----
@@ -600,6 +605,16 @@ def train_fraction_of(args, ap) -> float:
     return float(f"{fraction:.6g}")
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 matmuls natively (AMX-BF16 or AVX512-BF16), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="published protocol instead of the reduced one")
@@ -633,8 +648,9 @@ def main(argv=None) -> int:
                     help="reduced protocol: training series (window x channel) per epoch")
     ap.add_argument("--rescore", action="store_true",
                     help="score an existing finished checkpoint in --workdir instead of training it again")
-    ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
-                    help="One-for-All training matmuls (bf16: faster on AMX/AVX512-BF16 CPUs); scoring is fp32")
+    ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                    help="One-for-All training matmuls (bf16: faster on AMX/AVX512-BF16 CPUs; auto: bf16 where the "
+                         "CPU has either, else fp32); scoring is fp32")
     ap.add_argument("--engine-threads", type=int, default=2, help="C++ engine threads for scoring")
     ap.add_argument("--scorer", choices=["engine", "torch"], default="engine",
                     help="score One-for-All through the exported model in the C++ engine (the product path) or "
@@ -646,6 +662,8 @@ def main(argv=None) -> int:
                     help="print mean and std over seeds of the cells measured with 3 or more and exit")
     args = ap.parse_args(argv)
     args.train_fraction = train_fraction_of(args, ap)
+    if args.precision == "auto":
+        args.precision = "bf16" if native_bf16() else "fp32"
     protocol = protocol_name(args)
     if args.report_seeds:
         print(seeds_report(earlier_records(args.out), protocol))

@@ -3,6 +3,7 @@ own (in-domain) model, for One-for-All and DLinear.
 
     python bench/zero_shot.py                      # ETTh2->ETTh1, ETTh1->ETTh2, ETTm2->ETTm1, ETTm1->ETTm2, h 96
     python bench/zero_shot.py --pairs ETTh2:ETTh1
+    python bench/zero_shot.py --models ofa         # re-score One-for-All only (its default changed)
 
 One-for-All: the default preset's reduced-protocol checkpoints that `python bench/accuracy.py` leaves in
 runs/bench/<dataset>.csv-<H>-ofa-Lauto (run it first), scored in PyTorch on every window of the target's
@@ -62,11 +63,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", default=",".join(PAIRS), help="SOURCE:TARGET, comma-separated")
     ap.add_argument("--horizon", type=int, default=96)
+    ap.add_argument("--models", default="ofa,dlinear", help="ofa and/or dlinear, comma-separated")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default=os.path.join("runs", "bench"))
     ap.add_argument("--out", default=os.path.join(HERE, "results", "accuracy.json"))
     args = ap.parse_args(argv)
+    models = args.models.split(",")
+    if not models or set(models) - {"ofa", "dlinear"}:
+        ap.error(f"--models: ofa and/or dlinear, got {args.models!r}")
     torch.set_num_threads(args.threads)
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
     records, done_in_domain = [], set()
@@ -80,7 +85,7 @@ def main(argv=None) -> int:
             jobs.append((target, "zeroshot-in-domain"))
             done_in_domain.add(target)
         for trained_on, protocol in jobs:
-            for model in ("ofa", "dlinear"):
+            for model in models:
                 print(f"== {target} h{args.horizon} {model}, trained on {trained_on}", flush=True)
                 t0 = time.time()
                 r = (ofa_score(trained_on, target, args.horizon, args.workdir) if model == "ofa" else

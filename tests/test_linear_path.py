@@ -124,17 +124,52 @@ def test_linear_path_is_the_default_and_can_be_left_out():
 
 
 def test_auto_lookback_picks_one_that_fits_and_keeps_its_fit(tmp_path, tiny_gpt2):
-    """1,000 rows (700 in train): 336 and 512 fit the splits, 720 does not; the linear path is the chosen lookback's fit."""
+    """1,000 rows (700 in train): 336 and 512 fit the splits, 720 does not; each is tried with its own ridge
+    fit and with the mean of the fits at the members up to it; the linear path is the chosen one's fit."""
     from ofa.training.loop import TrainConfig, train
 
     t = np.arange(1000)
     data = write_csv(tmp_path / "s.csv", np.stack([np.sin(t / 9) + 0.1 * np.cos(t / 2), np.cos(t / 13)], axis=1))
     mc = ModelConfig(backbone=tiny_gpt2, layers=1, horizon=16)
     meta = train(data, str(tmp_path / "run"), mc, TrainConfig(epochs=1, progress=False), log=lambda s: None)
-    assert set(meta["lookback"]["val_mse"]) == {"336", "512"}
-    chosen = meta["lookback"]["chosen"]
-    assert meta["model"]["seq_len"] == chosen == min((336, 512), key=lambda k: meta["lookback"]["val_mse"][str(k)])
-    assert meta["linear_path"]["val_mse"] == meta["lookback"]["val_mse"][str(chosen)]
+    scores = meta["lookback"]["val_mse"]
+    assert set(scores) == {"336", "512", "96+192+336", "96+192+336+512"}
+    best = min(scores, key=scores.get)
+    assert meta["lookback"]["linear_path"] == best
+    assert meta["model"]["seq_len"] == meta["lookback"]["chosen"] == int(best.split("+")[-1])
+    assert meta["linear_path"]["val_mse"] == scores[best]
+
+
+def test_a_shorter_forecaster_on_the_whole_window_forecasts_the_same():
+    rng = np.random.default_rng(3)
+    weight, bias = rng.standard_normal((8, 24)), rng.standard_normal(8)
+    x = rng.standard_normal((5, 64)) * 3 + 10
+    whole = linear_path.on_window(weight, bias, 64)
+    np.testing.assert_allclose(linear_path.predict(whole, bias, x), linear_path.predict(weight, bias, x[:, -24:]),
+                               rtol=1e-10, atol=1e-9)
+    fits = {24: (weight, bias, {}), 64: (rng.standard_normal((8, 64)), rng.standard_normal(8), {})}
+    w, b = linear_path.mean_forecaster(fits, 64)
+    want = (linear_path.predict(*fits[24][:2], x[:, -24:]) + linear_path.predict(*fits[64][:2], x)) / 2
+    np.testing.assert_allclose(linear_path.predict(w, b, x), want, rtol=1e-10, atol=1e-9)
+
+
+def test_the_mean_of_lookbacks_wins_where_it_validates_better():
+    """A level that shifts now and then: the short member follows the shift, the long one the season,
+    and their mean validates better than either; its reported MSE is the mean forecaster's own."""
+    from ofa.data import Series, make_splits
+
+    rng = np.random.default_rng(4)
+    t = np.arange(6000)
+    level = np.repeat(rng.standard_normal(60) * 2, 100)
+    values = (level + np.sin(2 * np.pi * t / 24) + 0.3 * rng.standard_normal(6000))[:, None].astype(np.float32)
+    series = Series("shifts", values, ["v"])
+    splits_for = lambda n: make_splits(series, n, 24)  # noqa: E731
+    seq_len, info, (weight, bias, fit_info) = linear_path.choose_lookback(splits_for, (192,), members=(48, 192))
+    assert info["linear_path"] == "48+192" and seq_len == 192 and fit_info["members"] == [48, 192]
+    assert info["val_mse"]["48+192"] < info["val_mse"]["192"]
+    assert fit_info["val_mse"] == pytest.approx(linear_path.val_mse(weight, bias, splits_for(192).val), rel=1e-5)
+    assert weight.shape == (24, 192) and "mean of the ridge forecasters on the last 48, 192 steps" in \
+        linear_path.describe(fit_info)
 
 
 def test_short_series_choose_from_the_short_lookbacks():
@@ -163,3 +198,23 @@ def test_short_series_choose_from_the_short_lookbacks():
         linear_path.choose_lookback(broken)
     with pytest.raises(OfaError, match="too few rows"):
         linear_path.choose_lookback(lambda seq_len: None)
+
+
+def test_single_lookback_leaves_the_means_out():
+    """TrainConfig(lookback_mean=False) (`ofa train --single-lookback`): the three single lookbacks only, with
+    the same validation MSEs as when the means are tried beside them."""
+    from ofa.data import Series
+    from ofa.training.loop import TrainConfig, choose_lookback
+
+    rng = np.random.default_rng(5)
+    t = np.arange(4000)
+    values = (np.repeat(rng.standard_normal(40), 100) + np.sin(2 * np.pi * t / 24)
+              + 0.3 * rng.standard_normal(4000))[:, None].astype(np.float32)
+    series = Series("shifts", values, ["v"])
+    _, with_means, _ = choose_lookback(series, 24, TrainConfig())
+    _, singles, _ = choose_lookback(series, 24, TrainConfig(lookback_mean=False))
+    assert set(singles["val_mse"]) == {"336", "512", "720"}
+    assert {"96+192+336", "96+192+336+512", "96+192+336+512+720"} <= set(with_means["val_mse"])
+    assert all(with_means["val_mse"][k] == v for k, v in singles["val_mse"].items())
+    with pytest.raises(OfaError, match="lookback_mean"):
+        TrainConfig(lookback_mean="yes").check()

@@ -42,8 +42,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--target", help="train on this one column instead of all channels")
     p.add_argument("--horizon", type=positive_int, default=96, help="steps to forecast")
-    p.add_argument("--seq-len", type=lookback, help="input steps, or auto: the one of 336 / 512 / 720 whose ridge "
-                   "forecaster validates best (default: the preset's; auto for the default preset, 336 for paper; "
+    p.add_argument("--seq-len", type=lookback, help="input steps, or auto: the one of 336 / 512 / 720, with its own "
+                   "ridge forecaster or the mean of those on its last 96, 192, ... steps, that validates best "
+                   "(default: the preset's; auto for the default preset, 336 for paper; "
                    "--task classify: the window every case is resampled to, default the longest training case)")
     p.add_argument("--patch", type=positive_int, help="patch length (default: 16; --task classify: from the window "
                    "length, the largest power of two up to 1/6 of it, 2 to 16)")
@@ -76,6 +77,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="--task classify: bring every case to the window by linear resampling, or by repeating its "
                         "last value (longer cases cut)")
     p.add_argument("--train-fraction", type=float, default=1.0, help="few-shot: first fraction of train data")
+    p.add_argument("--single-lookback", action="store_true",
+                   help="--seq-len auto: choose among the single lookbacks' ridge forecasters only, not also the mean "
+                        "of those up to each (the default before it; README, \"Few-shot forecasting\")")
     p.add_argument("--split", default="auto", help=SPLIT_HELP)
     p.add_argument("--format", choices=["csv", "m4"], default="csv",
                    help="m4: a panel of many series, one per row (an id, then values; shorter series end in empty "
@@ -139,8 +143,9 @@ def cmd_train(args) -> int:
                      lr=args.lr or preset["train"]["lr"],
                      patience=args.patience or 3, seed=args.seed, precision=args.precision,
                      max_train_windows=args.max_train_windows, max_val_series=args.max_val_series,
-                     train_fraction=args.train_fraction, device=args.device, split=args.split,
-                     data_format=args.format, loss=args.loss, combine=args.combine,
+                     train_fraction=args.train_fraction, lookback_mean=not args.single_lookback,
+                     device=args.device, split=args.split, data_format=args.format, loss=args.loss,
+                     combine=args.combine,
                      seasonality=args.seasonality, threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
     meta = train(args.data, args.out, mc, tc, target=args.target, resume=args.resume)
     sizes = meta["sizes"]

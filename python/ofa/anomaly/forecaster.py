@@ -10,6 +10,8 @@ first rows, and returns a `Forecaster` that maps windows of `seq_len` values (da
   reserves as a test part and this module does not use.
 - The lookback is the one of `lookbacks` whose validated ridge forecaster has the lowest validation MSE
   (`ofa.training.linear_path.choose_lookback`), among those that leave a training and a validation window.
+  With `lookback_mean`, each lookback L is also tried with the mean of the ridge forecasters at the
+  lookbacks up to L as its linear path (as `ofa train --seq-len auto` does).
 - Constant training rows (NAB's art_flatline) leave nothing to learn and make the ridge normal equations
   singular: the forecaster is then persistence (the window's last value).
 - backbone "student" (the default): a randomly initialised one-block BERT of `width` (ofa distill's
@@ -45,6 +47,7 @@ class ForecasterConfig:
     epochs: int = 10
     batch_size: int = 64
     val_fraction: float = 0.2
+    lookback_mean: bool = False   # also try the mean of the ridge forecasters at the lookbacks up to each one
     seed: int = 0
 
     def check(self) -> None:
@@ -56,6 +59,8 @@ class ForecasterConfig:
         if not lookbacks or any(not isinstance(v, int) or v < self.patch for v in lookbacks):
             raise OfaError(f"forecaster lookbacks must be integers of at least the patch ({self.patch}), "
                            f"got {self.lookbacks!r}")
+        if not isinstance(self.lookback_mean, bool):
+            raise OfaError(f"forecaster lookback_mean must be true or false, got {self.lookback_mean!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise OfaError(f"forecaster val_fraction must be in (0, 1), got {self.val_fraction}")
 
@@ -151,7 +156,9 @@ def fit_forecaster(values: np.ndarray, cfg: ForecasterConfig | None = None, log=
             except SeriesTooShort:
                 return None
 
-        seq_len, lookback, _ = choose_lookback(splits_for, tuple(sorted(cfg.lookbacks)))
+        candidates = tuple(sorted(cfg.lookbacks))
+        seq_len, lookback, linear_fit = choose_lookback(splits_for, candidates,
+                                                        members=candidates if cfg.lookback_mean else ())
         out = os.path.join(work, "checkpoint")
         if cfg.backbone == "student":
             from ..training.distill import StudentConfig, write_student_backbone
@@ -166,7 +173,7 @@ def fit_forecaster(values: np.ndarray, cfg: ForecasterConfig | None = None, log=
                              patch=cfg.patch, stride=cfg.stride)
         tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, split=split, seed=cfg.seed, progress=False,
                          device="cpu")
-        meta = train(csv, out, mc, tc, target="value", log=quiet)
+        meta = train(csv, out, mc, tc, target="value", log=quiet, linear_fit=linear_fit)
         model, meta = checkpoint.load(out)
         scaler = checkpoint.scaler_from(meta)
         if keep is not None:
@@ -175,7 +182,8 @@ def fit_forecaster(values: np.ndarray, cfg: ForecasterConfig | None = None, log=
     finally:
         shutil.rmtree(work, ignore_errors=True)
     info = {"seq_len": seq_len, "lookback_val_mse": lookback["val_mse"], "best_val_mse": meta["best_val_mse"],
-            "ridge": meta.get("linear_path", {}).get("ridge"), "epochs_run": len(meta["history"]),
+            "ridge": meta.get("linear_path", {}).get("ridge"), "linear_path": lookback["linear_path"],
+            "epochs_run": len(meta["history"]),
             "transformer_kept": any(h["val_mse"] == meta["best_val_mse"] for h in meta["history"]),
             "train_rows": tr, "val_rows": val, "trainable_params": meta["sizes"]["trainable_params"]}
     return Forecaster(model, scaler, seq_len, cfg.horizon, info)

@@ -86,25 +86,72 @@ LOOKBACKS = (336, 512, 720)
 # Where none of those fits (a series of a few hundred rows), the shorter ones that do, down to 24
 # (3 patches): chosen the same way, on validation.
 SHORT_LOOKBACKS = (256, 192, 128, 96, 64, 48, 32, 24)
+# `--seq-len auto` also tries, at each lookback L, the mean of the ridge forecasters fitted on the last
+# 96, 192, ... L steps (each with its own validated ridge strength), as N-BEATS ensembles over lookbacks.
+# Short members see recent level shifts; long ones, the slow seasons; averaging them cuts the variance
+# of fits on few windows (README, "Few-shot forecasting": ETTh1 10% validation 0.6948 -> 0.6640).
+ENSEMBLE_MEMBERS = (96, 192, 336, 512, 720)
 
 
-def choose_lookback(splits_for, candidates=LOOKBACKS) -> tuple[int, dict, tuple]:
-    """The lookback whose validated ridge forecaster has the lowest validation MSE.
+def on_window(weight: np.ndarray, bias: np.ndarray, seq_len: int) -> np.ndarray:
+    """A forecaster of the last `weight.shape[1]` steps as the (H, seq_len) weight of the same form on the
+    whole window: predict(W', b, x) == predict(weight, bias, x[:, -len:]) for every x.
+
+    predict is W (x - mean x) + mean x + b = F x + b with F = W + (1 - W 1) 1^T / len, rows summing to 1;
+    a map whose rows sum to 1 is its own centred weight (the mean terms cancel), so F, placed on the
+    window's last steps, is the weight on the longer window."""
+    length = weight.shape[1]
+    w = weight.astype(np.float64)
+    full = np.zeros((w.shape[0], seq_len))
+    full[:, seq_len - length:] = w + (1.0 - w.sum(axis=1, keepdims=True)) / length
+    return full
+
+
+def mean_forecaster(fits: dict, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(W (H, seq_len), b): the mean of the forecasts of `fits` {lookback: (W, b, info)}, all <= seq_len."""
+    weight = np.mean([on_window(w, b, seq_len) for w, b, _ in fits.values()], axis=0)
+    bias = np.mean([b.astype(np.float64) for _, b, _ in fits.values()], axis=0)
+    return weight, bias
+
+
+def describe(info: dict) -> str:
+    """The fit info of one ridge forecaster or of a mean of them, in words."""
+    if "members" not in info:
+        return f"ridge {info['ridge']:g}"
+    return (f"mean of the ridge forecasters on the last {', '.join(map(str, info['members']))} steps (ridge "
+            + ", ".join(f"{r:g}" for r in info["ridge"]) + ")")
+
+
+def choose_lookback(splits_for, candidates=LOOKBACKS, members=()) -> tuple[int, dict, tuple]:
+    """The lookback, and linear path, whose validated ridge forecaster has the lowest validation MSE.
 
     `splits_for(seq_len)` returns the Splits for that lookback, or None where the data are too short.
     Validation targets start at the same border for every lookback, so the MSEs compare the same rows.
-    Returns (seq_len, info, the chosen lookback's fit (W, b, fit info)) so it need not be fitted again.
+    With `members`, each candidate L is tried twice: its own ridge fit, and the mean of the fits at the
+    members up to L (mean_forecaster), labelled "96+192+336".
+    Returns (seq_len, info, the chosen forecaster's fit (W, b, fit info)) so it need not be fitted again.
     """
-    fits = {}
-    for seq_len in candidates:
-        splits = splits_for(seq_len)
-        if splits is None:
-            continue
-        fits[seq_len] = fit(splits.train, splits.val)
-    if not fits and candidates == LOOKBACKS:  # a short series: its own, shorter lookbacks
+    splits, fits = {}, {}
+    for seq_len in sorted(set(candidates) | set(members)):
+        splits[seq_len] = splits_for(seq_len)
+        if splits[seq_len] is not None:
+            fits[seq_len] = fit(splits[seq_len].train, splits[seq_len].val)
+    options = {str(k): (k, fits[k]) for k in candidates if k in fits}
+    if not options and candidates == LOOKBACKS:  # a short series: its own, shorter lookbacks
         return choose_lookback(splits_for, SHORT_LOOKBACKS)
-    if not fits:
+    if not options:
         raise OfaError(f"no lookback of {list(LOOKBACKS + SHORT_LOOKBACKS)} fits this series' splits "
                        f"(too few rows for a training and a validation window); give --seq-len")
-    best = min(fits, key=lambda k: fits[k][2]["val_mse"])
-    return best, {"chosen": best, "val_mse": {str(k): f[2]["val_mse"] for k, f in fits.items()}}, fits[best]
+    for seq_len in (k for k in candidates if k in fits):
+        used = {m: fits[m] for m in members if m <= seq_len and m in fits}
+        if len(used) < 2:
+            continue
+        weight, bias = mean_forecaster(used, seq_len)
+        info = {"members": sorted(used), "ridge": [used[m][2]["ridge"] for m in sorted(used)],
+                "val_mse": val_mse(weight, bias, splits[seq_len].val)}
+        label = "+".join(map(str, sorted(used)))
+        options[label] = (seq_len, (weight.astype(np.float32), bias.astype(np.float32), info))
+    best = min(options, key=lambda k: options[k][1][2]["val_mse"])
+    seq_len, chosen = options[best]
+    return seq_len, {"chosen": seq_len, "linear_path": best,
+                     "val_mse": {k: f[2]["val_mse"] for k, (_, f) in options.items()}}, chosen

@@ -16,6 +16,7 @@ import torch
 
 from . import backbone as backbones
 from . import checkpoint
+from . import linear_path
 from . import resume as resume_state
 from ..data import Splits, WindowSet, describe_split, load_series, make_splits, resolved_split
 from .distributed import Context, autocast
@@ -78,6 +79,7 @@ class TrainConfig:
     max_train_windows: int = 0       # 0: all; else evenly spaced window starts (reduced protocol)
     max_val_series: int = 0          # 0: all; else evenly spaced validation series
     train_fraction: float = 1.0      # few-shot (TSLib percent rule)
+    lookback_mean: bool = True       # seq_len "auto" also tries the mean of the ridge fits up to each lookback
     split: str = "auto"              # how the file is cut into train / val / test (data.split_borders)
     data_format: str = "csv"         # "m4": a panel of many series, one per row (ofa.panel)
     loss: str = "auto"               # "mse" | "mae" | "auto": mae for panels, mse otherwise (LOSSES)
@@ -105,6 +107,8 @@ class TrainConfig:
                            f"{self.seasonality!r}")
         if self.patience < 1:
             raise OfaError(f"patience must be at least 1, got {self.patience}")
+        if not isinstance(self.lookback_mean, bool):
+            raise OfaError(f"lookback_mean must be true or false, got {self.lookback_mean!r}")
         for label in ("max_train_windows", "max_val_series"):
             if not isinstance(getattr(self, label), int) or getattr(self, label) < 0:
                 raise OfaError(f"{label} must be a whole number >= 0 (0: all), got {getattr(self, label)!r}")
@@ -185,10 +189,8 @@ def run_epoch(model, optimizer, windows: WindowSet, tc: TrainConfig, rng: np.ran
 
 
 def choose_lookback(series, horizon: int, tc: TrainConfig) -> tuple[int, dict, tuple]:
-    """`--seq-len auto`: the lookback whose ridge forecaster validates best (ofa/linear_path.py);
-    (seq_len, info, that lookback's ridge fit)."""
-    from . import linear_path
-
+    """`--seq-len auto`: the lookback, and linear path (its own ridge fit or the mean of the fits at the
+    ENSEMBLE_MEMBERS up to it), that validates best (ofa/linear_path.py); (seq_len, info, that fit)."""
     def splits_for(seq_len):
         try:
             probe = make_splits(series, seq_len, horizon, tc.train_fraction)
@@ -197,16 +199,15 @@ def choose_lookback(series, horizon: int, tc: TrainConfig) -> tuple[int, dict, t
         except SeriesTooShort:  # too short for this lookback; any other problem is the user's to see
             return None
 
-    return linear_path.choose_lookback(splits_for)
+    return linear_path.choose_lookback(splits_for, members=linear_path.ENSEMBLE_MEMBERS if tc.lookback_mean else ())
 
 
 def fit_linear_path(model, splits: Splits, fitted: tuple | None = None) -> dict:
     """Fit the linear path in closed form (ofa/linear_path.py), unless `fitted` (W, b, info) already holds
     the fit on these splits, and write it into the model."""
-    from .linear_path import fit
     from .model import base_of
 
-    weight, bias, info = fitted if fitted is not None else fit(splits.train, splits.val)
+    weight, bias, info = fitted if fitted is not None else linear_path.fit(splits.train, splits.val)
     module = base_of(model).linear_path
     copies = [module.original_module, *module.modules_to_save.values()] if hasattr(module, "modules_to_save") \
         else [module]
@@ -219,7 +220,8 @@ def fit_linear_path(model, splits: Splits, fitted: tuple | None = None) -> dict:
 
 def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: TrainConfig | None = None,
           target: str | None = None, resume: bool = False, log=print, on_epoch=None, teacher=None,
-          truth_weight: float = 1.0, extra_meta: dict | None = None) -> dict:
+          truth_weight: float = 1.0, extra_meta: dict | None = None,
+          linear_fit: tuple | None = None) -> dict:
     """Train on the train split of `data`, early-stop on its val split, write a checkpoint to `out`.
 
     Returns the checkpoint's metadata (config, sizes, per-epoch history, best validation MSE).
@@ -227,6 +229,8 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
     Distillation: `teacher(windows) -> (len(windows), H)` forecasts of the training series; the loss
     target is then truth_weight * truth + (1 - truth_weight) * teacher (the same minimiser as the
     weighted sum of both squared errors). Validation and early stopping stay on the truth.
+    linear_fit: the linear path's (W, b, info), already fitted on these splits by a caller that chose its own
+    lookback and linear path (ofa.anomaly.forecaster); by default it is fitted here.
     """
     mc = model_cfg or ModelConfig()
     tc = train_cfg or TrainConfig()
@@ -236,13 +240,13 @@ def train(data: str, out: str, model_cfg: ModelConfig | None = None, train_cfg: 
     ctx = setup_processes(tc.device)
     try:
         return _train(ctx, data, out, mc, tc, target, resume, log if ctx.main else (lambda s: None),
-                      on_epoch if ctx.main else None, teacher, truth_weight, extra_meta)
+                      on_epoch if ctx.main else None, teacher, truth_weight, extra_meta, linear_fit)
     finally:
         ctx.close()
 
 
 def _log_lookback(log, seq_len: int, lookback: dict) -> None:
-    log(f"lookback: seq_len {seq_len} (ridge validation mse "
+    log(f"lookback: seq_len {seq_len}, linear path {lookback.get('linear_path', seq_len)} (ridge validation mse "
         + ", ".join(f"{k}: {v:.4f}" for k, v in lookback["val_mse"].items()) + ")")
 
 
@@ -251,7 +255,6 @@ def _panel_splits(data: str, mc: ModelConfig, tc: TrainConfig, log):
     --seq-len auto the lookback is the one of 1, 2, 4 and 8 horizons (GPT4TS's M4 setting is 2) whose ridge
     forecaster validates best; the validation targets are the same values, on the same scale, for each.
     A lookback shorter than the patch shrinks the patch to it (stride half of it): short yearly series."""
-    from . import linear_path
     from ..panel import panel_splits, read_m4
 
     ids, panel = read_m4(data)
@@ -364,9 +367,10 @@ def _checkpoint_meta(mc: ModelConfig, tc: TrainConfig, data: str, target, series
 
 
 def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, resume, log, on_epoch, teacher,
-           truth_weight, extra_meta) -> dict:
+           truth_weight, extra_meta, linear_fit) -> dict:
     # Setup: data, model, distillation targets, linear path, optimiser, resume state, metadata.
     series, splits, every, lookback, lookback_fit = _splits(data, target, mc, tc, log)
+    lookback_fit = linear_fit if linear_fit is not None else lookback_fit
     backbone = backbones.load(mc.backbone, mc.layers, root=out)
     fingerprint = backbones.fingerprint(backbone.model)  # before PEFT wraps the position table
     model = build(mc, seed=tc.seed, backbone=backbone)
@@ -374,7 +378,7 @@ def _train(ctx: Context, data, out, mc: ModelConfig, tc: TrainConfig, target, re
     linear_info = None
     if mc.linear_path != "none":
         linear_info = fit_linear_path(model, splits, lookback_fit)  # the same splits as the choice
-        log(f"linear path: ridge {linear_info['ridge']:g} (validation mse {linear_info['val_mse']:.4f})")
+        log(f"linear path: {linear_path.describe(linear_info)} (validation mse {linear_info['val_mse']:.4f})")
     model.to(ctx.device)
     net = ctx.wrap(model)  # DistributedDataParallel under torchrun; the model itself otherwise
     params = trainable_parameters(model)

@@ -29,7 +29,7 @@ LINEAR_PATHS = ("none", "ridge", "ridge+train")
 class ModelConfig:
     backbone: str = "minilm"
     layers: int | None = 2        # first N blocks; None: all. 2 of MiniLM's 6 measured best (README)
-    seq_len: int | str = "auto"   # or a length; "auto": ofa.train picks 336 / 512 / 720 on validation
+    seq_len: int | str = "auto"   # or a length; "auto": ofa.train picks it and the linear path on validation
     horizon: int = 96
     patch: int = 16
     stride: int = 8
