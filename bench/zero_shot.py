@@ -4,6 +4,7 @@ own (in-domain) model, for One-for-All and DLinear.
     python bench/zero_shot.py                      # ETTh2->ETTh1, ETTh1->ETTh2, ETTm2->ETTm1, ETTm1->ETTm2, h 96
     python bench/zero_shot.py --pairs ETTh2:ETTh1
     python bench/zero_shot.py --models ofa         # re-score One-for-All only (its default changed)
+    python bench/zero_shot.py --models ofa --variant ofa-single-lookback   # another bench/accuracy.py variant
 
 One-for-All: the default preset's reduced-protocol checkpoints that `python bench/accuracy.py` leaves in
 runs/bench/<dataset>.csv-<H>-ofa-Lauto (run it first), scored in PyTorch on every window of the target's
@@ -27,8 +28,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "python"))
 sys.path.insert(0, HERE)
 
 import torch  # noqa: E402
-from accuracy import (DATA, DATASETS, REDUCED_TRAIN_SERIES, earlier_records, merge_records,  # noqa: E402
-                      score_dlinear, validated_dlinear)
+from accuracy import (DATA, DATASETS, REDUCED_TRAIN_SERIES, VARIANTS, earlier_records,  # noqa: E402
+                      merge_records, score_dlinear, validated_dlinear)
 
 import ofa  # noqa: E402
 from ofa.data import load_series, make_splits  # noqa: E402
@@ -37,11 +38,11 @@ from ofa.fileio import atomic_write_json  # noqa: E402
 PAIRS = ("ETTh2:ETTh1", "ETTh1:ETTh2", "ETTm2:ETTm1", "ETTm1:ETTm2")
 
 
-def ofa_score(source: str, target: str, horizon: int, workdir: str) -> dict:
-    ckpt = os.path.join(workdir, f"{os.path.basename(DATASETS[source])}-{horizon}-ofa-Lauto")
+def ofa_score(source: str, target: str, horizon: int, workdir: str, variant: str = "ofa") -> dict:
+    ckpt = os.path.join(workdir, f"{os.path.basename(DATASETS[source])}-{horizon}-{variant}-Lauto")
     if not os.path.isfile(os.path.join(ckpt, "ofa.json")):
         raise SystemExit(f"{ckpt}: no checkpoint; run `python bench/accuracy.py --datasets {source} "
-                         f"--horizons {horizon}` first")
+                         f"--horizons {horizon} --models {variant}` first")
     r = ofa.evaluate(ckpt, os.path.join(DATA, DATASETS[target]))
     return {"mse": r["mse"], "mae": r["mae"], "seq_len": r["seq_len"], "test_windows": r["test_windows"],
             "checkpoint": ckpt}
@@ -64,6 +65,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pairs", default=",".join(PAIRS), help="SOURCE:TARGET, comma-separated")
     ap.add_argument("--horizon", type=int, default=96)
     ap.add_argument("--models", default="ofa,dlinear", help="ofa and/or dlinear, comma-separated")
+    ap.add_argument("--variant", default="ofa",
+                    help="the bench/accuracy.py One-for-All variant whose reduced-protocol checkpoints score (default: "
+                         "ofa, the default preset); its records carry the variant's name as model")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default=os.path.join("runs", "bench"))
@@ -72,6 +76,8 @@ def main(argv=None) -> int:
     models = args.models.split(",")
     if not models or set(models) - {"ofa", "dlinear"}:
         ap.error(f"--models: ofa and/or dlinear, got {args.models!r}")
+    if args.variant not in VARIANTS:
+        ap.error(f"--variant: unknown {args.variant!r}; known: {', '.join(VARIANTS)}")
     torch.set_num_threads(args.threads)
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
     records, done_in_domain = [], set()
@@ -88,9 +94,10 @@ def main(argv=None) -> int:
             for model in models:
                 print(f"== {target} h{args.horizon} {model}, trained on {trained_on}", flush=True)
                 t0 = time.time()
-                r = (ofa_score(trained_on, target, args.horizon, args.workdir) if model == "ofa" else
+                r = (ofa_score(trained_on, target, args.horizon, args.workdir, args.variant) if model == "ofa" else
                      dlinear_score(trained_on, target, args.horizon, args.seed))
-                rec = {"dataset": target, "horizon": args.horizon, "model": model, "protocol": protocol,
+                rec = {"dataset": target, "horizon": args.horizon,
+                       "model": args.variant if model == "ofa" else model, "protocol": protocol,
                        "source": trained_on, "seed": args.seed, "test_every": 1, "lookback": "auto",
                        "run": run_id, "wall_seconds": round(time.time() - t0, 1), **r}
                 print(f"   mse {rec['mse']:.4f}  mae {rec['mae']:.4f}  L {rec['seq_len']}", flush=True)

@@ -169,6 +169,21 @@ def test_forecaster_choices_and_refusals():
         score_series(np.r_[series(), np.nan], tiny_config())
 
 
+def test_forecaster_can_take_the_mean_of_its_lookbacks():
+    """lookback_mean: each lookback is also tried with the mean of the ridge fits up to it, on validation."""
+    from dataclasses import replace
+
+    with_means = fit_forecaster(series(), replace(TINY, lookbacks=(16, 32, 64), lookback_mean=True))
+    scores = with_means.info["lookback_val_mse"]
+    assert set(scores) == {"16", "32", "64", "16+32", "16+32+64"}
+    assert with_means.info["linear_path"] == min(scores, key=scores.get)
+    assert with_means.seq_len == int(with_means.info["linear_path"].split("+")[-1])
+    singles = fit_forecaster(series(), replace(TINY, lookbacks=(16, 32, 64)))
+    assert set(singles.info["lookback_val_mse"]) == {"16", "32", "64"}
+    with pytest.raises(OfaError, match="lookback_mean"):
+        replace(TINY, lookback_mean=1).check()
+
+
 # ------------------------------------------------------------------------------------------------- CLI
 
 
