@@ -91,9 +91,11 @@ def run_file_device(nab_dir: str, name: str, log, stride: int, workdir: str) -> 
             "fits": [{"rows_seen": cfg.train_rows, "seq_len": info["seq_len"]}]}
 
 
-def run_file(nab_dir: str, name: str, log, retrain: str = "double") -> dict:
+def run_file(nab_dir: str, name: str, log, retrain: str = "double", lookback_mean: bool | None = None) -> dict:
     values = read_values(nab_dir, name)
     cfg = DetectorConfig(train_rows=nab.probation_rows(len(values)), retrain=retrain)
+    if lookback_mean is not None:
+        cfg.forecaster.lookback_mean = lookback_mean
     t0 = time.perf_counter()
     f, fits = series_forecasts(values, cfg)
     t1 = time.perf_counter()
@@ -141,6 +143,13 @@ def table(ours: dict, published: dict, label: str) -> str:
     return "\n".join(lines)
 
 
+def settings(args) -> dict:
+    cfg = DetectorConfig(retrain="none" if args.device else args.retrain, stride=args.stride if args.device else 1)
+    if args.lookback_mean is not None and not args.device:
+        cfg.forecaster.lookback_mean = args.lookback_mean == "on"
+    return cfg.to_dict()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nab", default=os.path.join(DATA, "NAB"), help="NAB directory (data/, labels/, config/, results/)")
@@ -157,8 +166,13 @@ def main(argv=None) -> int:
                     help="the firmware's detector: first model, int8 engine, float32 samples (ofa.anomaly.device); "
                          "a full run writes bench/results/anomaly-device.json")
     ap.add_argument("--stride", type=int, default=1, help="--device: samples between forecasts (1-8)")
+    ap.add_argument("--lookback-mean", choices=["on", "off"], default=None,
+                    help="the forecaster also tries the mean of the ridge fits up to each lookback (ForecasterConfig."
+                         "lookback_mean; default: the config's)")
     ap.add_argument("--workdir", default="build/bench-anomaly-device", help="--device: the exported models")
     args = ap.parse_args(argv)
+    if args.device and args.lookback_mean is not None:
+        ap.error("--lookback-mean is for the host detector: --device runs the first model only")
 
     import torch
 
@@ -172,7 +186,8 @@ def main(argv=None) -> int:
         os.makedirs(args.workdir, exist_ok=True)
         runs = {name: run_file_device(args.nab, name, log, args.stride, args.workdir) for name in names}
     else:
-        runs = {name: run_file(args.nab, name, log, args.retrain) for name in names}
+        mean = None if args.lookback_mean is None else args.lookback_mean == "on"
+        runs = {name: run_file(args.nab, name, log, args.retrain, mean) for name in names}
     wall = time.perf_counter() - t0
     scores = {name: r["scores"] for name, r in runs.items()}
     scored = sub_corpus(corpus, names)
@@ -188,8 +203,7 @@ def main(argv=None) -> int:
         "seconds": {"wall": wall, "forecaster": forecaster, "scorer": scorer,
                     "per_1000_rows": 1000 * (forecaster + scorer) / rows,
                     "forecaster_per_1000_rows": 1000 * forecaster / rows, "scorer_per_1000_rows": 1000 * scorer / rows},
-        "settings": DetectorConfig(retrain="none" if args.device else args.retrain,
-                                   stride=args.stride if args.device else 1).to_dict()
+        "settings": settings(args)
                     | {"train_rows": "nab.probation_rows(rows)"},
         "engine": ("int8 C++ engine, ofa_stream (ofa.anomaly.device): bit-exact with the firmware's anomaly mode"
                    if args.device else "PyTorch forecaster, Python scorer (ofa.anomaly.detector)"),
