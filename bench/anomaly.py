@@ -91,11 +91,17 @@ def run_file_device(nab_dir: str, name: str, log, stride: int, workdir: str) -> 
             "fits": [{"rows_seen": cfg.train_rows, "seq_len": info["seq_len"]}]}
 
 
-def run_file(nab_dir: str, name: str, log, retrain: str = "double", lookback_mean: bool | None = None) -> dict:
-    values = read_values(nab_dir, name)
-    cfg = DetectorConfig(train_rows=nab.probation_rows(len(values)), retrain=retrain)
+def detector_config(lookback_mean: bool | None = None, **settings) -> DetectorConfig:
+    """DetectorConfig(**settings), its forecaster's lookback_mean set where given (--lookback-mean)."""
+    cfg = DetectorConfig(**settings)
     if lookback_mean is not None:
         cfg.forecaster.lookback_mean = lookback_mean
+    return cfg
+
+
+def run_file(nab_dir: str, name: str, log, retrain: str = "double", lookback_mean: bool | None = None) -> dict:
+    values = read_values(nab_dir, name)
+    cfg = detector_config(lookback_mean, train_rows=nab.probation_rows(len(values)), retrain=retrain)
     t0 = time.perf_counter()
     f, fits = series_forecasts(values, cfg)
     t1 = time.perf_counter()
@@ -143,13 +149,6 @@ def table(ours: dict, published: dict, label: str) -> str:
     return "\n".join(lines)
 
 
-def settings(args) -> dict:
-    cfg = DetectorConfig(retrain="none" if args.device else args.retrain, stride=args.stride if args.device else 1)
-    if args.lookback_mean is not None and not args.device:
-        cfg.forecaster.lookback_mean = args.lookback_mean == "on"
-    return cfg.to_dict()
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nab", default=os.path.join(DATA, "NAB"), help="NAB directory (data/, labels/, config/, results/)")
@@ -173,6 +172,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.device and args.lookback_mean is not None:
         ap.error("--lookback-mean is for the host detector: --device runs the first model only")
+    lookback_mean = None if args.lookback_mean is None else args.lookback_mean == "on"
 
     import torch
 
@@ -186,8 +186,7 @@ def main(argv=None) -> int:
         os.makedirs(args.workdir, exist_ok=True)
         runs = {name: run_file_device(args.nab, name, log, args.stride, args.workdir) for name in names}
     else:
-        mean = None if args.lookback_mean is None else args.lookback_mean == "on"
-        runs = {name: run_file(args.nab, name, log, args.retrain, mean) for name in names}
+        runs = {name: run_file(args.nab, name, log, args.retrain, lookback_mean) for name in names}
     wall = time.perf_counter() - t0
     scores = {name: r["scores"] for name, r in runs.items()}
     scored = sub_corpus(corpus, names)
@@ -203,7 +202,8 @@ def main(argv=None) -> int:
         "seconds": {"wall": wall, "forecaster": forecaster, "scorer": scorer,
                     "per_1000_rows": 1000 * (forecaster + scorer) / rows,
                     "forecaster_per_1000_rows": 1000 * forecaster / rows, "scorer_per_1000_rows": 1000 * scorer / rows},
-        "settings": settings(args)
+        "settings": detector_config(lookback_mean, retrain="none" if args.device else args.retrain,
+                                    stride=args.stride if args.device else 1).to_dict()
                     | {"train_rows": "nab.probation_rows(rows)"},
         "engine": ("int8 C++ engine, ofa_stream (ofa.anomaly.device): bit-exact with the firmware's anomaly mode"
                    if args.device else "PyTorch forecaster, Python scorer (ofa.anomaly.detector)"),

@@ -30,6 +30,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))  # run from a checkout too
+DEFAULT_OUT = os.path.join(HERE, "results", "ridge_screen.json")
 
 from ofa.training import linear_path
 from ofa.fileio import atomic_write_json  # noqa: E402
@@ -57,12 +58,28 @@ class StdNormalised:
         return x / sd, y / sd
 
 
-def test_mse(splits, weight, bias, every: int) -> float:
+def bench_every(acc, path: str, horizon: int) -> int:
+    """The accuracy bench's test-window stride for this cell (test_stride)."""
+    return acc.test_stride(path, horizon, argparse.Namespace(screen=1, full=False))[0]
+
+
+def test_series(splits, every: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every `every`-th test window, each channel a series: x (B, seq_len), y (B, horizon)."""
     x, y = splits.test.windows()
     x, y = x[::every], y[::every]
-    x = x.transpose(0, 2, 1).reshape(-1, x.shape[1])
-    y = y.transpose(0, 2, 1).reshape(-1, y.shape[1])
+    return x.transpose(0, 2, 1).reshape(-1, x.shape[1]), y.transpose(0, 2, 1).reshape(-1, y.shape[1])
+
+
+def test_mse(splits, weight, bias, every: int) -> float:
+    x, y = test_series(splits, every)
     return float(np.mean((linear_path.predict(weight, bias, x) - y) ** 2))
+
+
+def write_merged(out: str, records: list, key) -> None:
+    """`records` into the JSON list at `out`, each replacing an earlier record of the same key."""
+    earlier = json.load(open(out)) if os.path.isfile(out) else []
+    fresh = {key(r): r for r in records}
+    atomic_write_json(out, [fresh.pop(key(r), r) for r in earlier] + list(fresh.values()))
 
 
 def choose_cell(acc, name: str, horizon: int, train_fraction: float) -> dict:
@@ -82,7 +99,7 @@ def choose_cell(acc, name: str, horizon: int, train_fraction: float) -> dict:
         return cache[seq_len]
 
     seq_len, info, (weight, bias, _) = linear_path.choose_lookback(splits_for, members=linear_path.ENSEMBLE_MEMBERS)
-    every = acc.test_stride(path, horizon, argparse.Namespace(screen=1, full=False))[0]
+    every = bench_every(acc, path, horizon)
     singles = {k: v for k, v in info["val_mse"].items() if "+" not in k}
     single = min(singles, key=singles.get)
     splits = splits_for(int(single))
@@ -107,14 +124,8 @@ def main_choose(args, acc) -> int:
               f"{a['val_mse']:.4f} test {a['mse']:.4f} | with the means {b['linear_path']} val {b['val_mse']:.4f} "
               f"test {b['mse']:.4f}", flush=True)
         records.append(rec)
-    earlier = json.load(open(out)) if os.path.isfile(out) else []
-    key = lambda r: (r["dataset"], r["horizon"], r["train_fraction"])  # noqa: E731
-    fresh = {key(r): r for r in records}
-    atomic_write_json(out, [fresh.pop(key(r), r) for r in earlier] + list(fresh.values()))
+    write_merged(out, records, lambda r: (r["dataset"], r["horizon"], r["train_fraction"]))
     return 0
-
-
-DEFAULT_OUT = os.path.join(HERE, "results", "ridge_screen.json")
 
 
 def main(argv=None) -> int:
@@ -143,11 +154,8 @@ def main(argv=None) -> int:
         if args.normalise == "std":
             train, val = StdNormalised(train), StdNormalised(val)
         weight, bias, info = linear_path.fit(train, val, grid)
-        every = 1 if args.test_windows == "all" else acc.test_stride(path, horizon, argparse.Namespace(screen=1, full=False))[0]
-        x, y = splits.test.windows()
-        x, y = x[::every], y[::every]
-        x = x.transpose(0, 2, 1).reshape(-1, seq_len)
-        y = y.transpose(0, 2, 1).reshape(-1, horizon)
+        every = 1 if args.test_windows == "all" else bench_every(acc, path, horizon)
+        x, y = test_series(splits, every)
         if args.normalise == "std":
             sd = np.sqrt(x.var(axis=1, keepdims=True) + 1e-5)
             pred = linear_path.predict(weight, bias, x / sd) * sd
@@ -162,11 +170,9 @@ def main(argv=None) -> int:
               f"{info['ridge']:g}, val {info['val_mse']:.4f}, test mse {mse:.4f} (every {every} test window); "
               "grid val " + ", ".join(f"{g:g}: {v:.4f}" for g, v in zip(grid, info["grid_val_mse"])), flush=True)
         records.append(rec)
-    earlier = json.load(open(args.out)) if os.path.isfile(args.out) else []
-    key = lambda r: (r["dataset"], r["horizon"], r["seq_len"], r["normalise"], r.get("train_fraction", 1.0),  # noqa: E731
-                     tuple(r.get("grid", linear_path.RIDGE_GRID)), r.get("test_every", 1))
-    fresh = {key(r): r for r in records}
-    atomic_write_json(args.out, [fresh.pop(key(r), r) for r in earlier] + list(fresh.values()))
+    write_merged(args.out, records, lambda r: (r["dataset"], r["horizon"], r["seq_len"], r["normalise"],
+                                               r.get("train_fraction", 1.0),
+                                               tuple(r.get("grid", linear_path.RIDGE_GRID)), r.get("test_every", 1)))
     return 0
 
 

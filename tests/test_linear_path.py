@@ -144,7 +144,7 @@ def test_a_shorter_forecaster_on_the_whole_window_forecasts_the_same():
     rng = np.random.default_rng(3)
     weight, bias = rng.standard_normal((8, 24)), rng.standard_normal(8)
     x = rng.standard_normal((5, 64)) * 3 + 10
-    whole = linear_path.on_window(weight, bias, 64)
+    whole = linear_path.on_window(weight, 64)
     np.testing.assert_allclose(linear_path.predict(whole, bias, x), linear_path.predict(weight, bias, x[:, -24:]),
                                rtol=1e-10, atol=1e-9)
     fits = {24: (weight, bias, {}), 64: (rng.standard_normal((8, 64)), rng.standard_normal(8), {})}

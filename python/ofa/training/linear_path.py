@@ -93,9 +93,9 @@ SHORT_LOOKBACKS = (256, 192, 128, 96, 64, 48, 32, 24)
 ENSEMBLE_MEMBERS = (96, 192, 336, 512, 720)
 
 
-def on_window(weight: np.ndarray, bias: np.ndarray, seq_len: int) -> np.ndarray:
-    """A forecaster of the last `weight.shape[1]` steps as the (H, seq_len) weight of the same form on the
-    whole window: predict(W', b, x) == predict(weight, bias, x[:, -len:]) for every x.
+def on_window(weight: np.ndarray, seq_len: int) -> np.ndarray:
+    """A forecaster's weight on the last `weight.shape[1]` steps as the (H, seq_len) weight of the same form
+    on the whole window: predict(W', b, x) == predict(weight, b, x[:, -len:]) for every x and bias b.
 
     predict is W (x - mean x) + mean x + b = F x + b with F = W + (1 - W 1) 1^T / len, rows summing to 1;
     a map whose rows sum to 1 is its own centred weight (the mean terms cancel), so F, placed on the
@@ -109,7 +109,7 @@ def on_window(weight: np.ndarray, bias: np.ndarray, seq_len: int) -> np.ndarray:
 
 def mean_forecaster(fits: dict, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     """(W (H, seq_len), b): the mean of the forecasts of `fits` {lookback: (W, b, info)}, all <= seq_len."""
-    weight = np.mean([on_window(w, b, seq_len) for w, b, _ in fits.values()], axis=0)
+    weight = np.mean([on_window(w, seq_len) for w, _, _ in fits.values()], axis=0)
     bias = np.mean([b.astype(np.float64) for _, b, _ in fits.values()], axis=0)
     return weight, bias
 
