@@ -181,6 +181,10 @@ def main(argv=None) -> int:
     corpus = nab.load_corpus(args.nab)
     names = pick(list(corpus.files), args.subset, args.files)
     full = len(names) == len(corpus.files)
+    scored = sub_corpus(corpus, names)
+    if not scored.window_count:  # NAB normalises by the windows' reward: undefined without one (checked before the run)
+        ap.error(f"the {len(names)} file(s) picked ({', '.join(names)}) have no anomaly window, so their NAB score is "
+                 "undefined; pick more with --files")
     t0 = time.perf_counter()
     if args.device:
         os.makedirs(args.workdir, exist_ok=True)
@@ -189,7 +193,6 @@ def main(argv=None) -> int:
         runs = {name: run_file(args.nab, name, log, args.retrain, lookback_mean) for name in names}
     wall = time.perf_counter() - t0
     scores = {name: r["scores"] for name, r in runs.items()}
-    scored = sub_corpus(corpus, names)
     result = evaluate(scored, scores)
     with open(os.path.join(args.nab, "results", "final_results.json")) as fh:
         published = json.load(fh)

@@ -134,3 +134,25 @@ def test_fewshot_splits_train_on_the_first_fraction_only(accuracy, tmp_path):
     assert tenth.borders[0] == (0, int((2100 - 64) * 0.1) + 64) and whole.borders[0] == (0, 2100)
     assert tenth.borders[1:] == whole.borders[1:] and len(tenth.test) == len(whole.test)
     assert np.array_equal(tenth.scaler.mean, whole.scaler.mean)  # TSLib fits the scaler on the whole train part
+
+
+def test_classification_cv_folds_are_stratified_and_selection_writes_keep_other_fields(tmp_path, monkeypatch):
+    saved = list(sys.path)
+    path = os.path.join(os.path.dirname(__file__), "..", "bench", "classification.py")
+    spec = importlib.util.spec_from_file_location("bench_classification", path)
+    bench = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path[:] = saved
+    labels = np.repeat(np.arange(3), [7, 5, 10])
+    fold = bench.stratified_folds(labels, 5, 0)
+    for k in range(3):  # each class dealt round-robin: its fold sizes differ by at most one
+        sizes = np.bincount(fold[labels == k], minlength=5)
+        assert sizes.max() - sizes.min() <= 1 and sizes.sum() == np.count_nonzero(labels == k)
+    assert not np.array_equal(fold, bench.stratified_folds(labels, 5, 1))
+    monkeypatch.setattr(bench, "SELECTION", str(tmp_path / "selection.json"))
+    bench.write_selection({"rows": [1], "refit": [2]})
+    bench.write_selection({"cv": {"rows": [3]}})
+    bench.write_selection({"rows": [4]})
+    assert json.loads((tmp_path / "selection.json").read_text()) == {"rows": [4], "refit": [2], "cv": {"rows": [3]}}

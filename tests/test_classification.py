@@ -1,6 +1,7 @@
 """Classification: the .ts reader (good files and each bad input, through the CLI too), the 1-NN baseline,
 and a train + eval round trip of the classifier on a tiny random GPT-2."""
 import json
+import math
 import os
 
 import numpy as np
@@ -399,3 +400,91 @@ def test_engine_classifier_refuses_bad_input_and_inconsistent_files(tmp_path, ca
     assert main(["export", "--checkpoint", stats_run, "--backbone", tiny_gpt2, "--out", str(tmp_path / "s.ofa")]) == 2
     assert "norm 'instance+stats' cannot be exported" in capsys.readouterr().err
     assert not (tmp_path / "s.ofa").exists()
+
+
+def test_mixup_and_label_smoothing_losses_are_the_documented_mixtures():
+    import torch
+
+    from ofa.training import classifier
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 3))
+    x, y = torch.randn(8, 2, 3), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+
+    def run(**tc):
+        return classifier._Run(model, None, classifier.ClassifyTrainConfig(**tc), 1, torch.device("cpu"))
+
+    ce = torch.nn.functional.cross_entropy
+    plain = run().loss(x, y, np.random.default_rng(0))
+    assert torch.allclose(plain, ce(model(x), y))
+    smooth = run(label_smoothing=0.1).loss(x, y, np.random.default_rng(0))
+    z = torch.log_softmax(model(x), 1)
+    assert torch.allclose(smooth, (-(0.9 * z.gather(1, y[:, None])[:, 0]) - 0.1 * z.mean(1)).mean())
+    mixed = run(mixup=0.4).loss(x, y, np.random.default_rng(1))
+    rng = np.random.default_rng(1)
+    lam, partner = float(rng.beta(0.4, 0.4)), torch.from_numpy(rng.permutation(8))
+    z = model(lam * x + (1 - lam) * x[partner])
+    assert 0 < lam < 1 and torch.allclose(mixed, lam * ce(z, y) + (1 - lam) * ce(z, y[partner]))
+    assert not torch.allclose(mixed, plain)
+
+
+@pytest.mark.parametrize("bad", [{"label_smoothing": 1.0}, {"label_smoothing": -0.1}, {"mixup": -1.0}, {"mixup": math.inf},
+                                 {"mixup": float("nan")}, {"ema": 1.0}])
+def test_bad_regulariser_settings_are_refused_before_training(tmp_path, bad):
+    from ofa.training import classifier
+
+    with pytest.raises(OfaError, match="label smoothing and ema"):
+        classifier.train(toy(tmp_path), str(tmp_path / "run"), tc=classifier.ClassifyTrainConfig(**bad),
+                         log=lambda line: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_ema_validates_the_moving_average_and_restores_the_raw_weights():
+    import torch
+
+    from ofa.training import classifier
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 3))
+    x, y = np.random.default_rng(0).normal(size=(8, 2, 3)).astype(np.float32), np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    start = [p.detach().clone() for p in model.parameters()]
+    tc = classifier.ClassifyTrainConfig(ema=0.75, batch_size=8, lr=0.5)
+    run = classifier._Run(model, torch.optim.SGD(model.parameters(), lr=0.5), tc, 10, torch.device("cpu"))
+    run.epoch(x, y, np.random.default_rng(0), 1)  # one step
+    raw = [p.detach().clone() for p in model.parameters()]
+    assert not torch.allclose(raw[0], start[0])
+    with run.averaged():
+        for p, p0, p1 in zip(model.parameters(), start, raw):
+            assert torch.allclose(p, 0.75 * p0 + 0.25 * p1)
+    for p, p1 in zip(model.parameters(), raw):
+        assert torch.equal(p, p1)
+
+
+def test_cli_refuses_a_bad_mixup_with_one_line(tmp_path, capsys):
+    code = main(["train", "--task", "classify", "--data", toy(tmp_path), "--out", str(tmp_path / "run"),
+                 "--mixup", "-0.5", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "mixup" in err and len(err.splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_keep_last_runs_the_whole_schedule_and_saves_its_end(tmp_path, tiny_gpt2):
+    import torch
+
+    from ofa.training import classifier
+
+    header = HEADER.replace("@dimensions 2", "@dimensions 3")
+    train = toy(tmp_path, toy_set(np.random.default_rng(4), 20, "t"), header=header)
+    out = str(tmp_path / "run")
+    meta = classifier.train(train, out, classifier.ClassifierConfig(backbone=tiny_gpt2, layers=1),
+                            classifier.ClassifyTrainConfig(epochs=4, patience=1, lr=3e-3, threads=1, keep="last",
+                                                           mixup=0.2, ema=0.9), log=lambda line: None)
+    assert meta["best_epoch"] == 4 and len(meta["history"]) == 4
+    assert meta["best_val_loss"] == meta["history"][-1]["val_loss"]
+    model, _ = classifier.load(out, backbone=tiny_gpt2)  # the saved model is the one validated last
+    x = classifier.windows(read_ts(train), model.get_base_model().cfg)
+    _, va = classifier.stratified_split(read_ts(train).labels, 0.2, 0)
+    z = classifier.logits_of(model, x[va], torch.device("cpu"))
+    loss = torch.nn.functional.cross_entropy(torch.from_numpy(z), torch.from_numpy(read_ts(train).labels[va]))
+    assert abs(loss.item() - meta["best_val_loss"]) < 1e-5
+    with pytest.raises(OfaError, match="keep"):
+        classifier.train(train, str(tmp_path / "bad"), tc=classifier.ClassifyTrainConfig(keep="first"))

@@ -73,6 +73,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refit", action="store_true",
                    help="--task classify: after early stopping, train a fresh model on every case of --data for the "
                         "best epoch count (the checkpoint is that model)")
+    p.add_argument("--mixup", type=float, default=0.0,
+                   help="--task classify: train on batches mixed with a shuffled copy, weight ~ Beta(a, a) (0: off; "
+                        "JapaneseVowels' chosen a is 0.2)")
+    p.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="--task classify: cross-entropy against (1 - e) one-hot + e / classes (0: off)")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="--task classify: validate and keep the moving average of the trained weights, this decay "
+                        "per step (0: off; e.g. 0.95)")
     p.add_argument("--lengths", choices=["resample", "pad"], default="resample",
                    help="--task classify: bring every case to the window by linear resampling, or by repeating its "
                         "last value (longer cases cut)")
@@ -181,7 +189,8 @@ def cmd_train_classifier(args) -> int:
     tc = ClassifyTrainConfig(epochs=args.epochs or CLASSIFY_EPOCHS, batch_size=args.batch_size or CLASSIFY_BATCH,
                              lr=args.lr or CLASSIFY_LR, patience=args.patience or CLASSIFY_PATIENCE,
                              val_fraction=args.val_fraction, seed=args.seed, threads=args.threads, device=args.device,
-                             refit=args.refit)
+                             refit=args.refit, mixup=args.mixup, label_smoothing=args.label_smoothing,
+                             ema=args.ema)
     meta = train(args.data, args.out, cfg, tc, log=lambda line: print(line, file=sys.stderr, flush=True)
                  if not args.quiet else None)
     refit = f", then refit on all {meta['refit']['cases']} cases" if "refit" in meta else ""
