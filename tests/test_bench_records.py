@@ -7,21 +7,24 @@ import sys
 import numpy as np
 import pytest
 
-BENCH = os.path.join(os.path.dirname(__file__), "..", "bench", "accuracy.py")
-
-
-@pytest.fixture(scope="module")
-def accuracy():
-    # The bench puts the checkout's python/ on sys.path (to run from a checkout); undo that, or later
-    # tests that hand sys.path to a subprocess would import the source tree instead of the installed ofa.
+def load_bench(script: str):
+    """A bench/ script as a module. The bench puts the checkout's python/ on sys.path (to run from a
+    checkout); undo that, or later tests that hand sys.path to a subprocess would import the source tree
+    instead of the installed ofa."""
     saved = list(sys.path)
-    spec = importlib.util.spec_from_file_location("bench_accuracy", BENCH)
+    spec = importlib.util.spec_from_file_location(f"bench_{script}",
+                                                  os.path.join(os.path.dirname(__file__), "..", "bench", f"{script}.py"))
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     finally:
         sys.path[:] = saved
     return module
+
+
+@pytest.fixture(scope="module")
+def accuracy():
+    return load_bench("accuracy")
 
 
 def rec(model, protocol, mse):
@@ -75,7 +78,7 @@ def test_firmware_bench_scores_dlinear_as_the_accuracy_bench_does(accuracy, tmp_
 
     from conftest import noisy_sines, write_csv
 
-    source = open(os.path.join(os.path.dirname(BENCH), "firmware.py")).read()
+    source = open(os.path.join(os.path.dirname(__file__), "..", "bench", "firmware.py")).read()
     call = re.search(r"argparse\.Namespace\((.*?)\)\)", source, re.S).group(1)
     fields = dict(re.findall(r"(\w+)=([\w.]+)", call))
     data = write_csv(tmp_path / "d.csv", noisy_sines(0, rows=1400), ["a", "b"])
@@ -137,14 +140,7 @@ def test_fewshot_splits_train_on_the_first_fraction_only(accuracy, tmp_path):
 
 
 def test_classification_cv_folds_are_stratified_and_selection_writes_keep_other_fields(tmp_path, monkeypatch):
-    saved = list(sys.path)
-    path = os.path.join(os.path.dirname(__file__), "..", "bench", "classification.py")
-    spec = importlib.util.spec_from_file_location("bench_classification", path)
-    bench = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(bench)
-    finally:
-        sys.path[:] = saved
+    bench = load_bench("classification")
     labels = np.repeat(np.arange(3), [7, 5, 10])
     fold = bench.stratified_folds(labels, 5, 0)
     for k in range(3):  # each class dealt round-robin: its fold sizes differ by at most one
