@@ -342,7 +342,8 @@ class _Run:
             self.step += 1
             if self.average is not None:
                 with torch.no_grad():
-                    torch._foreach_lerp_(self.average, self.trained, 1.0 - self.tc.ema)
+                    for a, p in zip(self.average, self.trained):
+                        a.lerp_(p, 1.0 - self.tc.ema)
             total += loss.item() * len(index)
         return total / len(x)
 
