@@ -265,13 +265,16 @@ def select(names, args, workdir: str) -> None:
                      "rows": rows, "refit": refit})
 
 
+def read_selection() -> dict:
+    if not os.path.exists(SELECTION):
+        return {}
+    with open(SELECTION) as f:
+        return json.load(f)
+
+
 def write_selection(update: dict) -> None:
     """Replace these top-level fields of the selection record (the screen's, or "cv"), keeping the others."""
-    earlier = {}
-    if os.path.exists(SELECTION):
-        with open(SELECTION) as f:
-            earlier = json.load(f)
-    atomic_write_json(SELECTION, earlier | update)
+    atomic_write_json(SELECTION, read_selection() | update)
 
 
 def stratified_folds(labels, folds: int, seed: int):
@@ -290,17 +293,18 @@ def cv_fold(name: str, label: str, overrides: tuple[dict, dict], fold: int, work
     import numpy as np
 
     full = read_ts(files(name)[0])
-    held = stratified_folds(full.labels, CV_FOLDS, 0) == fold
+    folds = stratified_folds(full.labels, CV_FOLDS, 0)
+    held = np.flatnonzero(folds == fold)
     cfg = classifier.ClassifierConfig(**overrides[0])
     tc = classifier.ClassifyTrainConfig(threads=1, **(overrides[1] | {"seed": fold}))
     out = os.path.join(workdir, f"{name}-cv-{''.join(c if c.isalnum() else '_' for c in label)}-{fold}")
     t0 = time.perf_counter()
     meta = classifier.train(files(name)[0], out, cfg, tc, log=lambda line: None,
-                            train_data=full.subset(np.flatnonzero(~held)))
+                            train_data=full.subset(np.flatnonzero(folds != fold)))
     model, _ = classifier.load(out)
-    z = classifier.logits_of(model, classifier.windows(full.subset(np.flatnonzero(held)), model.get_base_model().cfg),
+    z = classifier.logits_of(model, classifier.windows(full.subset(held), model.get_base_model().cfg),
                              torch.device("cpu"))
-    return {"fold": fold, "cases": np.flatnonzero(held).tolist(), "logits": z.tolist(),
+    return {"fold": fold, "cases": held.tolist(), "logits": z.tolist(),
             "best_epoch": meta["best_epoch"], "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -323,22 +327,18 @@ def cross_validate(names, args, workdir: str) -> None:
                 parts = [jobs[label, fold].result() for fold in range(CV_FOLDS)]
                 cases = np.concatenate([p["cases"] for p in parts])
                 z, y = np.concatenate([p["logits"] for p in parts]).astype(np.float32), labels[cases]
+                hit = z.argmax(1) == y
+                fold_of = np.repeat(np.arange(CV_FOLDS), [len(p["cases"]) for p in parts])
                 row = {"dataset": name, "setting": label, "config": cfg, "train": tc, "folds": CV_FOLDS,
-                       "cases": len(cases), "cv_accuracy": float(np.mean(z.argmax(1) == y)),
+                       "cases": len(cases), "cv_accuracy": float(np.mean(hit)),
                        "cv_loss": float(torch.nn.functional.cross_entropy(torch.from_numpy(z), torch.from_numpy(y))),
-                       "fold_accuracy": [float(np.mean(np.asarray(p["logits"]).argmax(1) == labels[p["cases"]]))
-                                         for p in parts],
+                       "fold_accuracy": [float(np.mean(hit[fold_of == k])) for k in range(CV_FOLDS)],
                        "best_epochs": [p["best_epoch"] for p in parts], "seconds": [p["seconds"] for p in parts]}
                 rows.append(row)
-                print(f"{name:15s} {label:24s} cv accuracy {row['cv_accuracy']:.4f} ({int(round(row['cv_accuracy'] * len(cases)))}"
-                      f"/{len(cases)})  loss {row['cv_loss']:.4f}  folds {[round(a, 3) for a in row['fold_accuracy']]}",
-                      flush=True)
-    earlier = {}
-    if os.path.exists(SELECTION):
-        with open(SELECTION) as f:
-            earlier = json.load(f).get("cv", {}).get("rows", [])
+                print(f"{name:15s} {label:24s} cv accuracy {row['cv_accuracy']:.4f} ({int(hit.sum())}/{len(cases)})  "
+                      f"loss {row['cv_loss']:.4f}  folds {[round(a, 3) for a in row['fold_accuracy']]}", flush=True)
     done = {(r["dataset"], r["setting"]) for r in rows}
-    kept = [r for r in earlier if (r["dataset"], r["setting"]) not in done]
+    kept = [r for r in read_selection().get("cv", {}).get("rows", []) if (r["dataset"], r["setting"]) not in done]
     write_selection({"cv": {"machine": platform.machine(), "torch": torch.__version__,
                             "note": "stratified 5-fold cross-validation of the train file; fold k trains with seed k, "
                                     "one torch thread per fold", "rows": kept + rows}})

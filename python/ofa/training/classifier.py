@@ -186,6 +186,14 @@ class ClassifyTrainConfig:
     keep: str = "best"            # the checkpoint: the best validation epoch, or the last (the whole cosine schedule)
     progress: bool = False
 
+    def check(self) -> None:
+        if not 0 <= self.label_smoothing < 1 or not (math.isfinite(self.mixup) and self.mixup >= 0) \
+                or not 0 <= self.ema < 1:
+            raise OfaError(f"label smoothing and ema must be in [0, 1) and mixup >= 0, got {self.label_smoothing}, "
+                           f"{self.ema} and {self.mixup}")
+        if self.keep not in ("best", "last"):
+            raise OfaError(f"keep must be 'best' or 'last', got {self.keep!r}")
+
 
 def logits_of(model, x: np.ndarray, device, batch: int = 64) -> np.ndarray:
     model.eval()
@@ -211,11 +219,7 @@ def train(data: str, out: str, cfg: ClassifierConfig | None = None, tc: Classify
     from .distributed import resolve_device
 
     cfg, tc = cfg or ClassifierConfig(), tc or ClassifyTrainConfig()
-    if not 0 <= tc.label_smoothing < 1 or not (math.isfinite(tc.mixup) and tc.mixup >= 0) or not 0 <= tc.ema < 1:
-        raise OfaError(f"label smoothing and ema must be in [0, 1) and mixup >= 0, got {tc.label_smoothing}, "
-                       f"{tc.ema} and {tc.mixup}")
-    if tc.keep not in ("best", "last"):
-        raise OfaError(f"keep must be 'best' or 'last', got {tc.keep!r}")
+    tc.check()
     if tc.threads:
         torch.set_num_threads(tc.threads)
     device = resolve_device(tc.device)
@@ -301,7 +305,8 @@ class _Run:
 
     def __init__(self, model, optimizer, tc: ClassifyTrainConfig, steps: int, device):
         self.model, self.optimizer, self.tc, self.steps, self.step, self.device = model, optimizer, tc, steps, 0, device
-        self.trained = [p for p in model.parameters() if p.requires_grad]
+        # The average covers exactly what the optimiser steps.
+        self.trained = [p for group in optimizer.param_groups for p in group["params"]] if tc.ema > 0 else []
         self.average = [p.detach().clone() for p in self.trained] if tc.ema > 0 else None
 
     @contextlib.contextmanager
