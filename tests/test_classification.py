@@ -244,7 +244,7 @@ def test_refit_trains_on_every_case_for_the_best_epoch_count(tmp_path, capsys, t
 
 # ---- the classifier in the C++ engine (fp32 and int8) --------------------------------------------------
 
-def classifier_run(tmp_path, backbone, norm="global", pool="flatten", seed=3):
+def classifier_run(tmp_path, backbone, norm="global", pool="flatten", seed=3, tokens="channel"):
     """A tiny classifier on the toy set, trained briefly, its adapters then perturbed so every exported tensor
     carries a trained update; returns (run, train .ts, test .ts)."""
     import torch
@@ -256,7 +256,8 @@ def classifier_run(tmp_path, backbone, norm="global", pool="flatten", seed=3):
     train = toy(tmp_path, toy_set(rng, 40, "t"), header=header)
     test = toy(tmp_path, toy_set(rng, 24, "t", longest=20), header=header, name="toy_TEST.ts")
     out = str(tmp_path / "run")
-    classifier.train(train, out, classifier.ClassifierConfig(backbone=backbone, layers=1, norm=norm, pool=pool),
+    classifier.train(train, out, classifier.ClassifierConfig(backbone=backbone, layers=1, norm=norm, pool=pool,
+                                                             tokens=tokens),
                      classifier.ClassifyTrainConfig(epochs=3, lr=3e-3, threads=1), log=lambda line: None)
     model, meta = classifier.load(out, backbone=backbone)
     torch.manual_seed(seed)
@@ -268,9 +269,12 @@ def classifier_run(tmp_path, backbone, norm="global", pool="flatten", seed=3):
     return out, train, test
 
 
-@pytest.mark.parametrize("backbone,norm,pool", [("gpt2", "global", "flatten"), ("gpt2", "instance", "mean"),
-                                                ("minilm", "global", "mean")])
-def test_exported_classifier_matches_pytorch_and_the_references(tmp_path, capsys, tiny_gpt2, backbone, norm, pool):
+@pytest.mark.parametrize("backbone,norm,pool,tokens", [
+    ("gpt2", "global", "flatten", "channel"), ("gpt2", "instance", "mean", "channel"),
+    ("minilm", "global", "mean", "channel"), ("gpt2", "global", "flatten", "joined"),
+    ("minilm", "instance", "mean", "joined")])
+def test_exported_classifier_matches_pytorch_and_the_references(tmp_path, capsys, tiny_gpt2, backbone, norm, pool,
+                                                                tokens):
     import torch
 
     import ofa
@@ -282,7 +286,7 @@ def test_exported_classifier_matches_pytorch_and_the_references(tmp_path, capsys
     from ofa.training import classifier
 
     backbone = tiny_gpt2 if backbone == "gpt2" else backbone
-    run, train, test = classifier_run(tmp_path, backbone, norm, pool)
+    run, train, test = classifier_run(tmp_path, backbone, norm, pool, tokens=tokens)
     m32, m8 = str(tmp_path / "c.ofa"), str(tmp_path / "c8.ofa")
     assert main(["export", "--checkpoint", run, "--backbone", backbone, "--out", m32]) == 0
     assert main(["export", "--checkpoint", run, "--backbone", backbone, "--int8", "--data", train, "--out", m8]) == 0
@@ -300,6 +304,7 @@ def test_exported_classifier_matches_pytorch_and_the_references(tmp_path, capsys
     tensors, meta = read_model_file(m32)
     config = json.loads(meta["config"])
     assert config["task"] == "classify" and config["norm"] == norm and "horizon" not in config
+    assert config["tokens"] == tokens and tensors["in_layer.weight"].shape[1] == 2 * (3 if tokens == "joined" else 1)
     np.testing.assert_allclose(FloatForward(config, tensors).run(x), z, atol=1e-5 * max(1.0, float(np.abs(z).max())))
     # int8: the numpy reference's bits on every ISA and tiling; its classes mostly those of fp32.
     tensors8, meta8 = read_model_file(m8, schemes=("int8",))
@@ -364,6 +369,8 @@ def test_engine_classifier_refuses_bad_input_and_inconsistent_files(tmp_path, ca
         (config_edit(horizon=4), None, "invalid config"),                        # a horizon too
         (config_edit(task="forecast"), None, "config is missing key 'horizon'"),
         (config_edit(norm="robust"), None, "'instance' or 'global'"),
+        (config_edit(tokens="mixed"), None, "'channel' or 'joined'"),
+        (config_edit(tokens="joined"), None, "in_layer.weight: expected shape"),      # a channel model's (d, P)
         (None, lambda t: t.update({"head.weight": np.zeros((K, F - 1), np.float32)}), "head.weight: expected shape"),
         (None, lambda t: t.update({"head.bias": np.zeros(K + 1, np.float32)}), "head.bias: expected shape"),
         (lambda m: m.update(classes=json.dumps(["a", "b", "c"])), None, "3 class names for a head of 2 classes"),
@@ -465,6 +472,16 @@ def test_cli_refuses_a_bad_mixup_with_one_line(tmp_path, capsys):
                  "--mixup", "-0.5", "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "mixup" in err and len(err.splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flag", [["--mixup", "0.2"], ["--tokens", "joined"], ["--refit"], ["--ema", "0.9"],
+                                  ["--pool", "mean"], ["--val-fraction", "0.3"]])
+def test_a_forecaster_refuses_the_classifier_options(tmp_path, capsys, flag):
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(tmp_path / "series.csv"), "--out", str(out), *flag])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and f"{flag[0]} applies to --task classify only" in err and len(err.splitlines()) == 1
+    assert not out.exists()
 
 
 def test_keep_last_runs_the_whole_schedule_and_saves_its_end(tmp_path, tiny_gpt2):

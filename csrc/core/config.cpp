@@ -25,13 +25,17 @@ extern "C" ofa_status ofa_validate_config(const ofa_config* c) {
     return OFA_ERR_BAD_CONFIG;
   if (c->task == OFA_TASK_FORECAST) {
     // The forecast is de-normalised with the instance statistics: RevIN is not optional.
-    if (!in_range(c->horizon, 1, kMaxDim) || c->n_classes != 0 || c->norm != OFA_NORM_INSTANCE)
+    if (!in_range(c->horizon, 1, kMaxDim) || c->n_classes != 0 || c->norm != OFA_NORM_INSTANCE ||
+        c->tokens != OFA_TOKENS_CHANNEL)
       return OFA_ERR_BAD_CONFIG;
   } else if (c->task == OFA_TASK_CLASSIFY) {
     // One dense linear head over the window's states: no horizon, no factored head, no linear path.
     if (c->horizon != 0 || !in_range(c->n_classes, 2, kMaxDim) || c->head_rank != 0 || c->linear_path != 0 ||
-        (c->norm != OFA_NORM_INSTANCE && c->norm != OFA_NORM_GLOBAL))
+        (c->norm != OFA_NORM_INSTANCE && c->norm != OFA_NORM_GLOBAL) ||
+        (c->tokens != OFA_TOKENS_CHANNEL && c->tokens != OFA_TOKENS_JOINED))
       return OFA_ERR_BAD_CONFIG;
+    // A joined token's width is the input layer's depth: bounded as every other dimension.
+    if ((int64_t)c->patch_len * c->n_channels > kMaxDim && c->tokens == OFA_TOKENS_JOINED) return OFA_ERR_BAD_CONFIG;
   } else {
     return OFA_ERR_BAD_CONFIG;
   }

@@ -90,7 +90,7 @@ extern "C" ofa_status ofa_validate_model_int8(const ofa_model_int8* m) {
   for (int32_t i = 0; i < c.n_channels; ++i)
     if (!isfinite(m->scaler_mean[i]) || !isfinite(m->scaler_std[i]) || !(m->scaler_std[i] > 0.f))
       return OFA_ERR_BAD_TENSOR;
-  OFA_TRY(check_linear(m->in_layer, d, c.patch_len));
+  OFA_TRY(check_linear(m->in_layer, d, ofa_token_width(&c)));
   OFA_TRY(check_to_residual(m->in_layer.out, d));
   if (c.layout == OFA_LAYOUT_BERT) OFA_TRY(check_layer_norm(m->emb_ln, d));
   if (c.layout == OFA_LAYOUT_GPT2) OFA_TRY(check_layer_norm(m->final_ln, d));

@@ -6,6 +6,7 @@
 #include "forward_checks.h"
 #include "ofa/ofa.h"
 #include "planner.h"
+#include "window_tokens.h"
 
 namespace {
 
@@ -115,14 +116,15 @@ void transformer_layer(const Tile& t, int32_t i) {
   }
 }
 
-// The tile's (rows, P) patches in plan->wide -> its final states (rows, d):
+// The tile's (rows, W) tokens in plan->wide -> its final states (rows, d):
 // input layer, positions, the blocks and GPT-2's final LN.
 const float* encode(const Tile& t) {
   const ofa_model& m = *t.m;
   const ofa_config& c = m.config;
   const int32_t n = t.n_tokens, d = c.d_model, rows = t.n_series * n;
   float* h = t.at(t.plan->hidden);
-  linear(t, rows, t.at(t.plan->wide), c.patch_len, m.in_w, packed_for(t, &ofa_prepacked::in_w), m.in_b, h, d, 0);
+  linear(t, rows, t.at(t.plan->wide), ofa_token_width(&c), m.in_w, packed_for(t, &ofa_prepacked::in_w), m.in_b, h,
+         d, 0);
   for (int32_t r = 0; r < rows; ++r) {
     const float* p = m.pos + (size_t)(r % n) * d;
     float* hr = h + (size_t)r * d;
@@ -188,32 +190,19 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
   }
 }
 
-// A classifier's tile: t.n_series = whole windows x C, window `first_window`
-// first. x (batch, C, L): series g = b*C + c is the L steps at x + g*L. One
-// window's final states are its C*N*d features, channel-major, so the head is
-// one GEMM over the tile's windows (the sum over channels is its depth).
+// A classifier's tile: t.n_series = whole windows x ofa_window_sequences,
+// window `first_window` first; x (batch, C, L). One window's final states are
+// its sequences' N*d features one after another, so the head is one GEMM over
+// the tile's windows (the sum over sequences is its depth).
 void run_tile_classify(const Tile& t, const float* x, int32_t first_window, float* logits) {
   const ofa_model& m = *t.m;
   const ofa_config& c = m.config;
-  const int32_t n = t.n_tokens, C = c.n_channels, L = c.seq_len;
-  float* wide = t.at(t.plan->wide);
-  float* mu = t.at(t.plan->stats);
-  float* sd = mu + t.n_series;
-  const ofa_series_dims sdims = {L, 1, c.patch_len, c.stride, n, c.revin_eps};
-  const int32_t first_series = first_window * C;
-  for (int32_t s = 0; s < t.n_series; ++s) {
-    const int32_t ch = (first_series + s) % C;
-    const float* series = x + (size_t)(first_series + s) * L;
-    float* patches = wide + (size_t)s * n * c.patch_len;
-    if (c.norm == OFA_NORM_GLOBAL) {
-      ofa_series_to_scaled_patches(&sdims, series, m.scaler_mean[ch], m.scaler_std[ch], patches);
-    } else {
-      ofa_series_to_patches(&sdims, series, m.scaler_mean[ch], m.scaler_std[ch], patches, &mu[s], &sd[s]);
-    }
-  }
+  const int32_t windows = t.n_series / ofa_window_sequences(&c);
+  ofa_detail::windows_to_tokens(c, m.scaler_mean, m.scaler_std, x + (size_t)first_window * c.n_channels * c.seq_len,
+                                windows, t.n_tokens, t.at(t.plan->wide), t.at(t.plan->staged));
   const float* final_h = encode(t);
   const int32_t K = c.n_classes, depth = (int32_t)ofa_head_depth(&c);
-  linear(t, t.n_series / C, final_h, depth, m.head_w, packed_for(t, &ofa_prepacked::head_w), m.head_bias,
+  linear(t, windows, final_h, depth, m.head_w, packed_for(t, &ofa_prepacked::head_w), m.head_bias,
          logits + (size_t)first_window * K, K, 0);
 }
 

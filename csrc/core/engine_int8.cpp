@@ -8,6 +8,7 @@
 #include "kernels/core_kernels.h"
 #include "ofa/ofa_int8.h"
 #include "planner_int8.h"
+#include "window_tokens.h"
 
 // The forecaster's per-tile cost is budgeted on Cortex-M (firmware/instruction_budget.json): the steps
 // it shares with the classifier are inlined into each, so the sharing costs it no calls.
@@ -197,25 +198,25 @@ int8_t quantize_patch(float u, float inv_scale) {
   return (int8_t)(int32_t)(v >= 0.f ? v + 0.5f : v - 0.5f);  // half away from zero
 }
 
-// The tile's (rows, P) float patches in plan->patches -> its final int8
-// states (rows, d) in plan->narrow: quantised patches, input layer onto the
+// The tile's (rows, W) float tokens in plan->patches -> its final int8
+// states (rows, d) in plan->narrow: quantised tokens, input layer onto the
 // positions, the blocks and GPT-2's final LN.
 OFA_SHARED_STEP void encode(const Tile& t) {
   const ofa_model_int8& m = *t.m;
   const ofa_config& c = m.config;
-  const int32_t n = t.n_tokens, d = c.d_model, P = c.patch_len;
+  const int32_t n = t.n_tokens, d = c.d_model, W = ofa_token_width(&c);
   const int32_t rows = t.n_series * n;
   int32_t* h = t.at<int32_t>(t.plan->hidden);
   int8_t* x8 = t.at<int8_t>(t.plan->narrow);
   const float* patches = t.at<float>(t.plan->patches);
   const float inv_scale = *m.patch_inv_scale;
-  for (size_t i = 0; i < (size_t)rows * P; ++i) x8[i] = quantize_patch(patches[i], inv_scale);
+  for (size_t i = 0; i < (size_t)rows * W; ++i) x8[i] = quantize_patch(patches[i], inv_scale);
   for (int32_t r = 0; r < rows; ++r) {
     const int32_t* p = m.pos + (size_t)(r % n) * d;
     int32_t* hr = h + (size_t)r * d;
     for (int32_t j = 0; j < d; ++j) hr[j] = p[j];
   }
-  linear_add_into(t, rows, x8, P, m.in_layer, P, d, h);
+  linear_add_into(t, rows, x8, W, m.in_layer, W, d, h);
   if (c.layout == OFA_LAYOUT_BERT) layer_norm(t, rows, h, m.emb_ln, h, x8);
   for (int32_t i = 0; i < c.n_layers; ++i) transformer_layer(t, m.layers[i]);
   if (c.layout == OFA_LAYOUT_GPT2) layer_norm(t, rows, h, m.final_ln, t.at<int32_t>(t.plan->acc), x8);
@@ -281,31 +282,19 @@ void run_tile(const Tile& t, const float* x, int32_t first_series, float* y) {
 }
 
 // A classifier's tile (engine.cpp's run_tile_classify): whole windows, x
-// (batch, C, L). The head runs over each window's C*N tokens, so its int32
-// sums cover every channel before the one dequantisation per logit.
+// (batch, C, L). The head runs over each window's tokens (all its
+// sequences'), so its int32 sums cover every channel before the one
+// dequantisation per logit.
 void run_tile_classify(const Tile& t, const float* x, int32_t first_window, float* logits) {
   const ofa_model_int8& m = *t.m;
   const ofa_config& c = m.config;
-  const int32_t n = t.n_tokens, C = c.n_channels, L = c.seq_len, P = c.patch_len;
-  float* patches = t.at<float>(t.plan->patches);
-  float* mu = t.at<float>(t.plan->stats);
-  float* sd = mu + t.n_series;
-  const ofa_series_dims sdims = {L, 1, P, c.stride, n, c.revin_eps};
-  const int32_t first_series = first_window * C;
-  for (int32_t s = 0; s < t.n_series; ++s) {
-    const int32_t ch = (first_series + s) % C;
-    const float* series = x + (size_t)(first_series + s) * L;
-    float* out = patches + (size_t)s * n * P;
-    if (c.norm == OFA_NORM_GLOBAL) {
-      ofa_series_to_scaled_patches(&sdims, series, m.scaler_mean[ch], m.scaler_std[ch], out);
-    } else {
-      ofa_series_to_patches(&sdims, series, m.scaler_mean[ch], m.scaler_std[ch], out, &mu[s], &sd[s]);
-    }
-  }
+  const int32_t sequences = ofa_window_sequences(&c), windows = t.n_series / sequences;
+  ofa_detail::windows_to_tokens(c, m.scaler_mean, m.scaler_std, x + (size_t)first_window * c.n_channels * c.seq_len,
+                                windows, t.n_tokens, t.at<float>(t.plan->patches), t.at<float>(t.plan->staged));
   encode(t);
-  const int32_t K = c.n_classes, windows = t.n_series / C;
+  const int32_t K = c.n_classes;
   int32_t* acc = t.at<int32_t>(t.plan->head_acc);
-  head_linear(t, t.at<int8_t>(t.plan->narrow), m.head, windows, C * n, K, acc);
+  head_linear(t, t.at<int8_t>(t.plan->narrow), m.head, windows, sequences * t.n_tokens, K, acc);
   for (int32_t w = 0; w < windows; ++w)
     for (int32_t k = 0; k < K; ++k)
       logits[(size_t)(first_window + w) * K + k] = (float)acc[(size_t)w * K + k] * m.head_out_scale[k];

@@ -77,14 +77,15 @@ void for_each_tile(Tile& tile, int32_t first, int32_t count, int32_t tile_series
 }
 
 // A classifier's tiles: windows [first, first + count), as many whole windows
-// a tile as ofa_tile_series allows; tile.n_series (windows x C) is set before
-// each run_tile(tile, x, first window, logits).
+// a tile as ofa_tile_series allows; tile.n_series (windows x
+// ofa_window_sequences) is set before each run_tile(tile, x, first window, logits).
 template <class Tile, class RunTile>
 void for_each_window_tile(Tile& tile, const ofa_config& c, int32_t first, int32_t count, int32_t tile_series,
                           const float* x, float* logits, RunTile run_tile) {
-  const int32_t per_tile = ofa_tile_series(&c, tile_series) / c.n_channels, end = first + count;
+  const int32_t sequences = ofa_window_sequences(&c);
+  const int32_t per_tile = ofa_tile_series(&c, tile_series) / sequences, end = first + count;
   for (int32_t w = first; w < end; w += per_tile) {
-    tile.n_series = (end - w < per_tile ? end - w : per_tile) * c.n_channels;
+    tile.n_series = (end - w < per_tile ? end - w : per_tile) * sequences;
     run_tile(tile, x, w, logits);
   }
 }

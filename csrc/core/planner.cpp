@@ -34,7 +34,8 @@ ofa_status ofa_plan_arena(const ofa_config* c, int32_t tile_series, ofa_arena_pl
   // Largest packing scratch over every GEMM the forward pass issues.
   const int32_t di = c->d_model, fi = c->d_ff, ni = (int32_t)n;
   const int32_t flat = (int32_t)ofa_head_depth(c);
-  uint64_t gs = ofa_gemm_scratch_floats(c->patch_len, di);
+  const uint64_t width = (uint64_t)ofa_token_width(c);
+  uint64_t gs = ofa_gemm_scratch_floats((int32_t)width, di);
   gs = max2(gs, ofa_gemm_scratch_floats(di, 3 * di));
   gs = max2(gs, ofa_gemm_scratch_floats(di, di));
   gs = max2(gs, ofa_gemm_scratch_floats(di, fi));
@@ -51,7 +52,7 @@ ofa_status ofa_plan_arena(const ofa_config* c, int32_t tile_series, ofa_arena_pl
   Carver cv;
   p->hidden = cv.take(rows * d);
   p->normed = cv.take(rows * d);
-  p->wide = cv.take(rows * max2(max2(3 * d, f), (uint64_t)c->patch_len));
+  p->wide = cv.take(rows * max2(max2(3 * d, f), width));
   p->scores_stride = (size_t)round_up(n * n);
   p->v_t_stride = (size_t)round_up(ofa_attention_v_floats(&ad));
   p->attn_scratch_stride = (size_t)round_up(ofa_attention_gemm_scratch_floats(&ad));
@@ -62,6 +63,7 @@ ofa_status ofa_plan_arena(const ofa_config* c, int32_t tile_series, ofa_arena_pl
   p->head_out = cv.take(t * h);
   p->stats = cv.take(2 * t);
   p->window = cv.take(c->linear_path ? t * (uint64_t)c->seq_len : 0);
+  p->staged = cv.take(c->tokens == OFA_TOKENS_JOINED ? (uint64_t)c->n_channels * n * c->patch_len : 0);
   p->gemm_scratch = cv.take(gs);
   // The last region is not padded: the planned size is exactly what is used.
   const uint64_t total = (uint64_t)p->gemm_scratch + gs;

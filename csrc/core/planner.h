@@ -9,7 +9,7 @@
 struct ofa_arena_plan {
   size_t hidden;      // (R, d) residual stream, R = tile_series * N
   size_t normed;      // (R, d) LN output / attention heads concat
-  size_t wide;        // (R, max(3d, f, P)) patches, qkv, ff hidden
+  size_t wide;        // (R, max(3d, f, W)) tokens (W = ofa_token_width), qkv, ff hidden
   // Attention works on one series at a time, each with its own set of these
   // three (at series s: offset + s * stride), so a host may run the series of
   // a tile at once (ofa_kernels.parallel_for).
@@ -21,6 +21,7 @@ struct ofa_arena_plan {
   size_t head_out;    // (tile_series, H) normalised forecasts
   size_t stats;       // (2, tile_series) instance mean / std
   size_t window;      // (tile_series, L) normalised windows, linear path only (else empty)
+  size_t staged;      // (C, N, P) one window's patches before joining, joined tokens only (else empty)
   size_t gemm_scratch;
   size_t total_floats;
 };

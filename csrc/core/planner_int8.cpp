@@ -41,9 +41,11 @@ ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_are
   // output and the head's and linear path's sums.
   const uint64_t pre_ln = c->layout == OFA_LAYOUT_GPT2 ? rows * d : 0;
   p->acc = cv.take(max2(pre_ln, t * max2(h, r)) * 4);
-  p->narrow = cv.take(rows * max2(d, P));
+  const uint64_t W = (uint64_t)ofa_token_width(c);  // a token's values (P, or P*C joined)
+  p->narrow = cv.take(rows * max2(d, W));
   p->wide = cv.take(rows * wide);
-  p->patches = cv.take(rows * P * 4);
+  p->patches = cv.take(rows * W * 4);
+  p->staged = cv.take(c->tokens == OFA_TOKENS_JOINED ? (uint64_t)c->n_channels * n * P * 4 : 0);
   // HOST: V may be packed (pack_wt) into OFA_GEMM_S8_NR-column panels of N rounded up to 4 depths.
   p->v_t_packed = !mcu;
   const uint64_t v_packed = (hd + OFA_GEMM_S8_NR - 1) / OFA_GEMM_S8_NR * OFA_GEMM_S8_NR * ((n + 3) / 4 * 4);
@@ -61,10 +63,10 @@ ofa_status ofa_plan_arena_int8(const ofa_config* c, int32_t tile_series, ofa_are
   p->head_acc = cv.take(t * max2(h, r) * 4);
   p->head_low = cv.take(t * r);
   p->stats = cv.take(2 * t * 4);
-  // Every GEMM depth: P, d, f, head_dim, N (probabilities . V) and r. The
+  // Every GEMM depth: W, d, f, head_dim, N (probabilities . V) and r. The
   // head (depth N*d) runs token by token at depth d, see engine_int8.cpp.
   uint64_t gs = 0;
-  const int32_t depths[] = {c->patch_len, c->d_model, c->d_ff, (int32_t)hd, (int32_t)n,
+  const int32_t depths[] = {(int32_t)W, c->d_model, c->d_ff, (int32_t)hd, (int32_t)n,
                             c->head_rank};
   for (int32_t k : depths) gs = max2(gs, gemm_scratch_bytes(k));
   if (c->linear_path) gs = max2(gs, gemm_scratch_bytes(c->seq_len));

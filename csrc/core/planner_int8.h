@@ -11,9 +11,10 @@ struct ofa_arena_plan_int8 {
   size_t hidden;     // int32 (R, d) residual stream, R = tile_series * N
   size_t acc;        // int32: GPT-2's pre-LN output (R, d); the head's per-token partial sums and
                      // the linear path's sums (tile_series, max(H, r))
-  size_t narrow;     // int8 (R, max(d, P)) GEMM input: patches, LN out, context
+  size_t narrow;     // int8 (R, max(d, W)) GEMM input: tokens (W = ofa_token_width), LN out, context
   size_t wide;       // int8 (R, max(3d, f)) q|k|v, GELU activations
-  size_t patches;    // float (R, P) normalised patches before quantisation
+  size_t patches;    // float (R, W) normalised tokens before quantisation
+  size_t staged;     // float (C, N, P) one window's patches before joining, joined tokens only (else empty)
   // Attention works on one series at a time. HOST: each series of the tile has
   // its own scores, probs, v_t and attn_scratch (at series s: offset + s *
   // *_stride), so a host may run them at once (parallel_for); MCU: one set,

@@ -137,7 +137,7 @@ struct Split<Fp32> {
   static size_t scratch_bytes(const ofa_config& c) {
     const int32_t flat = (int32_t)ofa_head_depth(&c);
     int32_t k = c.d_ff > c.d_model ? c.d_ff : c.d_model, n = 3 * c.d_model > c.d_ff ? 3 * c.d_model : c.d_ff;
-    for (int32_t v : {flat, c.seq_len, c.patch_len}) k = v > k ? v : k;
+    for (int32_t v : {flat, c.seq_len, ofa_token_width(&c)}) k = v > k ? v : k;
     for (int32_t v : {ofa_head_outputs(&c), c.head_rank}) n = v > n ? v : n;
     return ofa_gemm_scratch_floats(k, n) * sizeof(float);
   }
@@ -201,7 +201,7 @@ struct Split<Int8> {
   static size_t scratch_bytes(const ofa_config& c) {
     const int32_t flat = (int32_t)ofa_head_depth(&c);
     int32_t k = c.d_ff > c.d_model ? c.d_ff : c.d_model;
-    for (int32_t v : {flat, c.seq_len, c.patch_len}) k = v > k ? v : k;
+    for (int32_t v : {flat, c.seq_len, ofa_token_width(&c)}) k = v > k ? v : k;
     return ofa_gemm_s8_scratch_bytes(k);
   }
   static K table(const K& inner) {

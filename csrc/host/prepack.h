@@ -35,7 +35,7 @@ class Prepacked<Fp32> {
       layers_[i].ff_out_w = one(k, l.ff_out_w, d, f);
     }
     packed_.layers = layers_.data();
-    packed_.in_w = one(k, m->in_w, d, c.patch_len);
+    packed_.in_w = one(k, m->in_w, d, ofa_token_width(&c));
     if (c.head_rank == 0) {
       packed_.head_w = one(k, m->head_w, ofa_head_outputs(&c), flat);
     } else {
@@ -80,7 +80,7 @@ class Prepacked<Int8> {
       one(k, l.ff_in, f, d);
       one(k, l.ff_out, d, f);
     }
-    one(k, m->in_layer, d, c.patch_len);
+    one(k, m->in_layer, d, ofa_token_width(&c));
     if (c.head_rank == 0) {
       one(k, m->head, ofa_head_outputs(&c), flat);
     } else {

@@ -54,7 +54,7 @@ class Runner {
   // (a window's head reads all its channels).
   ofa_status classify(const typename Sch::Model* model, const float* x, int32_t batch, float* logits) {
     if (batch <= 0 || (int64_t)batch * cfg_.n_channels > INT32_MAX) return OFA_ERR_BAD_BATCH;
-    return run(Sch::classify, model, x, batch, batch, batch * cfg_.n_channels, logits);
+    return run(Sch::classify, model, x, batch, batch, batch * ofa_window_sequences(&cfg_), logits);
   }
 
   GemmCounters last_counters() {

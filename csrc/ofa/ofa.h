@@ -62,6 +62,15 @@ typedef enum ofa_norm {
   OFA_NORM_GLOBAL = 1
 } ofa_norm;
 
+/* How a classifier's windows become token sequences. CHANNEL: each channel is
+ * its own sequence of N patch tokens of P values (as a forecaster's series).
+ * JOINED: GPT4TS's tokens, one sequence per window: token n holds patch n of
+ * every channel, value p*C + c (classify only). */
+typedef enum ofa_tokens {
+  OFA_TOKENS_CHANNEL = 0,
+  OFA_TOKENS_JOINED = 1
+} ofa_tokens;
+
 typedef struct ofa_config {
   int32_t layout;     /* ofa_layout */
   int32_t d_model;    /* d */
@@ -81,6 +90,7 @@ typedef struct ofa_config {
   int32_t task;       /* ofa_task */
   int32_t n_classes;  /* K >= 2, classify only (0 for a forecaster) */
   int32_t norm;       /* ofa_norm */
+  int32_t tokens;     /* ofa_tokens; CHANNEL for a forecaster */
 } ofa_config;
 
 typedef struct ofa_layer_weights {
@@ -123,7 +133,7 @@ typedef struct ofa_prepacked {
 /* All matrices row-major (out, in), float32, contiguous. */
 typedef struct ofa_model {
   ofa_config config;
-  const float* in_w;     /* (d, P) */
+  const float* in_w;     /* (d, W), W = ofa_token_width: P, or P*C for joined tokens */
   const float* in_b;     /* (d) */
   const float* pos;      /* (N, d) */
   const float* emb_ln_w; /* (d), BERT only */
@@ -154,25 +164,37 @@ static inline int32_t ofa_patch_count(int32_t seq_len, int32_t patch_len, int32_
   return (seq_len - patch_len) / stride + 2;
 }
 
+/* The token layout, the one place it is written (ofa_tokens). A token's
+ * width W, the input layer's depth: P, or P*C when joined. The token
+ * sequences ("series") of one window: C, or 1 when joined. Unchecked. */
+static inline int32_t ofa_token_width(const ofa_config* c) {
+  return c->tokens == OFA_TOKENS_JOINED ? c->patch_len * c->n_channels : c->patch_len;
+}
+static inline int32_t ofa_window_sequences(const ofa_config* c) {
+  return c->tokens == OFA_TOKENS_JOINED ? 1 : c->n_channels;
+}
+
 /* The dense head's outputs and depth, the one place its shape is written: a
  * forecaster's reads one series' flattened (N, d) states (H, N*d); a
- * classifier's reads one window's, channel after channel, (K, C*N*d): feature
- * c*N*d + n*d + j is channel c, patch n, width j. Unchecked. */
+ * classifier's reads one window's, sequence after sequence, (K, C*N*d):
+ * feature c*N*d + n*d + j is channel c, patch n, width j (joined tokens: one
+ * sequence, (K, N*d)). Unchecked. */
 static inline int32_t ofa_head_outputs(const ofa_config* c) {
   return c->task == OFA_TASK_CLASSIFY ? c->n_classes : c->horizon;
 }
 static inline int64_t ofa_head_depth(const ofa_config* c) {
   const int64_t flat = (int64_t)ofa_patch_count(c->seq_len, c->patch_len, c->stride) * c->d_model;
-  return c->task == OFA_TASK_CLASSIFY ? flat * c->n_channels : flat;
+  return c->task == OFA_TASK_CLASSIFY ? flat * ofa_window_sequences(c) : flat;
 }
 
-/* The series one tile of tile_series holds. A classifier's tiles hold whole
- * windows (its head reads all of a window's channels): tile_series / C of
- * them, at least one. Unchecked. */
+/* The series (token sequences) one tile of tile_series holds. A classifier's
+ * tiles hold whole windows (its head reads all of a window's sequences):
+ * tile_series / ofa_window_sequences of them, at least one. Unchecked. */
 static inline int32_t ofa_tile_series(const ofa_config* c, int32_t tile_series) {
   if (c->task != OFA_TASK_CLASSIFY) return tile_series;
-  const int32_t windows = tile_series / c->n_channels;
-  return (windows > 1 ? windows : 1) * c->n_channels;
+  const int32_t per_window = ofa_window_sequences(c);
+  const int32_t windows = tile_series / per_window;
+  return (windows > 1 ? windows : 1) * per_window;
 }
 
 ofa_status ofa_validate_config(const ofa_config* cfg);
@@ -211,9 +233,9 @@ ofa_status ofa_forward_series_validated(const ofa_model* model, const ofa_kernel
 
 /* Classification (config.task == OFA_TASK_CLASSIFY): x (batch, C, L), each
  * window channel after channel, in the data's units -> logits (batch, K).
- * Normalisation (config.norm), patches and the layers run per series as for
- * a forecaster; the head is one GEMM per tile over each window's C*N*d
- * states. A forecaster's model gives OFA_ERR_BAD_CONFIG here, a classifier's
+ * Normalisation (config.norm) and patches run per channel as for a
+ * forecaster; the layers run per token sequence (config.tokens); the head is
+ * one GEMM per tile over each window's states. A forecaster's model gives OFA_ERR_BAD_CONFIG here, a classifier's
  * gives it in ofa_forward*. On any error nothing is written to logits. */
 ofa_status ofa_classify(const ofa_model* model, const ofa_kernels* kernels, int32_t tile_series,
                         const float* x, int32_t batch, float* logits, void* arena, size_t arena_bytes);

@@ -97,6 +97,8 @@ ofa_config parse_config(const nb::dict& d) {
   c.horizon = config_int(d, "horizon", !classify, 0);
   c.n_classes = config_int(d, "n_classes", classify, 0);
   c.norm = config_enum(d, "norm", "instance", OFA_NORM_INSTANCE, "global", OFA_NORM_GLOBAL, false, OFA_NORM_INSTANCE);
+  c.tokens = config_enum(d, "tokens", "channel", OFA_TOKENS_CHANNEL, "joined", OFA_TOKENS_JOINED, false,
+                         OFA_TOKENS_CHANNEL);
   c.n_channels = config_int(d, "n_channels");
   c.head_rank = config_int(d, "head_rank", false, 0);
   c.gelu = config_enum(d, "gelu", "erf", OFA_GELU_ERF, "tanh", OFA_GELU_TANH, false,
@@ -128,6 +130,7 @@ nb::dict config_to_dict(const ofa_config& c) {
     d["task"] = "classify";
     d["n_classes"] = c.n_classes;
     d["norm"] = c.norm == OFA_NORM_GLOBAL ? "global" : "instance";
+    d["tokens"] = c.tokens == OFA_TOKENS_JOINED ? "joined" : "channel";
   } else {
     d["horizon"] = c.horizon;
   }
@@ -225,11 +228,11 @@ void bind_scaler(TensorDict& t, Model& m, size_t channels) {
 
 // fp32: the tensor names of export.py, every weight (out, in).
 void bind_model(TensorDict& t, const ofa_config& cfg, ofa_model& m, std::vector<ofa_layer_weights>& layers) {
-  const size_t d = cfg.d_model, f = cfg.d_ff, P = cfg.patch_len, H = cfg.horizon;
+  const size_t d = cfg.d_model, f = cfg.d_ff, W = ofa_token_width(&cfg), H = cfg.horizon;
   const size_t N = ofa_n_patches(&cfg), r = cfg.head_rank;
   const size_t head_out = ofa_head_outputs(&cfg), head_depth = ofa_head_depth(&cfg);
   m.config = cfg;
-  m.in_w = t.f32("in_layer.weight", {d, P});
+  m.in_w = t.f32("in_layer.weight", {d, W});
   m.in_b = t.f32("in_layer.bias", {d});
   m.pos = t.f32("pos", {N, d});
   if (cfg.layout == OFA_LAYOUT_BERT) {
@@ -300,12 +303,12 @@ ofa_layer_norm_int8 bind_layer_norm(TensorDict& t, const std::string& p, size_t 
 }
 
 void bind_model(TensorDict& t, const ofa_config& cfg, ofa_model_int8& m, std::vector<ofa_layer_int8>& layers) {
-  const size_t d = cfg.d_model, f = cfg.d_ff, P = cfg.patch_len, H = cfg.horizon;
+  const size_t d = cfg.d_model, f = cfg.d_ff, W = ofa_token_width(&cfg), H = cfg.horizon;
   const size_t N = ofa_n_patches(&cfg), r = cfg.head_rank;
   const size_t head_out = ofa_head_outputs(&cfg), head_depth = ofa_head_depth(&cfg);
   m.config = cfg;
   m.patch_inv_scale = t.typed<float>("patch.inv_scale", {1}, "float32");
-  m.in_layer = bind_linear(t, "in_layer", d, P, d);
+  m.in_layer = bind_linear(t, "in_layer", d, W, d);
   m.pos = t.typed<int32_t>("pos", {N, d}, "int32");
   if (cfg.layout == OFA_LAYOUT_BERT) m.emb_ln = bind_layer_norm(t, "emb_ln", d);
   else m.final_ln = bind_layer_norm(t, "final_ln", d);

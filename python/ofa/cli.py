@@ -70,12 +70,15 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool", choices=["flatten", "mean"], default="flatten",
                    help="--task classify: the head reads every patch state of every channel (flatten) or each "
                         "channel's mean over patches")
+    p.add_argument("--tokens", choices=["channel", "joined"], default="channel",
+                   help="--task classify: a sequence of patch tokens per channel (channel), or GPT4TS's one "
+                        "sequence whose token n joins patch n of every channel (joined; JapaneseVowels' choice)")
     p.add_argument("--refit", action="store_true",
                    help="--task classify: after early stopping, train a fresh model on every case of --data for the "
                         "best epoch count (the checkpoint is that model)")
     p.add_argument("--mixup", type=float, default=0.0,
                    help="--task classify: train on batches mixed with a shuffled copy, weight ~ Beta(a, a) (0: off; "
-                        "JapaneseVowels' chosen a is 0.2)")
+                        "e.g. 0.2)")
     p.add_argument("--label-smoothing", type=float, default=0.0,
                    help="--task classify: cross-entropy against (1 - e) one-hot + e / classes (0: off)")
     p.add_argument("--ema", type=float, default=0.0,
@@ -140,6 +143,9 @@ def cmd_train(args) -> int:
         return cmd_train_classifier(args)
     if args.data.endswith(".ts"):
         raise OfaError(f"{args.data} is a .ts classification file: train a classifier with --task classify")
+    given = classify_only_flags(args)
+    if given:
+        raise OfaError(f"{given[0]} applies to --task classify only")
     preset = PRESETS[args.preset]
     mc = ModelConfig(backbone=args.backbone, horizon=args.horizon, patch=args.patch or 16,
                      stride=args.stride or 8, rank=args.rank, alpha=args.alpha, **preset["model"])
@@ -164,6 +170,15 @@ def cmd_train(args) -> int:
     return 0
 
 
+def classify_only_flags(args) -> list[str]:
+    """The --task classify options given a value other than their default (a forecaster would ignore them)."""
+    return [flag for flag, given in (("--refit", args.refit), ("--mixup", args.mixup != 0.0),
+                                     ("--label-smoothing", args.label_smoothing != 0.0), ("--ema", args.ema != 0.0),
+                                     ("--tokens", args.tokens != "channel"), ("--pool", args.pool != "flatten"),
+                                     ("--norm", args.norm != "global"), ("--lengths", args.lengths != "resample"),
+                                     ("--val-fraction", args.val_fraction != 0.2)) if given]
+
+
 # --task classify's loop defaults, chosen on a validation split of JapaneseVowels' train file (README,
 # "Classification").
 CLASSIFY_EPOCHS, CLASSIFY_BATCH, CLASSIFY_PATIENCE, CLASSIFY_LR = 40, 16, 10, 1e-3
@@ -185,7 +200,7 @@ def cmd_train_classifier(args) -> int:
     cfg = ClassifierConfig(backbone=args.backbone, layers=args.layers or 2, patch=args.patch or 0,
                            seq_len=args.seq_len if isinstance(args.seq_len, int) else 0,  # 0: the longest case
                            stride=args.stride or 0, rank=args.rank, alpha=args.alpha, norm=args.norm,
-                           pool=args.pool, lengths=args.lengths)
+                           pool=args.pool, lengths=args.lengths, tokens=args.tokens)
     tc = ClassifyTrainConfig(epochs=args.epochs or CLASSIFY_EPOCHS, batch_size=args.batch_size or CLASSIFY_BATCH,
                              lr=args.lr or CLASSIFY_LR, patience=args.patience or CLASSIFY_PATIENCE,
                              val_fraction=args.val_fraction, seed=args.seed, threads=args.threads, device=args.device,

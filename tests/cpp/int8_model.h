@@ -66,7 +66,7 @@ struct Int8TestModel {
     model.patch_inv_scale = floats(1, 20.f);
     // Shifts chosen so every stage's int8 values spread over tens of steps (neither all 0 nor
     // saturated): with the first tables here q, k and v were all 0 and no test saw attention.
-    model.in_layer = linear(d, c.patch_len, table(d, -4, -2, 0, 0));
+    model.in_layer = linear(d, ofa_token_width(&c), table(d, -4, -2, 0, 0));
     model.pos = ints((size_t)n * d, -5000, 5000);
     model.emb_ln = layer_norm(d);
     model.final_ln = layer_norm(d);

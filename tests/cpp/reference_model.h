@@ -19,11 +19,11 @@ struct TestModel {
 
   explicit TestModel(const ofa_config& c) : cfg(c) {
     store.reserve(64 + 16 * (size_t)c.n_layers);
-    const size_t d = c.d_model, f = c.d_ff, P = c.patch_len;
+    const size_t d = c.d_model, f = c.d_ff;
     const size_t N = (size_t)ofa_n_patches(&c), H = c.horizon, r = c.head_rank;
     const float wd = 1.f / std::sqrt((float)d);
     model.config = c;
-    model.in_w = make(d * P, -0.5f, 0.5f);
+    model.in_w = make(d * ofa_token_width(&c), -0.5f, 0.5f);  // (d, P), or (d, P*C) joined
     model.in_b = make(d, -0.1f, 0.1f);
     model.pos = make(N * d, -0.2f, 0.2f);
     if (c.layout == OFA_LAYOUT_BERT) {
@@ -156,14 +156,11 @@ inline std::vector<double> normalise(const ofa_model& m, const float* series, in
   return z;
 }
 
-// The normalised, padded series -> its final states (N, d).
-inline Mat encode(const ofa_model& m, const std::vector<double>& z) {
+// The (N, W) tokens of one sequence -> its final states (N, d).
+inline Mat encode_tokens(const ofa_model& m, const Mat& p) {
   const ofa_config& c = m.config;
-  const int P = c.patch_len, S = c.stride, N = ofa_n_patches(&c), d = c.d_model;
-  Mat p((size_t)N * P);
-  for (int n = 0; n < N; ++n)
-    for (int i = 0; i < P; ++i) p[(size_t)n * P + i] = z[n * S + i];
-  Mat h = linear(p, N, P, m.in_w, m.in_b, d);
+  const int N = ofa_n_patches(&c), d = c.d_model;
+  Mat h = linear(p, N, ofa_token_width(&c), m.in_w, m.in_b, d);
   for (size_t i = 0; i < h.size(); ++i) h[i] += m.pos[i];
   if (c.layout == OFA_LAYOUT_BERT) h = layer_norm(h, N, d, m.emb_ln_w, m.emb_ln_b, c.ln_eps);
   for (int li = 0; li < c.n_layers; ++li) {
@@ -182,14 +179,38 @@ inline Mat encode(const ofa_model& m, const std::vector<double>& z) {
   return h;
 }
 
+// The normalised, padded series -> its final states (N, d): patch n is steps n*S .. n*S + P - 1.
+inline Mat encode(const ofa_model& m, const std::vector<double>& z) {
+  const ofa_config& c = m.config;
+  const int P = c.patch_len, S = c.stride, N = ofa_n_patches(&c);
+  Mat p((size_t)N * P);
+  for (int n = 0; n < N; ++n)
+    for (int i = 0; i < P; ++i) p[(size_t)n * P + i] = z[n * S + i];
+  return encode_tokens(m, p);
+}
+
 // A classifier, written as the spec says and nothing more: x (B, C, L) -> logits (B, K), logit k =
-// bias[k] + sum over channel c, patch n, width j of W[k, c*N*d + n*d + j] * h_c[n, j].
+// bias[k] + sum over channel c, patch n, width j of W[k, c*N*d + n*d + j] * h_c[n, j]. Joined tokens:
+// one sequence whose token n holds z_c[n*S + p] at p*C + c, logit k = bias[k] + sum W[k, n*d + j] h[n, j].
 inline std::vector<double> classify(const ofa_model& m, const float* x, int batch) {
   const ofa_config& c = m.config;
-  const int L = c.seq_len, C = c.n_channels, K = c.n_classes, F = ofa_n_patches(&c) * c.d_model;
+  const int L = c.seq_len, C = c.n_channels, K = c.n_classes, N = ofa_n_patches(&c), F = N * c.d_model;
+  const int P = c.patch_len, S = c.stride;
   std::vector<double> logits((size_t)batch * K);
   for (int b = 0; b < batch; ++b) {
     for (int k = 0; k < K; ++k) logits[(size_t)b * K + k] = m.head_bias[k];
+    if (c.tokens == OFA_TOKENS_JOINED) {
+      Mat tokens((size_t)N * P * C);
+      for (int ch = 0; ch < C; ++ch) {
+        const auto z = normalise(m, x + ((size_t)b * C + ch) * L, 1, ch, c.norm == OFA_NORM_INSTANCE, nullptr, nullptr);
+        for (int n = 0; n < N; ++n)
+          for (int p = 0; p < P; ++p) tokens[((size_t)n * P + p) * C + ch] = z[n * S + p];
+      }
+      const Mat h = encode_tokens(m, tokens);
+      for (int k = 0; k < K; ++k)
+        for (int i = 0; i < F; ++i) logits[(size_t)b * K + k] += (double)m.head_w[(size_t)k * F + i] * h[i];
+      continue;
+    }
     for (int ch = 0; ch < C; ++ch) {
       const float* series = x + ((size_t)b * C + ch) * L;
       const Mat h = encode(m, normalise(m, series, 1, ch, c.norm == OFA_NORM_INSTANCE, nullptr, nullptr));

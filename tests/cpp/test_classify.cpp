@@ -20,11 +20,13 @@
 namespace {
 
 // 3 channels, 6 patches of d 20: a window's head reads 360 states.
-ofa_config classify_config(int layout, int norm, int classes = 4) {
+// Joined tokens: one sequence a window, tokens of P*C = 12 values.
+ofa_config classify_config(int layout, int norm, int classes = 4, int tokens = OFA_TOKENS_CHANNEL) {
   ofa_config c = test_config(kSmallShape, layout, 0, layout == OFA_LAYOUT_BERT ? 1e-12f : 1e-5f);
   c.task = OFA_TASK_CLASSIFY;
   c.n_classes = classes;
   c.norm = norm;
+  c.tokens = tokens;
   return c;
 }
 
@@ -35,12 +37,12 @@ std::vector<float> windows(const ofa_config& c, uint32_t seed) {
   return random_vec((size_t)kBatch * c.n_channels * c.seq_len, seed, -4.f, 6.f);
 }
 
-using Param = std::tuple<std::string, int, int>;  // variant, layout, norm
+using Param = std::tuple<std::string, int, int, int>;  // variant, layout, norm, tokens
 class ClassifyFp32 : public ::testing::TestWithParam<Param> {};
 
 TEST_P(ClassifyFp32, MatchesTheNaiveLoopAndStaysInArena) {
   OFA_REQUIRE_VARIANT(kern, std::get<0>(GetParam()));
-  const ofa_config cfg = classify_config(std::get<1>(GetParam()), std::get<2>(GetParam()));
+  const ofa_config cfg = classify_config(std::get<1>(GetParam()), std::get<2>(GetParam()), 4, std::get<3>(GetParam()));
   TestModel tm(cfg);
   const auto x = windows(cfg, 42u);
   const auto want = refimpl::classify(tm.model, x.data(), kBatch);
@@ -62,11 +64,13 @@ TEST_P(ClassifyFp32, MatchesTheNaiveLoopAndStaysInArena) {
 INSTANTIATE_TEST_SUITE_P(AllVariants, ClassifyFp32,
                          ::testing::Combine(::testing::ValuesIn(all_variant_names()),
                                             ::testing::Values((int)OFA_LAYOUT_BERT, (int)OFA_LAYOUT_GPT2),
-                                            ::testing::Values((int)OFA_NORM_GLOBAL, (int)OFA_NORM_INSTANCE)),
+                                            ::testing::Values((int)OFA_NORM_GLOBAL, (int)OFA_NORM_INSTANCE),
+                                            ::testing::Values((int)OFA_TOKENS_CHANNEL, (int)OFA_TOKENS_JOINED)),
                          [](const auto& info) {
                            return std::get<0>(info.param) +
                                   (std::get<1>(info.param) == OFA_LAYOUT_BERT ? "_bert" : "_gpt2") +
-                                  (std::get<2>(info.param) == OFA_NORM_GLOBAL ? "_global" : "_instance");
+                                  (std::get<2>(info.param) == OFA_NORM_GLOBAL ? "_global" : "_instance") +
+                                  (std::get<3>(info.param) == OFA_TOKENS_JOINED ? "_joined" : "");
                          });
 
 TEST(ClassifyFp32, AWindowRangeWritesOnlyItsLogits) {
@@ -111,28 +115,30 @@ std::vector<float> classify_int8(const Int8TestModel& tm, const ofa_kernels_int8
 TEST(ClassifyInt8, EveryIsaTileArenaRuleAndBatchGivesTheSameBits) {
   for (int layout : {OFA_LAYOUT_BERT, OFA_LAYOUT_GPT2}) {
     for (int norm : {OFA_NORM_GLOBAL, OFA_NORM_INSTANCE}) {
-      const ofa_config c = classify_config(layout, norm);
-      Int8TestModel tm(c, 3 + layout * 2 + norm);
-      ASSERT_EQ(ofa_validate_model_int8(&tm.model), OFA_OK);
-      const auto x = windows(c, 11u);
-      const auto want = classify_int8(tm, &ofa_kernels_int8_scalar, 1, x, kBatch);
-      for (float v : want) ASSERT_TRUE(std::isfinite(v));
-      for (const char* name : {"scalar", "avx2", "avx512vnni"}) {
-        const ofa_kernels_int8* k = ofa_kernels_int8_by_name(name);
-        if (!k) continue;
-        for (int tile : kTiles) {
-          const auto got = classify_int8(tm, k, tile, x, kBatch);
-          ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float))) << name << " tile " << tile;
+      for (int tokens : {OFA_TOKENS_CHANNEL, OFA_TOKENS_JOINED}) {
+        const ofa_config c = classify_config(layout, norm, 4, tokens);
+        Int8TestModel tm(c, 3 + layout * 2 + norm + 4 * tokens);
+        ASSERT_EQ(ofa_validate_model_int8(&tm.model), OFA_OK);
+        const auto x = windows(c, 11u);
+        const auto want = classify_int8(tm, &ofa_kernels_int8_scalar, 1, x, kBatch);
+        for (float v : want) ASSERT_TRUE(std::isfinite(v));
+        for (const char* name : {"scalar", "avx2", "avx512vnni"}) {
+          const ofa_kernels_int8* k = ofa_kernels_int8_by_name(name);
+          if (!k) continue;
+          for (int tile : kTiles) {
+            const auto got = classify_int8(tm, k, tile, x, kBatch);
+            ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float))) << name << " tile " << tile;
+          }
         }
+        for (int tile : {1, 7}) {  // the microcontroller's layout
+          const auto got = classify_int8(tm, &ofa_kernels_int8_pairs, tile, x, kBatch, OFA_ARENA_MCU);
+          ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float))) << "mcu tile " << tile;
+        }
+        // A window's logits do not depend on the windows beside it.
+        const std::vector<float> last(x.end() - c.n_channels * c.seq_len, x.end());
+        const auto alone = classify_int8(tm, &ofa_kernels_int8_scalar, 16, last, 1);
+        ASSERT_EQ(0, std::memcmp(alone.data(), want.data() + (kBatch - 1) * c.n_classes, alone.size() * sizeof(float)));
       }
-      for (int tile : {1, 7}) {  // the microcontroller's layout
-        const auto got = classify_int8(tm, &ofa_kernels_int8_pairs, tile, x, kBatch, OFA_ARENA_MCU);
-        ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float))) << "mcu tile " << tile;
-      }
-      // A window's logits do not depend on the windows beside it.
-      const std::vector<float> last(x.end() - c.n_channels * c.seq_len, x.end());
-      const auto alone = classify_int8(tm, &ofa_kernels_int8_scalar, 16, last, 1);
-      ASSERT_EQ(0, std::memcmp(alone.data(), want.data() + (kBatch - 1) * c.n_classes, alone.size() * sizeof(float)));
     }
   }
 }
@@ -202,6 +208,17 @@ TEST(ClassifyConfig, InconsistentConfigsAreRefused) {
   EXPECT_EQ(refused([](ofa_config& c) { c.task = 2; }), OFA_ERR_BAD_CONFIG);
   EXPECT_EQ(refused([](ofa_config& c) { c.n_channels = 1 << 16; c.seq_len = 1 << 16; c.stride = 1; }),
             OFA_ERR_BAD_CONFIG);  // a head deeper than 2^26
+  EXPECT_EQ(refused([](ofa_config& c) { c.tokens = 2; }), OFA_ERR_BAD_CONFIG);
+  EXPECT_EQ(refused([](ofa_config& c) { c.tokens = OFA_TOKENS_JOINED; c.n_channels = 1 << 15; }),
+            OFA_ERR_BAD_CONFIG);  // a joined token wider than 2^16
+  // Joined tokens: one sequence a window, so a head of N*d and tiles of whole windows, one series each.
+  ofa_config joined = good;
+  joined.tokens = OFA_TOKENS_JOINED;
+  ASSERT_EQ(ofa_validate_config(&joined), OFA_OK);
+  EXPECT_EQ(ofa_token_width(&joined), 3 * good.patch_len);
+  EXPECT_EQ(ofa_window_sequences(&joined), 1);
+  EXPECT_EQ(ofa_head_depth(&joined), 6 * 20);
+  EXPECT_EQ(ofa_tile_series(&joined, 7), 7);
   // A forecaster has no classes and is always instance-normalised (its forecast is de-normalised).
   ofa_config forecast = good;
   forecast.task = OFA_TASK_FORECAST;
@@ -211,6 +228,8 @@ TEST(ClassifyConfig, InconsistentConfigsAreRefused) {
   EXPECT_EQ(ofa_validate_config(&forecast), OFA_ERR_BAD_CONFIG);  // norm global
   forecast.norm = OFA_NORM_INSTANCE;
   EXPECT_EQ(ofa_validate_config(&forecast), OFA_OK);
+  forecast.tokens = OFA_TOKENS_JOINED;  // a forecaster's series are its channels
+  EXPECT_EQ(ofa_validate_config(&forecast), OFA_ERR_BAD_CONFIG);
 }
 
 TEST(ClassifyConfig, TheInt8HeadMayNotOutgrowItsInt32Sums) {
@@ -286,8 +305,10 @@ void expect_runner_classifies_alike(Model model, Layers layers, const Kernels* k
   }
 }
 
-TEST(ClassifyRunner, ThreadsAndPackedWeightsGiveTheSameBits) {
-  const ofa_config cfg = classify_config(OFA_LAYOUT_BERT, OFA_NORM_GLOBAL);
+class ClassifyRunner : public ::testing::TestWithParam<int> {};  // tokens
+
+TEST_P(ClassifyRunner, ThreadsAndPackedWeightsGiveTheSameBits) {
+  const ofa_config cfg = classify_config(OFA_LAYOUT_BERT, OFA_NORM_GLOBAL, 4, GetParam());
   const auto x = windows(cfg, 21u);
   TestModel tm(cfg);
   Int8TestModel tm8(cfg, 8);
@@ -307,5 +328,10 @@ TEST(ClassifyRunner, ThreadsAndPackedWeightsGiveTheSameBits) {
     if (k) expect_runner_classifies_alike<ofa_host::Int8>(tm8.model, tm8.layers, k, x, want8);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Tokens, ClassifyRunner, ::testing::Values((int)OFA_TOKENS_CHANNEL, (int)OFA_TOKENS_JOINED),
+                         [](const auto& info) {
+                           return std::string(info.param == OFA_TOKENS_JOINED ? "joined" : "channel");
+                         });
 
 }  // namespace

@@ -145,9 +145,9 @@ def classifier_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[st
     """(tensors, metadata) of an exported classifier (ofa.training.classifier) from its loaded PEFT model.
 
     The head is one dense (K, C*N*d) layer over each window's states, feature c*N*d + n*d + j (channel c,
-    patch n, width j): pool "flatten" as trained; pool "mean" as the same map with W[k, c*d + j] / N repeated
-    over n. Norm "global" keeps the training scaler; "instance" gets the identity scaler, so the engine's
-    instance norm sees the raw case. Norm "instance+stats" (2C more head inputs) has no engine path: refused.
+    patch n, width j; joined tokens: (K, N*d), one sequence): pool "flatten" as trained; pool "mean" as the
+    same map with W[k, c*d + j] / N repeated over n. Norm "global" keeps the training scaler; "instance" gets
+    the identity scaler, so the engine's instance norm sees the raw case. Norm "instance+stats" (2C more head inputs) has no engine path: refused.
     """
     base = model.get_base_model()
     cfg = base.cfg
@@ -161,8 +161,9 @@ def classifier_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[st
     merged = copy.deepcopy(model).merge_and_unload()
     tensors, enc = encoder_tensors(merged, layout, n)
     w, K = merged.head.weight.detach(), len(cfg.classes)
+    sequences = 1 if cfg.tokens == "joined" else C   # a window's token sequences (ofa_window_sequences)
     if cfg.pool == "mean":  # the mean over patches as a flatten weight
-        w = (w.reshape(K, C, 1, d) / n).expand(K, C, n, d).reshape(K, C * n * d)
+        w = (w.reshape(K, sequences, 1, d) / n).expand(K, sequences, n, d).reshape(K, sequences * n * d)
     tensors["head.weight"], tensors["head.bias"] = w, merged.head.bias
     if cfg.norm == "global":
         tensors["scaler.mean"] = torch.tensor(meta["scaler"]["mean"], dtype=torch.float32)
@@ -172,7 +173,8 @@ def classifier_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[st
     arrays = finite_arrays(tensors)
     config = {"layout": layout, "d_model": d, "n_heads": enc["n_heads"], "d_ff": enc["d_ff"],
               "n_layers": enc["n_layers"], "seq_len": cfg.seq_len, "patch_len": cfg.patch, "stride": cfg.stride,
-              "n_patches": n, "task": "classify", "n_classes": K, "norm": cfg.norm, "n_channels": C, "head_rank": 0,
+              "n_patches": n, "task": "classify", "n_classes": K, "norm": cfg.norm, "tokens": cfg.tokens,
+              "n_channels": C, "head_rank": 0,
               "gelu": enc["gelu"], "ln_eps": enc["ln_eps"], "revin_eps": REVIN_EPS, "linear_path": 0}
     history = meta.get("history") or []
     training = {"dataset": meta["data"].get("name", ""), "train_cases": meta["data"].get("train_cases"),

@@ -23,9 +23,21 @@ def is_classifier(config: dict) -> bool:
 
 
 def normalised_patches(config: dict, tensors: dict, x: np.ndarray):
-    """float32 (S, N, P) patches, mean, std of ofa_series_to_patches, same operation order (float32).
+    """float32 (S, N, W) tokens, mean, std of ofa_series_to_patches, same operation order (float32).
     x: a forecaster's (B, L, C), or a classifier's (B, C, L), whose norm "global" is the scaler alone
-    (ofa_series_to_scaled_patches; mean and std are then None)."""
+    (ofa_series_to_scaled_patches; mean and std are then None). The tokens are each series' (N, P)
+    patches, or a classifier's joined tokens (config "tokens": "joined"): one sequence per window, token n
+    value p*C + c = patch n of channel c, step p (ofa_tokens, csrc/core/window_tokens.h)."""
+    patches, mu, sd = _series_patches(config, tensors, x)
+    if is_classifier(config) and config.get("tokens", "channel") == "joined":
+        b, c, _ = x.shape
+        s, n, p = patches.shape
+        patches = np.ascontiguousarray(patches.reshape(b, c, n, p).transpose(0, 2, 3, 1).reshape(b, n, p * c))
+    return patches, mu, sd
+
+
+def _series_patches(config: dict, tensors: dict, x: np.ndarray):
+    """float32 (S, N, P) patches of every series, mean, std (normalised_patches, before any joining)."""
     f32 = np.float32
     if is_classifier(config):
         b, c, length = x.shape

@@ -3,19 +3,22 @@
     case (C, n) -> fixed window x (C, L): resampled onto L steps (or padded with its last value)
     -> per-channel norm: (x - m) / s with the training split's channel mean m and std s ("global"), or
        per case and channel ("instance", RevIN without the de-norm) -> C univariate series
-    -> replication pad + patches (N, P) -> in_layer -> + positions (rsLoRA) -> first `layers` frozen blocks
-    -> states h (C, N, d) -> f = h.ravel() (pool "flatten"; "mean": h.mean(N).ravel())
+    -> replication pad + patches (C, N, P) -> tokens: tokens "channel", C sequences of N tokens of P
+       values; "joined" (GPT4TS), one sequence whose token n holds patch n of every channel, value p*C + c
+    -> in_layer -> + positions (rsLoRA) -> first `layers` frozen blocks
+    -> states h (S, N, d), S = C or 1 sequences -> f = h.ravel() (pool "flatten"; "mean": h.mean(N).ravel())
     -> head (one linear layer) -> class logits (K,)
 
 The head is one plain linear layer on one flattened vector, so it exports as it is (README,
-"Classification"): f[c*N*d + n*d + j] = h[c, n, j] for channel c, patch n, width j. Pool "mean" is the same
-linear map with the weight W[k, c*d + j] / N repeated over n, so it exports the same way. With norm
+"Classification"): f[s*N*d + n*d + j] = h[s, n, j] for sequence s, patch n, width j. Pool "mean" is the
+same linear map with the weight W[k, s*d + j] / N repeated over n, so it exports the same way. With norm
 "instance+stats" 2C values follow the states: the C instance means (mu - m) / s, then the C log(sd / s).
 Only the LoRA tensors on the position table, the input layer and the head train; the backbone is frozen.
 Every choice here (lengths, norm, pooling, patch, lr, blocks) was made on a validation split of the
 train file, never on its test file (README, "Classification"). The regularisers (mixup, label smoothing,
-a moving average of the weights, keeping the schedule's last epoch) default to off; JapaneseVowels' chosen
-mixup 0.2 came from 5-fold cross-validation of its train file (bench/classification.py --cv).
+a moving average of the weights, keeping the schedule's last epoch) default to off, and tokens to
+"channel"; JapaneseVowels' joined tokens came from 5-fold cross-validation of its train file
+(bench/classification.py --cv), where they also beat every regulariser.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ from .model import REVIN_EPS, with_adapters
 TASK = "classify"
 NORMS = ("instance", "instance+stats", "global")
 POOLS = ("flatten", "mean")                   # all patch states to the head / their mean per channel
+TOKENS = ("channel", "joined")                # a token per patch of each channel / per patch of all channels
 
 
 def auto_patch(seq_len: int) -> tuple[int, int]:
@@ -66,6 +70,7 @@ class ClassifierConfig:
     norm: str = "global"          # global 100%, instance+stats 81.5%, instance 81.5% (README, "Classification")
     pool: str = "flatten"         # flatten 100%, mean 96.3% (BasicMotions validates mean: bench/classification.py)
     head_dropout: float = 0.1     # GPT4TS's dropout; not screened
+    tokens: str = "channel"       # "joined": GPT4TS's token, patch n of every channel, index p*C + c
     backbone_dropout: bool = True
 
     def check(self) -> None:
@@ -77,7 +82,7 @@ class ClassifierConfig:
                 raise OfaError(f"{label} must be a positive integer, got {value!r}")
         if self.patch > self.seq_len:
             raise OfaError(f"patch ({self.patch}) must not exceed the window of {self.seq_len} steps")
-        for label, allowed in (("lengths", LENGTHS), ("norm", NORMS), ("pool", POOLS)):
+        for label, allowed in (("lengths", LENGTHS), ("norm", NORMS), ("pool", POOLS), ("tokens", TOKENS)):
             if getattr(self, label) not in allowed:
                 raise OfaError(f"{label} must be one of {allowed}, got {getattr(self, label)!r}")
 
@@ -98,15 +103,21 @@ class Classifier(nn.Module):
                            f"{cfg.backbone!r}; use a larger --patch / --stride")
         d = backbone.d_model
         self.backbone = backbone.model
-        self.in_layer = nn.Linear(cfg.patch, d)
+        self.in_layer = nn.Linear(cfg.patch * self.token_channels, d)
         tokens = cfg.n_patches if cfg.pool == "flatten" else 1
-        features = cfg.channels * tokens * d + (2 * cfg.channels if cfg.norm == "instance+stats" else 0)
+        sequences = 1 if cfg.tokens == "joined" else cfg.channels
+        features = sequences * tokens * d + (2 * cfg.channels if cfg.norm == "instance+stats" else 0)
         self.head = nn.Linear(features, len(cfg.classes))
         self.dropout = nn.Dropout(cfg.head_dropout)
         # The training cases' per-channel mean and std (checkpoint "scaler"), not trained.
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32), persistent=False)
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32), persistent=False)
         self.register_buffer("position_ids", torch.arange(cfg.n_patches), persistent=False)
+
+    @property
+    def token_channels(self) -> int:
+        """How many channels one token reads: all of them when joined, else one."""
+        return self.cfg.channels if self.cfg.tokens == "joined" else 1
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, C, L) in the data's units -> the head's input f (B, F) (layout: module docstring)."""
@@ -121,9 +132,12 @@ class Classifier(nn.Module):
         series = u.reshape(batch * channels, -1)
         padded = torch.cat([series, series[:, -1:].expand(-1, cfg.stride)], dim=1)
         patches = padded.unfold(dimension=1, size=cfg.patch, step=cfg.stride)          # (B*C, N, P)
+        if cfg.tokens == "joined":   # (B, N, P*C), GPT4TS's rearrange 'b m n p -> b n (p m)'
+            patches = patches.reshape(batch, channels, cfg.n_patches, cfg.patch).permute(0, 2, 3, 1)
+            patches = patches.reshape(batch, cfg.n_patches, cfg.patch * channels)
         position_ids = self.position_ids.unsqueeze(0).expand(patches.shape[0], -1)
         h = self.backbone(inputs_embeds=self.in_layer(patches), position_ids=position_ids).last_hidden_state
-        h = h.reshape(batch, channels, cfg.n_patches, -1)
+        h = h.reshape(batch, -1, cfg.n_patches, h.shape[-1])   # (B, C or 1, N, d)
         if cfg.pool == "mean":
             h = h.mean(dim=2)
         f = h.reshape(batch, -1)
