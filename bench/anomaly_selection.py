@@ -16,7 +16,8 @@ scorer (`ofa._engine.scorer_scores`, the firmware's arithmetic) scores a file in
 Procedures: "search" (bench/anomaly.py's: a random search over the grid below, the best kept), "search-small"
 (the same over the error z-score and the windows only, the spatial rule, the suppression and Numenta's
 filter fixed at their defaults), and "robust" (the search, but a setting's score is the mean over the fold's
-two halves of its per-half NAB score, so it must do well on both).
+two halves of its per-half NAB score, so it must do well on both); and ensembles, "<search>, mean of top K":
+the K best settings of a search, their scores averaged row by row.
 Writes bench/results/anomaly_selection.json.
 """
 from __future__ import annotations
@@ -44,6 +45,10 @@ GRID = {"error_window": [300, 1000, 3000], "z_offset": [1.0, 1.5, 2.0, 3.0, 4.0]
         "long_window": [300, 1000, 3000, 8640], "spatial_tolerance": [0.0, 0.02, 0.05],
         "suppress_rows": [0, 100, 200, 400], "suppress_factor": [0.0, 0.5], "red_yellow": [True, False]}
 SMALL = ("error_window", "z_offset", "short_window", "long_window")
+# Ensembles average the scores of a search's K best settings: less variance than one argmax, if the choice
+# overfits by chance (the scorer would then run K times per sample).
+PROCEDURES = ("search", "search-small", "robust", "search, mean of top 5", "search, mean of top 10",
+              "search-small, mean of top 5", "search-small, mean of top 10")
 
 
 def forecasts(nab_dir: str, names: list[str], cache: str, log) -> dict[str, np.ndarray]:
@@ -68,15 +73,17 @@ class Scorer:
     def __init__(self, corpus, values, fc):
         self.corpus, self.values, self.fc = corpus, values, fc
 
-    def scores(self, cfg: ScorerConfig, names) -> dict:
+    def scores(self, cfg: ScorerConfig | list[ScorerConfig], names) -> dict:
+        """Each file's scores under one setting, or the mean of several settings' scores (an ensemble)."""
+        ensemble = cfg if isinstance(cfg, list) else [cfg]
         out = {}
         for n in names:
-            s = _engine.scorer_scores(self.values[n], self.fc[n], asdict(cfg))
+            s = np.mean([_engine.scorer_scores(self.values[n], self.fc[n], asdict(c)) for c in ensemble], axis=0)
             s[:nab.probation_rows(len(s))] = 0.0
             out[n] = s
         return out
 
-    def nab(self, cfg: ScorerConfig, names) -> float:
+    def nab(self, cfg: ScorerConfig | list[ScorerConfig], names) -> float:
         return nab.optimize_threshold(sub_corpus(self.corpus, names), self.scores(cfg, names), "standard")[1]
 
 
@@ -89,18 +96,28 @@ def candidates(keys, count: int, seed: int) -> list[ScorerConfig]:
     return out
 
 
-def choose(procedure: str, scorer: Scorer, names: list[str], count: int, seed: int) -> tuple[ScorerConfig, float]:
-    keys = SMALL if procedure == "search-small" else tuple(GRID)
-    best, best_score = None, -np.inf
+def choose(procedure: str, scorer: Scorer, names: list[str], count: int, seed: int
+           ) -> tuple[ScorerConfig | list[ScorerConfig], float]:
+    """The settings a procedure picks on `names` and their score there. "<search>, mean of top K": the K best
+    settings of that search, their scores averaged (an ensemble)."""
+    search, _, ensemble = procedure.partition(", mean of top ")
+    keys = SMALL if search == "search-small" else tuple(GRID)
     parts = [names[0::2], names[1::2]]
+    scored = []
     for cfg in candidates(keys, count, seed):
-        if procedure == "robust":
-            value = float(np.mean([scorer.nab(cfg, p) for p in parts]))
+        if search == "robust":
+            scored.append((float(np.mean([scorer.nab(cfg, p) for p in parts])), cfg))
         else:
-            value = scorer.nab(cfg, names)
-        if value > best_score:
-            best, best_score = cfg, value
-    return best, best_score
+            scored.append((scorer.nab(cfg, names), cfg))
+    order = sorted(range(len(scored)), key=lambda i: -scored[i][0])  # ties: the earlier candidate
+    if not ensemble:
+        return scored[order[0]][1], scored[order[0]][0]
+    top = [scored[i][1] for i in order[:int(ensemble)]]
+    return top, scorer.nab(top, names)
+
+
+def settings_record(cfg: ScorerConfig | list[ScorerConfig]):
+    return [asdict(c) for c in cfg] if isinstance(cfg, list) else asdict(cfg)
 
 
 def main(argv=None) -> int:
@@ -119,13 +136,13 @@ def main(argv=None) -> int:
     scorer = Scorer(corpus, values, forecasts(args.nab, sorted(corpus.files), args.cache, log))
     folds = [tune[0::2], tune[1::2]]
     record = {"procedures": {}, "folds": folds, "candidates": args.candidates, "seed": args.seed}
-    for procedure in ("search", "search-small", "robust"):
+    for procedure in PROCEDURES:
         cv = []
         for k in (0, 1):
             t0 = time.perf_counter()
             cfg, inside = choose(procedure, scorer, folds[k], args.candidates, args.seed + k)
             outside = scorer.nab(cfg, folds[1 - k])
-            cv.append({"chosen_on": k, "inside": inside, "outside": outside, "settings": asdict(cfg)})
+            cv.append({"chosen_on": k, "inside": inside, "outside": outside, "settings": settings_record(cfg)})
             log(f"{procedure}: chosen on fold {k}: {inside:.1f} there, {outside:.1f} on the other fold "
                 f"({time.perf_counter() - t0:.0f} s)")
         record["procedures"][procedure] = {"cv": cv, "cv_mean": float(np.mean([c["outside"] for c in cv]))}
@@ -133,7 +150,7 @@ def main(argv=None) -> int:
     record["defaults_on_folds"] = [scorer.nab(defaults, f) for f in folds]  # chosen on the whole tuning half
     winner = max(record["procedures"], key=lambda p: record["procedures"][p]["cv_mean"])
     cfg, inside = choose(winner, scorer, tune, args.candidates, args.seed + 2)
-    record["winner"] = {"procedure": winner, "settings": asdict(cfg), "tune": inside,
+    record["winner"] = {"procedure": winner, "settings": settings_record(cfg), "tune": inside,
                         "holdout": scorer.nab(cfg, holdout), "all": scorer.nab(cfg, sorted(corpus.files))}
     record["defaults"] = {"settings": asdict(defaults), "tune": scorer.nab(defaults, tune),
                           "holdout": scorer.nab(defaults, holdout), "all": scorer.nab(defaults, sorted(corpus.files))}
