@@ -305,6 +305,9 @@ def test_exported_classifier_matches_pytorch_and_the_references(tmp_path, capsys
     config = json.loads(meta["config"])
     assert config["task"] == "classify" and config["norm"] == norm and "horizon" not in config
     assert config["tokens"] == tokens and tensors["in_layer.weight"].shape[1] == 2 * (3 if tokens == "joined" else 1)
+    assert main(["info", m32]) == 0
+    described = "one sequence of joined tokens (6 values" if tokens == "joined" else "over all channels' states"
+    assert described in capsys.readouterr().out
     np.testing.assert_allclose(FloatForward(config, tensors).run(x), z, atol=1e-5 * max(1.0, float(np.abs(z).max())))
     # int8: the numpy reference's bits on every ISA and tiling; its classes mostly those of fp32.
     tensors8, meta8 = read_model_file(m8, schemes=("int8",))

@@ -161,7 +161,7 @@ def test_info_describes_fp32_int8_and_student_files(models, capsys):
         assert set(d["firmware"]) == {"cortex-m4", "cortex-m7", "cortex-m33", "cortex-m33-nodsp", "cortex-m55"}
     assert "fp32" in texts["fp32"] and "gpt2 layout" in texts["fp32"] and "1 block(s)" in texts["fp32"]
     assert "firmware runs int8 model files" in texts["fp32"]
-    assert "int8 per-channel weights" in texts["int8"] and "cortex-m4  fits" in texts["int8"]
+    assert "int8 per-channel weights" in texts["int8"] and "cortex-m4 fits" in texts["int8"]
     assert "student   of run" in texts["student"] and "bert layout" in texts["student"]
     assert "channels  2: a (mean" in texts["student"] and "best validation MSE" in texts["student"]
 

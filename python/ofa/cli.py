@@ -230,8 +230,10 @@ def cmd_eval(args) -> int:
 
         r = evaluate_classifier(args.model, args.data, json_path=args.json)
     if r is not None:
-        longer = (f"; {r['longer_than_window']} cases longer than the {r['window']}-step window were "
-                  + ("resampled onto it" if r["lengths"] == "resample" else "cut to it")) \
+        one = r["longer_than_window"] == 1
+        longer = (f"; {r['longer_than_window']} {'case' if one else 'cases'} longer than the {r['window']}-step "
+                  f"window {'was' if one else 'were'} " + ("resampled onto it" if r["lengths"] == "resample"
+                                                           else "cut to it")) \
             if r["longer_than_window"] else ""
         by = "PyTorch" if r["engine"] == "torch" else f"the {r['engine'][4:]} engine"
         print(f"{r['dataset']}: test accuracy {r['accuracy']:.4f} ({r['correct']} of {r['cases']} cases, "

@@ -54,7 +54,10 @@ def describe(path: str) -> dict:
     classify = config.get("task") == "classify"
     head = f"factored, rank {config['head_rank']}" if config.get("head_rank") else "dense"
     if classify:
-        head = f"linear over all channels' states, {config['n_classes']} classes, norm {config.get('norm')}"
+        over = "all channels' states" if config.get("tokens", "channel") == "channel" else \
+            (f"one sequence of joined tokens ({config['patch_len'] * config['n_channels']} values: patch n of every "
+             f"channel)")
+        head = f"linear over {over}, {config['n_classes']} classes, norm {config.get('norm')}"
     return {
         "task": config.get("task", "forecast"),
         "classes": metadata_json(metadata, "classes", path, list) if classify else None,
@@ -125,11 +128,12 @@ def format_info(d: dict) -> str:
     lines.append("  test      not recorded in the file: ofa eval --model FILE --data "
                  + ("TEST.ts" if d["task"] == "classify" else "CSV"))
     for name, f in d["firmware"].items():
+        label = f"  {name:<10}" if len(name) < 10 else f"  {name} "  # the column, or one space past a long name
         if f["fits"]:
-            lines.append(f"  {name:11}fits: flash {_kib(f['flash_bytes'])} of {_kib(f['flash_budget'])}, "
+            lines.append(f"{label}fits: flash {_kib(f['flash_bytes'])} of {_kib(f['flash_budget'])}, "
                          f"RAM {_kib(f['ram_bytes'])} of {_kib(f['ram_budget'])}")
         else:
-            lines.append(f"  {name:11}does not fit: {f['problem']}")
+            lines.append(f"{label}does not fit: {f['problem']}")
     return "\n".join(lines)
 
 
