@@ -39,6 +39,7 @@ from anomaly import DATA, halves, read_values, sub_corpus  # noqa: E402
 from ofa import _engine  # noqa: E402
 from ofa.anomaly import nab  # noqa: E402
 from ofa.anomaly.detector import DetectorConfig, ScorerConfig, series_forecasts  # noqa: E402
+from ofa.anomaly.forecaster import ForecasterConfig  # noqa: E402
 from ofa.fileio import atomic_write_json  # noqa: E402
 
 GRID = {"error_window": [300, 1000, 3000], "z_offset": [1.0, 1.5, 2.0, 3.0, 4.0], "short_window": [5, 10, 30],
@@ -51,7 +52,10 @@ PROCEDURES = ("search", "search-small", "robust", "search, mean of top 5", "sear
               "search-small, mean of top 5", "search-small, mean of top 10")
 
 
-def forecasts(nab_dir: str, names: list[str], cache: str, log) -> dict[str, np.ndarray]:
+def forecasts(nab_dir: str, names: list[str], cache: str, log, overrides: tuple[dict, dict] = ({}, {})
+              ) -> dict[str, np.ndarray]:
+    """Each file's forecasts by the default detector, or one with (DetectorConfig, ForecasterConfig) overrides,
+    cached in `cache` (one folder per setting)."""
     os.makedirs(cache, exist_ok=True)
     out = {}
     for name in names:
@@ -59,7 +63,9 @@ def forecasts(nab_dir: str, names: list[str], cache: str, log) -> dict[str, np.n
         if not os.path.exists(path):
             values = read_values(nab_dir, name)
             t0 = time.perf_counter()
-            f, _ = series_forecasts(values, DetectorConfig(train_rows=nab.probation_rows(len(values))))
+            cfg = DetectorConfig(train_rows=nab.probation_rows(len(values)), **overrides[0],
+                                 forecaster=ForecasterConfig(**overrides[1]))
+            f, _ = series_forecasts(values, cfg)
             np.save(path + ".tmp.npy", f)
             os.replace(path + ".tmp.npy", path)
             log(f"{name}: forecasts in {time.perf_counter() - t0:.1f} s")
@@ -120,6 +126,36 @@ def settings_record(cfg: ScorerConfig | list[ScorerConfig]):
     return [asdict(c) for c in cfg] if isinstance(cfg, list) else asdict(cfg)
 
 
+# --variants: forecasters the detector could use instead of its default, (label, cache suffix, DetectorConfig
+# overrides, ForecasterConfig overrides). Each is scored as the procedures are, by the winning procedure
+# (search-small) chosen on one fold of the tuning half and scored on the other; the held-out half is not read.
+VARIANTS = (("the default forecaster", "", {}, {}),
+            ("horizon 1 (trained and validated on the one step the detector uses)", "h1", {}, {"horizon": 1}),
+            ("memory 8000 (a retraining sees the last 8,000 rows)", "mem8000", {"memory": 8000}, {}))
+
+
+def compare_variants(args, corpus, tune: list[str], log) -> list[dict]:
+    folds = [tune[0::2], tune[1::2]]
+    values = {n: read_values(args.nab, n) for n in tune}
+    rows = []
+    for label, suffix, det, fore in VARIANTS:
+        fc = forecasts(args.nab, tune, args.cache + (f"-{suffix}" if suffix else ""), log, (det, fore))
+        scorer = Scorer(corpus, values, fc)
+        cv = []
+        for k in (0, 1):
+            cfg, inside = choose("search-small", scorer, folds[k], args.candidates, args.seed + k)
+            cv.append({"chosen_on": k, "inside": inside, "outside": scorer.nab(cfg, folds[1 - k])})
+        scored = [n for n in tune if np.std(values[n]) > 0]  # the forecast error in units of the series' spread
+        start = {n: nab.probation_rows(len(values[n])) for n in scored}
+        error = float(np.mean([np.nanmean(np.abs(values[n][start[n]:] - fc[n][start[n]:])) / np.std(values[n])
+                               for n in scored]))
+        rows.append({"variant": label, "detector": det, "forecaster": fore, "cv": cv,
+                     "cv_mean": float(np.mean([c["outside"] for c in cv])), "error_over_std": error})
+        print(f"{label}: cross-validated {rows[-1]['cv_mean']:.1f} ("
+              + ", ".join(f"{c['inside']:.1f} -> {c['outside']:.1f}" for c in cv) + f"), |error| / std {error:.4f}")
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nab", default=os.path.join(DATA, "NAB"))
@@ -127,11 +163,18 @@ def main(argv=None) -> int:
     ap.add_argument("--candidates", type=int, default=300, help="random settings per search")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(HERE, "results", "anomaly_selection.json"))
+    ap.add_argument("--variants", action="store_true",
+                    help="compare the forecaster VARIANTS instead (tuning half only); kept beside the procedures")
     args = ap.parse_args(argv)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     corpus = nab.load_corpus(args.nab)
     split = halves(list(corpus.files))
     tune, holdout = split["tune"], split["holdout"]
+    if args.variants:
+        atomic_write_json(args.out, previous(args.out) | {"forecaster_variants": compare_variants(args, corpus, tune,
+                                                                                                  log)})
+        print(f"wrote {args.out}")
+        return 0
     values = {n: read_values(args.nab, n) for n in corpus.files}
     scorer = Scorer(corpus, values, forecasts(args.nab, sorted(corpus.files), args.cache, log))
     folds = [tune[0::2], tune[1::2]]
@@ -160,9 +203,20 @@ def main(argv=None) -> int:
     w, d = record["winner"], record["defaults"]
     print(f"winner {winner}: tune {w['tune']:.1f}, holdout {w['holdout']:.1f}, all 58 {w['all']:.1f}")
     print(f"defaults:        tune {d['tune']:.1f}, holdout {d['holdout']:.1f}, all 58 {d['all']:.1f}")
-    atomic_write_json(args.out, record)
+    kept = {k: v for k, v in previous(args.out).items() if k == "forecaster_variants"}  # --variants' record
+    atomic_write_json(args.out, record | kept)
     print(f"wrote {args.out}")
     return 0
+
+
+def previous(path: str) -> dict:
+    """The record already written, or {}."""
+    import json
+
+    if not os.path.exists(path):
+        return {}
+    with open(path) as fh:
+        return json.load(fh)
 
 
 if __name__ == "__main__":

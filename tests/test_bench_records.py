@@ -152,3 +152,21 @@ def test_classification_cv_folds_are_stratified_and_selection_writes_keep_other_
     bench.write_selection({"cv": {"rows": [3]}})
     bench.write_selection({"rows": [4]})
     assert json.loads((tmp_path / "selection.json").read_text()) == {"rows": [4], "refit": [2], "cv": {"rows": [3]}}
+
+
+def test_anomaly_selection_ensembles_average_the_best_settings():
+    """'<search>, mean of top K' keeps a search's K best settings (ties: the earlier candidate) and scores
+    their mean; a plain search keeps the best one."""
+    sel = load_bench("anomaly_selection")
+
+    class FakeScorer:  # a setting's score is its error window; an ensemble's, its members' mean
+        def nab(self, cfg, names):
+            return float(np.mean([c.error_window for c in cfg])) if isinstance(cfg, list) else float(cfg.error_window)
+
+    one, best = sel.choose("search-small", FakeScorer(), ["a"], 40, 0)
+    assert best == max(sel.GRID["error_window"]) and one.error_window == best
+    top, mean = sel.choose("search-small, mean of top 5", FakeScorer(), ["a"], 40, 0)
+    candidates = sel.candidates(sel.SMALL, 40, 0)
+    want = sorted(range(len(candidates)), key=lambda i: -candidates[i].error_window)[:5]
+    assert top == [candidates[i] for i in want] and mean == np.mean([c.error_window for c in top])
+    assert sel.settings_record(top)[0]["error_window"] == best and isinstance(sel.settings_record(one), dict)
