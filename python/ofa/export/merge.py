@@ -147,7 +147,8 @@ def classifier_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[st
     The head is one dense (K, C*N*d) layer over each window's states, feature c*N*d + n*d + j (channel c,
     patch n, width j; joined tokens: (K, N*d), one sequence): pool "flatten" as trained; pool "mean" as the
     same map with W[k, c*d + j] / N repeated over n. Norm "global" keeps the training scaler; "instance" gets
-    the identity scaler, so the engine's instance norm sees the raw case. Norm "instance+stats" (2C more head inputs) has no engine path: refused.
+    the identity scaler, so the engine's instance norm sees the raw case. Norm "instance+stats" (2C more head
+    inputs) has no engine path: refused.
     """
     base = model.get_base_model()
     cfg = base.cfg
@@ -161,7 +162,7 @@ def classifier_arrays(model, meta: dict) -> tuple[dict[str, np.ndarray], dict[st
     merged = copy.deepcopy(model).merge_and_unload()
     tensors, enc = encoder_tensors(merged, layout, n)
     w, K = merged.head.weight.detach(), len(cfg.classes)
-    sequences = 1 if cfg.tokens == "joined" else C   # a window's token sequences (ofa_window_sequences)
+    sequences = cfg.sequences
     if cfg.pool == "mean":  # the mean over patches as a flatten weight
         w = (w.reshape(K, sequences, 1, d) / n).expand(K, sequences, n, d).reshape(K, sequences * n * d)
     tensors["head.weight"], tensors["head.bias"] = w, merged.head.bias

@@ -44,6 +44,7 @@ TASK = "classify"
 NORMS = ("instance", "instance+stats", "global")
 POOLS = ("flatten", "mean")                   # all patch states to the head / their mean per channel
 TOKENS = ("channel", "joined")                # a token per patch of each channel / per patch of all channels
+MAX_TOKEN_WIDTH = 1 << 16                     # the engine's bound on a dimension (csrc/core/config.cpp)
 
 
 def auto_patch(seq_len: int) -> tuple[int, int]:
@@ -85,10 +86,23 @@ class ClassifierConfig:
         for label, allowed in (("lengths", LENGTHS), ("norm", NORMS), ("pool", POOLS), ("tokens", TOKENS)):
             if getattr(self, label) not in allowed:
                 raise OfaError(f"{label} must be one of {allowed}, got {getattr(self, label)!r}")
+        if self.token_width > MAX_TOKEN_WIDTH:
+            raise OfaError(f"a joined token of {self.patch} x {self.channels} values exceeds the engine's "
+                           f"{MAX_TOKEN_WIDTH:,}; use --tokens channel or a shorter --patch")
 
     @property
     def n_patches(self) -> int:
         return n_patches(self.seq_len, self.patch, self.stride)
+
+    @property
+    def sequences(self) -> int:
+        """Token sequences per case: one per channel, or one when joined (the engine's ofa_window_sequences)."""
+        return 1 if self.tokens == "joined" else self.channels
+
+    @property
+    def token_width(self) -> int:
+        """Values per token, the input layer's depth: P, or P*C when joined (the engine's ofa_token_width)."""
+        return self.patch * (self.channels if self.tokens == "joined" else 1)
 
 
 class Classifier(nn.Module):
@@ -103,21 +117,15 @@ class Classifier(nn.Module):
                            f"{cfg.backbone!r}; use a larger --patch / --stride")
         d = backbone.d_model
         self.backbone = backbone.model
-        self.in_layer = nn.Linear(cfg.patch * self.token_channels, d)
+        self.in_layer = nn.Linear(cfg.token_width, d)
         tokens = cfg.n_patches if cfg.pool == "flatten" else 1
-        sequences = 1 if cfg.tokens == "joined" else cfg.channels
-        features = sequences * tokens * d + (2 * cfg.channels if cfg.norm == "instance+stats" else 0)
+        features = cfg.sequences * tokens * d + (2 * cfg.channels if cfg.norm == "instance+stats" else 0)
         self.head = nn.Linear(features, len(cfg.classes))
         self.dropout = nn.Dropout(cfg.head_dropout)
         # The training cases' per-channel mean and std (checkpoint "scaler"), not trained.
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32), persistent=False)
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32), persistent=False)
         self.register_buffer("position_ids", torch.arange(cfg.n_patches), persistent=False)
-
-    @property
-    def token_channels(self) -> int:
-        """How many channels one token reads: all of them when joined, else one."""
-        return self.cfg.channels if self.cfg.tokens == "joined" else 1
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, C, L) in the data's units -> the head's input f (B, F) (layout: module docstring)."""
