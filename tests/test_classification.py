@@ -508,3 +508,18 @@ def test_keep_last_runs_the_whole_schedule_and_saves_its_end(tmp_path, tiny_gpt2
     assert abs(loss.item() - meta["best_val_loss"]) < 1e-5
     with pytest.raises(OfaError, match="keep"):
         classifier.train(train, str(tmp_path / "bad"), tc=classifier.ClassifyTrainConfig(keep="first"))
+
+
+def test_joined_tokens_own_their_sizes_and_stay_within_the_engine():
+    from ofa.training.classifier import ClassifierConfig
+
+    cfg = ClassifierConfig(classes=["a", "b"], channels=12, seq_len=26, patch=4, stride=2, tokens="joined")
+    cfg.check()
+    assert (cfg.sequences, cfg.token_width) == (1, 48)
+    cfg.tokens = "channel"
+    assert (cfg.sequences, cfg.token_width) == (12, 4)
+    wide = ClassifierConfig(classes=["a", "b"], channels=5000, seq_len=100, patch=16, stride=8, tokens="joined")
+    with pytest.raises(OfaError, match="joined token of 16 x 5000 values exceeds the engine's 65,536"):
+        wide.check()
+    with pytest.raises(OfaError, match="tokens must be one of"):
+        ClassifierConfig(classes=["a", "b"], channels=2, seq_len=8, patch=2, stride=1, tokens="mixed").check()
