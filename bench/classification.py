@@ -227,8 +227,10 @@ def checked_settings(name: str, checkpoint_dir: str) -> int:
                   if k not in ("classes", "channels", "seq_len", "layers", "patch", "stride") or k in cfg_over}
     want_train = {k: v for k, v in asdict(classifier.ClassifyTrainConfig(**train_over)).items()
                   if k not in ("seed", "threads", "device", "progress")}
-    wrong = [k for k, v in want_model.items() if meta["model"].get(k) != v] + \
-        [k for k, v in want_train.items() if meta["train"].get(k) != v]
+    # A field the checkpoint predates (tokens, the regularisers) reads as its default, as classifier.load does.
+    model_defaults, train_defaults = asdict(classifier.ClassifierConfig()), asdict(classifier.ClassifyTrainConfig())
+    wrong = [k for k, v in want_model.items() if meta["model"].get(k, model_defaults[k]) != v] + \
+        [k for k, v in want_train.items() if meta["train"].get(k, train_defaults[k]) != v]
     if wrong:
         raise SystemExit(f"{checkpoint_dir} was not trained with the chosen {name} settings ({', '.join(wrong)} differ)")
     return int(meta["train"]["seed"])

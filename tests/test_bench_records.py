@@ -170,3 +170,30 @@ def test_anomaly_selection_ensembles_average_the_best_settings():
     want = sorted(range(len(candidates)), key=lambda i: -candidates[i].error_window)[:5]
     assert top == [candidates[i] for i in want] and mean == np.mean([c.error_window for c in top])
     assert sel.settings_record(top)[0]["error_window"] == best and isinstance(sel.settings_record(one), dict)
+
+
+def test_a_checkpoint_is_held_to_the_chosen_settings_and_older_ones_read_as_defaults(tmp_path):
+    from dataclasses import asdict
+
+    from ofa.training import checkpoint, classifier
+
+    bench = load_bench("classification")
+    cfg_over, train_over = bench.CHOSEN["BasicMotions"]
+    model = asdict(classifier.ClassifierConfig(**cfg_over))
+    train = asdict(classifier.ClassifyTrainConfig(**train_over)) | {"seed": 3}
+
+    def checkpoint_dir(name, model, train):
+        path = tmp_path / name
+        path.mkdir()
+        meta = {"format": checkpoint.FORMAT, "task": "classify", "data": {"name": "BasicMotions"}, "model": model,
+                "train": train, "scaler": {}, "backbone_fingerprint": ""}
+        (path / "ofa.json").write_text(json.dumps(meta))
+        return str(path)
+
+    assert bench.checked_settings("BasicMotions", checkpoint_dir("now", model, train)) == 3
+    # A checkpoint from before the token layout and the regularisers: the fields it lacks are their defaults.
+    older = {k: v for k, v in model.items() if k != "tokens"}
+    older_train = {k: v for k, v in train.items() if k not in ("mixup", "label_smoothing", "ema", "keep")}
+    assert bench.checked_settings("BasicMotions", checkpoint_dir("older", older, older_train)) == 3
+    with pytest.raises(SystemExit, match="tokens differ"):
+        bench.checked_settings("BasicMotions", checkpoint_dir("joined", model | {"tokens": "joined"}, train))
