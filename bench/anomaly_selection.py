@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import sys
 import time
@@ -211,8 +212,6 @@ def main(argv=None) -> int:
 
 def previous(path: str) -> dict:
     """The record already written, or {}."""
-    import json
-
     if not os.path.exists(path):
         return {}
     with open(path) as fh:

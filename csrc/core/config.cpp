@@ -35,7 +35,8 @@ extern "C" ofa_status ofa_validate_config(const ofa_config* c) {
         (c->tokens != OFA_TOKENS_CHANNEL && c->tokens != OFA_TOKENS_JOINED))
       return OFA_ERR_BAD_CONFIG;
     // A joined token's width is the input layer's depth: bounded as every other dimension.
-    if ((int64_t)c->patch_len * c->n_channels > kMaxDim && c->tokens == OFA_TOKENS_JOINED) return OFA_ERR_BAD_CONFIG;
+    // (int64: patch_len * n_channels may pass int32 before this check.)
+    if (c->tokens == OFA_TOKENS_JOINED && (int64_t)c->patch_len * c->n_channels > kMaxDim) return OFA_ERR_BAD_CONFIG;
   } else {
     return OFA_ERR_BAD_CONFIG;
   }

@@ -235,8 +235,9 @@ ofa_status ofa_forward_series_validated(const ofa_model* model, const ofa_kernel
  * window channel after channel, in the data's units -> logits (batch, K).
  * Normalisation (config.norm) and patches run per channel as for a
  * forecaster; the layers run per token sequence (config.tokens); the head is
- * one GEMM per tile over each window's states. A forecaster's model gives OFA_ERR_BAD_CONFIG here, a classifier's
- * gives it in ofa_forward*. On any error nothing is written to logits. */
+ * one GEMM per tile over each window's states. A forecaster's model gives
+ * OFA_ERR_BAD_CONFIG here, a classifier's gives it in ofa_forward*. On any
+ * error nothing is written to logits. */
 ofa_status ofa_classify(const ofa_model* model, const ofa_kernels* kernels, int32_t tile_series,
                         const float* x, int32_t batch, float* logits, void* arena, size_t arena_bytes);
 

@@ -34,6 +34,9 @@ def lookback(text: str):
     return "auto" if text == "auto" else positive_int(text)
 
 
+CLASSIFY_ONLY = ("val_fraction", "norm", "pool", "tokens", "refit", "mixup", "label_smoothing", "ema", "lengths")
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=["forecast", "classify"], default="forecast",
                    help="classify: --data is a UEA/sktime .ts file of labelled cases; a linear class head replaces "
@@ -87,6 +90,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lengths", choices=["resample", "pad"], default="resample",
                    help="--task classify: bring every case to the window by linear resampling, or by repeating its "
                         "last value (longer cases cut)")
+    # The classifier's own options, with the parser's defaults: a forecaster refuses any given another value.
+    p.set_defaults(classify_only={dest: p.get_default(dest) for dest in CLASSIFY_ONLY})
     p.add_argument("--train-fraction", type=float, default=1.0, help="few-shot: first fraction of train data")
     p.add_argument("--single-lookback", action="store_true",
                    help="--seq-len auto: choose among the single lookbacks' ridge forecasters only, not also the mean "
@@ -172,11 +177,8 @@ def cmd_train(args) -> int:
 
 def classify_only_flags(args) -> list[str]:
     """The --task classify options given a value other than their default (a forecaster would ignore them)."""
-    return [flag for flag, given in (("--refit", args.refit), ("--mixup", args.mixup != 0.0),
-                                     ("--label-smoothing", args.label_smoothing != 0.0), ("--ema", args.ema != 0.0),
-                                     ("--tokens", args.tokens != "channel"), ("--pool", args.pool != "flatten"),
-                                     ("--norm", args.norm != "global"), ("--lengths", args.lengths != "resample"),
-                                     ("--val-fraction", args.val_fraction != 0.2)) if given]
+    return ["--" + dest.replace("_", "-") for dest, default in args.classify_only.items()
+            if getattr(args, dest) != default]
 
 
 # --task classify's loop defaults, chosen on a validation split of JapaneseVowels' train file (README,

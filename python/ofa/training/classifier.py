@@ -142,7 +142,7 @@ class Classifier(nn.Module):
         patches = padded.unfold(dimension=1, size=cfg.patch, step=cfg.stride)          # (B*C, N, P)
         if cfg.tokens == "joined":   # (B, N, P*C), GPT4TS's rearrange 'b m n p -> b n (p m)'
             patches = patches.reshape(batch, channels, cfg.n_patches, cfg.patch).permute(0, 2, 3, 1)
-            patches = patches.reshape(batch, cfg.n_patches, cfg.patch * channels)
+            patches = patches.reshape(batch, cfg.n_patches, cfg.token_width)
         position_ids = self.position_ids.unsqueeze(0).expand(patches.shape[0], -1)
         h = self.backbone(inputs_embeds=self.in_layer(patches), position_ids=position_ids).last_hidden_state
         h = h.reshape(batch, -1, cfg.n_patches, h.shape[-1])   # (B, C or 1, N, d)
