@@ -103,15 +103,18 @@ def run_file(nab_dir: str, name: str, log, retrain: str = "double", lookback_mea
     values = read_values(nab_dir, name)
     cfg = detector_config(lookback_mean, train_rows=nab.probation_rows(len(values)), retrain=retrain)
     t0 = time.perf_counter()
-    f, fits = series_forecasts(values, cfg)
+    members = [series_forecasts(values, cfg, forecaster=fc) for fc in cfg.members]
     t1 = time.perf_counter()
-    scores = score_forecasts(values, f, cfg.train_rows, cfg.scorer)
+    scores = np.max([score_forecasts(values, f, cfg.train_rows, cfg.scorer) for f, _ in members], axis=0)
     t2 = time.perf_counter()
-    log(f"{name}: {len(values)} rows, {len(fits)} model(s) (lookbacks {[i['seq_len'] for _, i in fits]}), "
-        f"forecaster {t1 - t0:.1f} s, scorer {t2 - t1:.1f} s")
+    fits = members[0][1]
+    log(f"{name}: {len(values)} rows, {len(fits)} model(s) per member (lookbacks "
+        + ", ".join(f"h{fc.horizon} {[i['seq_len'] for _, i in m[1]]}" for fc, m in zip(cfg.members, members))
+        + f"), forecasters {t1 - t0:.1f} s, scorers {t2 - t1:.1f} s")
     return {"scores": scores, "rows": len(values), "forecaster_seconds": t1 - t0, "scorer_seconds": t2 - t1,
-            "fits": [{"rows_seen": r, "seq_len": i["seq_len"], "transformer_kept": i.get("transformer_kept", False),
-                      "persistence": i.get("persistence", False)} for r, i in fits]}
+            "fits": [{"horizon": fc.horizon, "rows_seen": r, "seq_len": i["seq_len"],
+                      "transformer_kept": i.get("transformer_kept", False), "persistence": i.get("persistence", False)}
+                     for fc, (_, member_fits) in zip(cfg.members, members) for r, i in member_fits]}
 
 
 def evaluate(corpus: nab.Corpus, scores: dict) -> dict:
@@ -206,7 +209,8 @@ def main(argv=None) -> int:
                     "per_1000_rows": 1000 * (forecaster + scorer) / rows,
                     "forecaster_per_1000_rows": 1000 * forecaster / rows, "scorer_per_1000_rows": 1000 * scorer / rows},
         "settings": detector_config(lookback_mean, retrain="none" if args.device else args.retrain,
-                                    stride=args.stride if args.device else 1).to_dict()
+                                    stride=args.stride if args.device else 1,
+                                    one_step=not args.device).to_dict()
                     | {"train_rows": "nab.probation_rows(rows)"},
         "engine": ("int8 C++ engine, ofa_stream (ofa.anomaly.device): bit-exact with the firmware's anomaly mode"
                    if args.device else "PyTorch forecaster, Python scorer (ofa.anomaly.detector)"),

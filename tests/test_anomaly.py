@@ -75,6 +75,23 @@ def test_streaming_detector_matches_the_batched_path(clean_and_spiked):
     np.testing.assert_allclose(streamed, batched["scores"], atol=1e-6)
 
 
+def test_the_score_is_the_larger_of_the_two_members(clean_and_spiked):
+    """The default detector runs the forecaster and the same trained for horizon 1, each with its own scorer."""
+    cfg, _, _, _, b = clean_and_spiked
+    assert [m.horizon for m in cfg.members] == [4, 1] and [m["horizon"] for m in b["members"]] == [4, 1]
+    main, one_step = (m["scores"] for m in b["members"])
+    assert not np.array_equal(main, one_step)  # two different detectors ...
+    np.testing.assert_array_equal(b["scores"], np.maximum(main, one_step))  # ... and the row's score is the larger
+    single = score_series(series(), tiny_config(one_step=False))
+    assert len(single["members"]) == 1 and single["members"][0]["horizon"] == 4
+    np.testing.assert_array_equal(single["scores"], clean_and_spiked[3]["members"][0]["scores"])
+    # stride > 1 leaves rows without a one-step forecast: the main forecaster alone
+    assert [m.horizon for m in tiny_config(stride=2).members] == [4]
+    assert [m.horizon for m in DetectorConfig().members] == [8, 1]
+    with pytest.raises(OfaError, match="one_step must be true or false"):
+        tiny_config(one_step="yes").check()
+
+
 def test_stride_forecasts_cover_every_row():
     cfg = tiny_config(stride=4, retrain="none")
     x = series(300, seed=3)
@@ -208,8 +225,10 @@ def test_cli_writes_scores(tmp_path, capsys):
     s = frame["anomaly_score"].to_numpy()
     assert s.min() >= 0 and s.max() <= 1 and np.all(s[:200] == 0)
     assert int(np.argmax(s)) == 300
-    assert "trained on the first 200" in capsys.readouterr().out
+    assert "trained on the first 200 (horizons 8 and 1, 1 training each, lookback" in capsys.readouterr().out
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+    assert main(["detect", "--data", data, "--out", str(out), "--train-fraction", "0.5", "--quiet", "--single"]) == 0
+    assert "trained on the first 200 (horizon 8, 1 training, lookback" in capsys.readouterr().out
 
 
 def test_cli_refuses_bad_input_with_status_2(tmp_path, capsys):

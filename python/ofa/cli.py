@@ -345,6 +345,14 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def trained_members(r: dict) -> str:
+    """`ofa detect`'s forecasters in words: "horizons 8 and 1, 3 trainings each, lookback 64"."""
+    horizons, n = r["horizons"], len(r["fits"])
+    return (f"horizon{'s' if len(horizons) > 1 else ''} " + " and ".join(map(str, horizons))
+            + f", {n} training{'s' if n > 1 else ''}{' each' if len(horizons) > 1 else ''}, "
+            f"lookback {r['fits'][0][1]['seq_len']}")
+
+
 def cmd_detect(args) -> int:
     """Score every row of a series for anomalies, online, with a small forecaster (ofa.anomaly.detector)."""
     import torch
@@ -355,13 +363,12 @@ def cmd_detect(args) -> int:
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     r = detect_file(args.data, args.out, column=args.column, train_fraction=args.train_fraction,
                     strict=args.strict, retrain=args.retrain, stride=args.stride, log=log, export=args.export,
-                    model=args.model)
+                    model=args.model, one_step=not args.single)
     for note in r["notes"]:
         print(f"note: {note}", file=sys.stderr)
     scores = r["scores"][r["train_rows"]:]
     how = (f"scored by {args.model} in the {r['engine']} engine after its {r['train_rows']} training rows"
-           if args.model else f"trained on the first {r['train_rows']} ({len(r['fits'])} model(s), lookback "
-           f"{r['fits'][0][1]['seq_len']})")
+           if args.model else f"trained on the first {r['train_rows']} (" + trained_members(r) + ")")
     print(f"wrote {args.out}: {r['rows']} rows of {r['column']!r}; {how}; scored {len(scores)} rows, "
           f"max score {scores.max():.3f}, {int((scores >= 0.5).sum())} at 0.5 or more")
     if r["exported"]:
@@ -497,9 +504,13 @@ def parser() -> argparse.ArgumentParser:
                    "horizon, 8)")
     p.add_argument("--strict", action="store_true",
                    help="refuse timestamps that repeat or go back (accepted by default, with a note)")
+    p.add_argument("--single", action="store_true",
+                   help="run the main forecaster alone, as the firmware does (half the training; by default a "
+                        "second one, trained for the next row only, scores beside it and the larger score wins; "
+                        "--stride above 1 implies --single)")
     p.add_argument("--export", metavar="MODEL.ofa",
-                   help="also write the detector's first model (int8) and its stream settings, for --model and "
-                        "the firmware (tools/emit_header.py --anomaly)")
+                   help="also write the detector's first model (int8, the main forecaster's) and its stream "
+                        "settings, for --model and the firmware (tools/emit_header.py --anomaly)")
     p.add_argument("--model", metavar="MODEL.ofa",
                    help="score with a detector written by --export, in the C++ engine, as the firmware does "
                         "(no training, no retraining)")

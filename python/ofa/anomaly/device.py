@@ -3,17 +3,18 @@
     det = export_detector(values, "det-int8.ofa")          # train on the first train_rows, export int8
     scores = stream_scores("det-int8.ofa", values)           # the C++ engine + ofa_anomaly.h's stream
 
-`export_detector` trains the detector's first model exactly as `Detector` does (ofa.anomaly.forecaster, on
-rows 0..train_rows-1) and exports it, int8 by default (calibrated on those rows), with the stream's
-settings in the file's metadata under "anomaly": {"stride", "train_rows", "scorer": ScorerConfig's
-fields}. `stream_scores` pushes the samples one at a time through the C core's ofa_stream
-(csrc/ofa/ofa_anomaly.h): the same schedule as Detector with retrain "none" (the model is fixed; the
-firmware cannot retrain), in float32 samples and double arithmetic with the core's own exp/log/erfc, so a
-Cortex-M running the same file gives the same bits (tools/emit_header.py --anomaly; tests/test_firmware.py).
+`export_detector` trains the detector's first model (its first member's, DetectorConfig.members) exactly as
+`Detector` does (ofa.anomaly.forecaster, on rows 0..train_rows-1) and exports it, int8 by default (calibrated
+on those rows), with the stream's settings in the file's metadata under "anomaly": {"stride", "train_rows",
+"scorer": ScorerConfig's fields}. `stream_scores` pushes the samples one at a time through the C core's
+ofa_stream (csrc/ofa/ofa_anomaly.h): the same schedule as Detector with retrain "none" (the model is fixed;
+the firmware cannot retrain), in float32 samples and double arithmetic with the core's own exp/log/erfc, so
+a Cortex-M running the same file gives the same bits (tools/emit_header.py --anomaly; tests/test_firmware.py).
 
-What differs from `ofa detect` (Python, retrain "double" by default): no retraining, forecasts from the
-engine (int8: quantised), samples rounded to float32 and rings of float32 (scores agree with the Python
-scorer to about 1e-8 given the same forecasts: tests/test_anomaly_device.py).
+What differs from `ofa detect` (Python, retrain "double" by default): one member (no one-step forecaster
+beside it, which would double the device's forecasts and flash), no retraining, forecasts from the engine
+(int8: quantised), samples rounded to float32 and rings of float32 (scores agree with the Python scorer to
+about 1e-8 given the same forecasts: tests/test_anomaly_device.py).
 """
 from __future__ import annotations
 

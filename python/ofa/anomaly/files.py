@@ -91,10 +91,11 @@ def write_scores(path: str, timestamps, values: np.ndarray, scores: np.ndarray) 
 
 def detect_file(data: str, out: str, column: str | None = None, train_fraction: float | None = None,
                 strict: bool = False, retrain: str = "double", stride: int = 1, log=None,
-                export: str | None = None, model: str | None = None) -> dict:
+                export: str | None = None, model: str | None = None, one_step: bool = True) -> dict:
     """`ofa detect`: score every row of `data` and write `out`. The detector trains on the first rows (NAB's
     probationary period, min(floor(0.15 n), 750) rows, or floor(train_fraction n)) and scores the rest
-    online (ofa.anomaly.detector); the training rows score 0.
+    online (ofa.anomaly.detector); the training rows score 0. one_step: also run the one-step member
+    (DetectorConfig.one_step; stride 1 only).
 
     export: also write the detector's first model, int8, with its stream settings (ofa.anomaly.device), for
     the engine and the firmware. model: score with such a file instead, in the C++ engine, as the firmware
@@ -118,7 +119,7 @@ def detect_file(data: str, out: str, column: str | None = None, train_fraction: 
         raise OfaError(f"{data}: {n} rows leave {train_rows} training rows and {n - train_rows} to score")
     defaults = DetectorConfig()
     cfg = DetectorConfig(train_rows=train_rows, retrain=retrain, stride=stride,
-                         memory=max(defaults.memory, train_rows))
+                         memory=max(defaults.memory, train_rows), one_step=one_step)
     if export is not None and (not export or export.endswith("/")):
         raise OfaError(f"--export must name a file, got {export!r}")
     result = score_series(stream["values"], cfg, log=log)
@@ -129,7 +130,8 @@ def detect_file(data: str, out: str, column: str | None = None, train_fraction: 
 
         exported = export_detector(stream["values"], export, cfg, log=log)
     return {"rows": n, "train_rows": train_rows, "column": stream["column"], "notes": stream["notes"],
-            "fits": result["fits"], "scores": result["scores"], "config": cfg.to_dict(), "exported": exported}
+            "fits": result["fits"], "horizons": [m["horizon"] for m in result["members"]], "scores": result["scores"],
+            "config": cfg.to_dict(), "exported": exported}
 
 
 def _detect_with_model(stream: dict, data: str, out: str, model_path: str) -> dict:
@@ -145,5 +147,5 @@ def _detect_with_model(stream: dict, data: str, out: str, model_path: str) -> di
     scores = stream_scores(model, stream["values"])
     write_scores(out, stream["timestamps"], stream["values"], scores)
     return {"rows": n, "train_rows": settings["train_rows"], "column": stream["column"], "notes": stream["notes"],
-            "fits": [(settings["train_rows"], {"seq_len": model.seq_len})], "scores": scores,
-            "config": settings, "exported": None, "engine": model.scheme}
+            "fits": [(settings["train_rows"], {"seq_len": model.seq_len})], "horizons": [model.horizon],
+            "scores": scores, "config": settings, "exported": None, "engine": model.scheme}
