@@ -19,13 +19,14 @@ filter fixed at their defaults), and "robust" (the search, but a setting's score
 two halves of its per-half NAB score, so it must do well on both); and ensembles, "<search>, mean of top K":
 the K best settings of a search, their scores averaged row by row.
 
-    python bench/anomaly_selection.py --members       # two-member detectors (caches -h1, -seed1; ~10 min each)
+    python bench/anomaly_selection.py --members       # detectors of several members (caches -h1, -seed1, ...)
 
---members compares detectors whose score is the larger of two members' (a forecaster and its own scorer, the
+--members compares detectors whose score is the larger of their members' (a forecaster and its own scorer, the
 scorer's defaults): the default forecaster, the same with seed 1, and the same trained for horizon 1, alone and
 in pairs, on the tuning half's folds; the best pair with the default forecaster is then scored once on the
-held-out half. That is how DetectorConfig.one_step was chosen. The procedures above score the default
-forecaster alone, as when they were run.
+held-out half. That is how DetectorConfig.one_step was chosen. A second round (horizons 4 and 32, in pairs and
+triples) ran on the tuning half only and would replace the choice only if better on both folds. The procedures
+above score the default forecaster alone, as when they were run.
 Writes bench/results/anomaly_selection.json.
 """
 from __future__ import annotations
@@ -165,42 +166,58 @@ def compare_variants(args, corpus, tune: list[str], log) -> list[dict]:
     return rows
 
 
-# --members: the detector as the larger score of two members, each a forecaster with its own scorer (defaults).
-# The pairs are compared on the tuning half's two folds; a second seed of the default forecaster tells horizon
-# diversity from a second draw of the same model. Then the chosen pair is scored once on the held-out half.
-MEMBERS = (("default", ""), ("seed 1", "seed1"), ("horizon 1", "h1"))
-PAIRS = (("default", "seed 1"), ("default", "horizon 1"), ("seed 1", "horizon 1"))
-OVERRIDES = {"": ({}, {}), "seed1": ({}, {"seed": 1}), "h1": ({}, {"horizon": 1})}
+# --members: the detector as the larger score of several members, each a forecaster with its own scorer
+# (defaults), compared on the tuning half's two folds. Round 1: a second seed of the default forecaster tells
+# horizon diversity from a second draw of the same model; the best pair with the default forecaster is then
+# scored once on the held-out half. Round 2, on the tuning half only: other horizons, which replace the round-1
+# choice only if they beat it on both folds (none did; the held-out half was not scored again).
+MEMBERS = (("default", ""), ("seed 1", "seed1"), ("horizon 1", "h1"), ("horizon 4", "h4"), ("horizon 32", "h32"))
+ROUND_1 = (("default",), ("seed 1",), ("horizon 1",),
+           ("default", "seed 1"), ("default", "horizon 1"), ("seed 1", "horizon 1"))
+ROUND_2 = (("horizon 4",), ("horizon 32",), ("horizon 4", "horizon 1"), ("horizon 32", "horizon 1"),
+           ("default", "horizon 32"), ("default", "horizon 1", "horizon 4"), ("default", "horizon 1", "horizon 32"))
+OVERRIDES = {"": ({}, {}), "seed1": ({}, {"seed": 1}), "h1": ({}, {"horizon": 1}), "h4": ({}, {"horizon": 4}),
+             "h32": ({}, {"horizon": 32})}
 
 
 def compare_members(args, corpus, tune: list[str], holdout: list[str], log) -> dict:
     folds = [tune[0::2], tune[1::2]]
     names = sorted(corpus.files)
     values = {n: read_values(args.nab, n) for n in names}
-    scores = {}
-    for label, suffix in MEMBERS:
-        want = names if suffix in ("", "h1") else tune  # the held-out half only for the pair that may be chosen
+    suffixes = dict(MEMBERS)
+
+    def member_scores(label: str, want: list[str]) -> dict:
+        suffix = suffixes[label]
         fc = forecasts(args.nab, want, args.cache + (f"-{suffix}" if suffix else ""), log, OVERRIDES[suffix])
-        scores[label] = Scorer(corpus, values, fc).scores(ScorerConfig(), want)
+        return Scorer(corpus, values, fc).scores(ScorerConfig(), want)
+
+    scores = {label: member_scores(label, tune) for label, _ in MEMBERS}
 
     def nab_of(parts, names_):
         combined = {n: np.max([scores[p][n] for p in parts], axis=0) for n in names_}
         return nab.optimize_threshold(sub_corpus(corpus, names_), combined, "standard")[1]
 
     rows = []
-    for parts in [(m,) for m, _ in MEMBERS] + list(PAIRS):
-        rows.append({"members": list(parts), "folds": [nab_of(parts, f) for f in folds], "tune": nab_of(parts, tune)})
-        print(f"{' + '.join(parts):22s} folds " + ", ".join(f"{v:.1f}" for v in rows[-1]["folds"])
-              + f"   tuning half {rows[-1]['tune']:.1f}")
-    # the rule, fixed before the held-out half was scored: of the pairs with the default forecaster (the one
-    # the detector trains anyway), the best on the tuning half
-    chosen = max((r for r in rows if len(r["members"]) == 2 and "default" in r["members"]), key=lambda r: r["tune"])
+    for round_, sets in ((1, ROUND_1), (2, ROUND_2)):
+        for parts in sets:
+            rows.append({"round": round_, "members": list(parts), "folds": [nab_of(parts, f) for f in folds],
+                         "tune": nab_of(parts, tune)})
+            print(f"round {round_}: {' + '.join(parts):36s} folds " + ", ".join(f"{v:.1f}" for v in rows[-1]["folds"])
+                  + f"   tuning half {rows[-1]['tune']:.1f}")
+    # the rule, fixed before the held-out half was scored: of round 1's pairs with the default forecaster (the
+    # one the detector trains anyway), the best on the tuning half; round 2 replaces it only if better on both folds
+    chosen = max((r for r in rows if r["round"] == 1 and len(r["members"]) == 2 and "default" in r["members"]),
+                 key=lambda r: r["tune"])
+    better = [r["members"] for r in rows if r["round"] == 2 and all(a > b for a, b in zip(r["folds"], chosen["folds"]))]
+    print(f"round 2 sets better on both folds than {' + '.join(chosen['members'])}: {better or 'none'}")
+    for label in {"default", *chosen["members"]}:
+        scores[label] |= member_scores(label, holdout)
     once = {"members": chosen["members"], "holdout": nab_of(chosen["members"], holdout),
             "all": nab_of(chosen["members"], names), "default_holdout": nab_of(("default",), holdout),
             "default_all": nab_of(("default",), names)}
     print(f"{' + '.join(chosen['members'])}: held-out half {once['holdout']:.1f} "
           f"(default alone {once['default_holdout']:.1f}), all 58 {once['all']:.1f} ({once['default_all']:.1f})")
-    return {"tuning_half": rows, "held_out_once": once}
+    return {"tuning_half": rows, "round_2_better_on_both_folds": better, "held_out_once": once}
 
 
 def main(argv=None) -> int:
