@@ -330,13 +330,13 @@ class Detector:
         return float(m.forecast[t - m.origin])
 
     def _train(self) -> None:
-        seen = min(self.rows, self.cfg.memory)
+        recent = self._recent(min(self.rows, self.cfg.memory))  # every member trains on the same rows
         first = self.model is None
+        history = self._recent(self.rows) if first else None
         for m in self.members:
-            m.model = self.fit(self._recent(seen), m.forecaster)
+            m.model = self.fit(recent, m.forecaster)
             m.forecast = None
             if first:  # warm the scorer up on the training rows, with the new model's in-sample forecasts
-                history = self._recent(self.rows)
                 f = forecasts(m.model, history, m.model.seq_len, self.rows, self.cfg.stride)
                 for t in range(self.rows):
                     if t < m.model.seq_len:
