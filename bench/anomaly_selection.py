@@ -193,17 +193,23 @@ def compare_members(args, corpus, tune: list[str], holdout: list[str], log) -> d
 
     scores = {label: member_scores(label, tune) for label, _ in MEMBERS}
 
-    def nab_of(parts, names_):
-        combined = {n: np.max([scores[p][n] for p in parts], axis=0) for n in names_}
-        return nab.optimize_threshold(sub_corpus(corpus, names_), combined, "standard")[1]
+    def combined(parts, names_):
+        return {n: np.max([scores[p][n] for p in parts], axis=0) for n in names_}
 
+    def nab_of(parts, names_):
+        return nab.optimize_threshold(sub_corpus(corpus, names_), combined(parts, names_), "standard")[1]
+
+    tune_corpus = sub_corpus(corpus, tune)
     rows = []
     for round_, sets in ((1, ROUND_1), (2, ROUND_2)):
         for parts in sets:
+            threshold, inside = nab.optimize_threshold(tune_corpus, combined(parts, tune), "standard")
+            counts = nab.detection_counts(tune_corpus, combined(parts, tune), threshold)
             rows.append({"round": round_, "members": list(parts), "folds": [nab_of(parts, f) for f in folds],
-                         "tune": nab_of(parts, tune)})
+                         "tune": inside, "tune_threshold": threshold, "tune_counts": counts})
             print(f"round {round_}: {' + '.join(parts):36s} folds " + ", ".join(f"{v:.1f}" for v in rows[-1]["folds"])
-                  + f"   tuning half {rows[-1]['tune']:.1f}")
+                  + f"   tuning half {inside:.1f} (windows {counts['detected']}/{counts['windows']}, "
+                  f"false positives {counts['false_positives']})")
     # the rule, fixed before the held-out half was scored: of round 1's pairs with the default forecaster (the
     # one the detector trains anyway), the best on the tuning half; round 2 replaces it only if better on both folds
     chosen = max((r for r in rows if r["round"] == 1 and len(r["members"]) == 2 and "default" in r["members"]),

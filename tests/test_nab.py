@@ -13,6 +13,7 @@ from conftest import SHARED_DATA
 
 from ofa.anomaly import (
     build_corpus,
+    detection_counts,
     file_scores,
     load_corpus,
     normalized_score,
@@ -135,6 +136,10 @@ def test_two_windows_two_files_and_one_row_window():
     raw = score(corpus, s, "standard", 1.0)
     assert raw == pytest.approx(expected_a + expected_b, abs=1e-12)
     assert normalized_score(corpus, s, "standard", 1.0) == pytest.approx(100 * (raw + 3) / 6)
+    assert detection_counts(corpus, s, 1.0) == {"windows": 3, "detected": 1, "false_positives": 3}
+    s["a.csv"][[11, 31, 2]] = 1  # a second row in window 1, window 2 hit, a probationary row (not scored)
+    assert detection_counts(corpus, s, 1.0) == {"windows": 3, "detected": 2, "false_positives": 3}
+    assert detection_counts(corpus, s, 1.01) == {"windows": 3, "detected": 0, "false_positives": 0}
 
 
 def test_gaps_in_time_are_rows():

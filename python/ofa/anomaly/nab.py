@@ -254,6 +254,17 @@ def normalized_score(corpus: Corpus, scores: Mapping[str, np.ndarray], profile: 
     return _normalize(corpus, corpus.profile(profile), score(corpus, scores, profile, threshold))
 
 
+def detection_counts(corpus: Corpus, scores: Mapping[str, np.ndarray], threshold: float) -> dict[str, int]:
+    """What a threshold detects, in counts: the scored windows, those with a detection, and the false
+    positives (scored rows at or above the threshold outside every window)."""
+    g = corpus._geometry
+    detected = _gather(corpus, scores) >= threshold
+    hit = np.zeros(len(g.window_scored), dtype=bool)
+    hit[g.window[detected & (g.window >= 0)]] = True
+    return {"windows": int(np.count_nonzero(g.window_scored)), "detected": int(np.count_nonzero(hit)),
+            "false_positives": int(np.count_nonzero(detected & (g.window < 0)))}
+
+
 def sweep(corpus: Corpus, scores: Mapping[str, np.ndarray], profile: str) -> tuple[np.ndarray, np.ndarray]:
     """The raw corpus score at every threshold that changes it: (thresholds, raw scores).
 
